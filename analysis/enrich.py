@@ -1,0 +1,221 @@
+"""Carrier, province and city of Chinese mobiles from their number prefix.
+
+A Chinese mobile's carrier and home region are fixed by its first seven digits (the
+original allocation). Number portability (携号转网, since 2019-12) means the live carrier
+can differ: *carrier by prefix is the allocating carrier*, and a carrier column in the
+export always wins over it.
+
+Each distinct 7-digit prefix is classified once with ``phonenumbers`` and kept in an
+on-disk table (``$SMS_LEDGER_CACHE`` or ``~/.cache/sms-ledger``), so a million numbers
+map back with one vectorised lookup. Corrections to ``phonenumbers`` (REFERENCE.md):
+
+* virtual operators (170x, 171, 162, 165, 167) are labelled ``Virtual (<host>)`` --
+  phonenumbers names only the host network;
+* 1349 is the satellite service (no home region);
+* where phonenumbers only says "China", or is known to be wrong (every 173 number
+  geocodes to Beijing), the province and city are left unknown, never guessed.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from functools import lru_cache
+from pathlib import Path
+
+import pandas as pd
+import phonenumbers
+from phonenumbers import carrier as pn_carrier
+from phonenumbers import geocoder
+
+from .schema import STRING
+
+#: English province name -> Chinese short name (the display label).
+PROVINCES = {
+    "Beijing": "北京", "Tianjin": "天津", "Hebei": "河北", "Shanxi": "山西",
+    "Inner Mongolia": "内蒙古", "Liaoning": "辽宁", "Jilin": "吉林", "Heilongjiang": "黑龙江",
+    "Shanghai": "上海", "Jiangsu": "江苏", "Zhejiang": "浙江", "Anhui": "安徽",
+    "Fujian": "福建", "Jiangxi": "江西", "Shandong": "山东", "Henan": "河南",
+    "Hubei": "湖北", "Hunan": "湖南", "Guangdong": "广东", "Guangxi": "广西",
+    "Hainan": "海南", "Chongqing": "重庆", "Sichuan": "四川", "Guizhou": "贵州",
+    "Yunnan": "云南", "Tibet": "西藏", "Shaanxi": "陕西", "Gansu": "甘肃",
+    "Qinghai": "青海", "Ningxia": "宁夏", "Xinjiang": "新疆",
+    "Hong Kong": "香港", "Macau": "澳门", "Taiwan": "台湾",
+}
+
+CARRIERS = {
+    "China Mobile": "中国移动",
+    "China Unicom": "中国联通",
+    "China Telecom": "中国电信",
+    "China Broadnet": "中国广电",
+    "Virtual (China Mobile)": "虚拟运营商(移动)",
+    "Virtual (China Unicom)": "虚拟运营商(联通)",
+    "Virtual (China Telecom)": "虚拟运营商(电信)",
+    "Satellite": "卫星电话",
+}
+
+#: Virtual-operator prefixes and their host network (REFERENCE.md).
+VIRTUAL_PREFIXES = {
+    **dict.fromkeys(["1700", "1701", "1702", "162"], "China Telecom"),
+    **dict.fromkeys(["1703", "1705", "1706", "165"], "China Mobile"),
+    **dict.fromkeys(["1704", "1707", "1708", "1709", "171", "167"], "China Unicom"),
+}
+
+#: Prefixes whose phonenumbers geocoding is known to be wrong.
+UNRELIABLE_REGION_PREFIXES = ("173",)
+
+_CARRIER_ALIASES = {
+    **{zh: en for en, zh in CARRIERS.items()},
+    "移动": "China Mobile", "中国移动": "China Mobile", "cmcc": "China Mobile", "mobile": "China Mobile",
+    "联通": "China Unicom", "中国联通": "China Unicom", "cucc": "China Unicom", "unicom": "China Unicom",
+    "电信": "China Telecom", "中国电信": "China Telecom", "ctcc": "China Telecom", "telecom": "China Telecom",
+    "广电": "China Broadnet", "中国广电": "China Broadnet", "cbn": "China Broadnet",
+    "虚拟运营商": "Virtual", "virtual": "Virtual",
+}
+
+_PROVINCE_SUFFIXES = r"(省|市|壮族自治区|回族自治区|维吾尔自治区|自治区|特别行政区)$"
+
+
+def cache_dir() -> Path:
+    """Folder of the prefix table cache (``$SMS_LEDGER_CACHE`` or ``~/.cache/sms-ledger``)."""
+    root = os.environ.get("SMS_LEDGER_CACHE") or Path.home() / ".cache" / "sms-ledger"
+    return Path(root)
+
+
+def _classify(prefix: str) -> tuple[str | None, str | None, str | None, str | None]:
+    """(carrier, province, city, city_zh) of one 7-digit prefix."""
+    number = phonenumbers.parse(prefix + "0000", "CN")
+    if not phonenumbers.is_valid_number(number):
+        return None, None, None, None
+    host = pn_carrier.name_for_number(number, "en") or None
+    virtual = next((h for p, h in VIRTUAL_PREFIXES.items() if prefix.startswith(p)), None)
+    if virtual:
+        name = f"Virtual ({virtual})"
+    elif prefix.startswith("1349"):
+        name = "Satellite"
+    else:
+        name = host
+    if virtual or name == "Satellite" or prefix.startswith(UNRELIABLE_REGION_PREFIXES):
+        return name, None, None, None
+    en = geocoder.description_for_number(number, "en")
+    zh = geocoder.description_for_number(number, "zh")
+    parts = [p.strip() for p in en.split(",")]
+    province = parts[-1] if parts and parts[-1] in PROVINCES else None
+    if province is None:
+        return name, None, None, None
+    city = parts[0] if len(parts) > 1 else province
+    city_zh = zh.removeprefix(PROVINCES[province])
+    city_zh = re.sub(r"^(省|市|壮族自治区|回族自治区|维吾尔自治区|自治区)", "", city_zh)
+    return name, province, city, (city_zh or PROVINCES[province])
+
+
+def _cache_file() -> Path:
+    return cache_dir() / f"cn-prefixes-{phonenumbers.__version__}.parquet"
+
+
+@lru_cache(maxsize=1)
+def _loaded_table() -> dict:
+    path = _cache_file()
+    if path.exists():
+        try:
+            frame = pd.read_parquet(path)
+            return {"frame": frame.set_index("prefix")}
+        except Exception:  # a corrupt cache is rebuilt, never trusted
+            pass
+    cols = ["carrier", "province", "city", "city_zh"]
+    return {"frame": pd.DataFrame(columns=cols, index=pd.Index([], name="prefix", dtype=object))}
+
+
+def prefix_table(prefixes=None) -> pd.DataFrame:
+    """Carrier, province, city (and Chinese city name) per 7-digit prefix.
+
+    Parameters
+    ----------
+    prefixes : iterable of str, optional
+        Prefixes needed; those not yet in the cache are classified and added. Default:
+        every prefix 1300000-1999999 (about 30 s the first time).
+
+    Returns
+    -------
+    DataFrame indexed by ``prefix`` with columns ``carrier``, ``province``, ``city``,
+    ``city_zh`` (missing where unknown).
+    """
+    if prefixes is None:
+        prefixes = [str(p) for p in range(1300000, 2000000)]
+    state = _loaded_table()
+    table = state["frame"]
+    wanted = pd.Index(pd.unique(pd.Series(list(prefixes), dtype=object)))
+    missing = wanted.difference(table.index)
+    if len(missing):
+        rows = [_classify(p) for p in missing]
+        new = pd.DataFrame(rows, index=pd.Index(missing, name="prefix"), columns=table.columns)
+        table = pd.concat([table, new]) if len(table) else new
+        state["frame"] = table
+        _save(table)
+    return table.loc[wanted]
+
+
+def _save(table: pd.DataFrame) -> None:
+    path = _cache_file()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        table.astype(object).reset_index().to_parquet(tmp, index=False)
+        tmp.replace(path)
+    except OSError:  # a read-only home only costs speed
+        pass
+
+
+def normalize_carriers(raw: pd.Series) -> pd.Series:
+    """Carrier names as exported (移动, CMCC, 中国联通 …) to the canonical English names.
+
+    Unrecognised names (foreign networks) are kept as written.
+    """
+    s = raw.astype(STRING).str.strip()
+    key = s.str.lower()
+    mapped = key.map({k.lower(): v for k, v in _CARRIER_ALIASES.items()})
+    return mapped.fillna(s).astype(object).where(s.notna())
+
+
+def normalize_provinces(raw: pd.Series) -> pd.Series:
+    """Province names (广东, 广东省, 广西壮族自治区, Guangdong) to the English names.
+
+    Unrecognised names are kept as written.
+    """
+    s = raw.astype(STRING).str.strip()
+    short = s.str.replace(_PROVINCE_SUFFIXES, "", regex=True)
+    by_zh = {zh: en for en, zh in PROVINCES.items()}
+    by_en = {en.lower(): en for en in PROVINCES}
+    mapped = short.map(by_zh).fillna(s.str.lower().map(by_en))
+    return mapped.fillna(s).astype(object).where(s.notna())
+
+
+def enrich(log: pd.DataFrame) -> pd.DataFrame:
+    """Fill ``carrier``, ``province`` and ``city`` of Chinese mobiles from the prefix.
+
+    Values already present (from the export) win; only missing ones are filled.
+
+    Returns
+    -------
+    DataFrame
+        A copy of ``log`` with those three columns filled where the prefix tells.
+    """
+    phone = log["phone"].astype(STRING)
+    prefix = phone.str.extract(r"^\+86(1[3-9]\d{5})\d{4}$", expand=False)
+    out = log.copy()
+    known = prefix.dropna()
+    if known.empty:
+        return out
+    table = prefix_table(known.unique())
+    looked = table.reindex(prefix.to_numpy())
+    looked.index = log.index
+    for col in ["carrier", "province", "city"]:
+        current = out[col].astype(object) if col in out else pd.Series(pd.NA, index=log.index, dtype=object)
+        out[col] = current.where(current.notna(), looked[col].astype(object))
+    return out
+
+
+def city_labels() -> dict[str, str]:
+    """English -> Chinese city names of every prefix classified so far."""
+    table = _loaded_table()["frame"].dropna(subset=["city"])
+    return dict(zip(table["city"], table["city_zh"], strict=True))

@@ -1,0 +1,285 @@
+"""Vectorised normalisation: phones, timestamps, segments, categories, resend attempts.
+
+Each parser returns the parsed values *and* a reason for every value it could not
+parse, so the loader can reject those rows with a message instead of guessing.
+"""
+
+from __future__ import annotations
+
+import re
+import numpy as np
+import pandas as pd
+import phonenumbers
+
+from .schema import STRING
+
+# --- phones -----------------------------------------------------------------------------
+
+_CN_MOBILE = r"1[3-9]\d{9}"
+_SCI = r"[0-9.]+[eE][+-]?\d+"
+
+
+def normalize_phones(raw: pd.Series, *, default_plus: bool = False) -> tuple[pd.Series, pd.Series]:
+    """Phone numbers to E.164 (``+8613800138000``).
+
+    Accepts 11-digit Chinese mobiles, ``+86`` / ``0086`` / ``86`` prefixes, international
+    numbers with ``+`` or ``00``, separators (spaces, dashes, dots, brackets) and the
+    ``.0`` a spreadsheet adds to a number. Masked numbers (``138****0000``) stay masked
+    (``+86138****0000``). A number in scientific notation (``1.38001E+10``, what Excel
+    shows for a long number) has lost digits and is rejected, never guessed.
+
+    Parameters
+    ----------
+    raw : Series of str
+    default_plus : bool
+        Treat bare digit strings that are not Chinese mobiles as international numbers
+        without their ``+`` (Vonage's ``msisdn``, Twilio exports).
+
+    Returns
+    -------
+    (phone, reason) : Series of str
+        ``phone`` is E.164 (missing where rejected); ``reason`` is missing where parsed.
+    """
+    s = raw.astype(STRING).str.strip()
+    sci = s.str.fullmatch(_SCI).fillna(False)
+    s = s.str.replace(r"\.0+$", "", regex=True).str.replace(r"[\s\-().]", "", regex=True)
+    s = s.str.replace(r"^00", "+", regex=True)
+    masked = s.str.contains(r"\*", regex=True).fillna(False)
+    digits_masked = s.str.replace(r"^\+?(86)?(?=1[3-9][0-9*]{9}$)", "", regex=True)
+    out = pd.Series(pd.NA, index=s.index, dtype=STRING)
+    # Chinese mobiles with or without a country code
+    cn = s.str.fullmatch(rf"(\+?86)?{_CN_MOBILE}").fillna(False) & ~masked
+    out[cn] = "+86" + s[cn].str.slice(-11)
+    cn_masked = masked & digits_masked.str.fullmatch(r"1[3-9][0-9*]{9}").fillna(False)
+    out[cn_masked] = "+86" + digits_masked[cn_masked]
+    rest = ~cn & ~cn_masked & s.notna() & ~sci
+    intl = rest & s.str.fullmatch(r"\+\d{7,15}").fillna(False)
+    if default_plus:
+        bare = rest & ~intl & s.str.fullmatch(r"\d{8,15}").fillna(False)
+        s = s.where(~bare, "+" + s)
+        intl = intl | bare
+    out[intl] = s[intl]
+    # international numbers: check each distinct value once with phonenumbers
+    if intl.any():
+        uniq = out[intl].dropna().unique()
+        ok = {v: _possible(v) for v in uniq}
+        bad_intl = intl & ~out.map(ok).fillna(False).astype(bool)
+        out[bad_intl] = pd.NA
+    reason = pd.Series(pd.NA, index=s.index, dtype=object)
+    reason[s.isna()] = "missing phone"
+    reason[sci] = "precision lost: phone in scientific notation"
+    reason[out.isna() & reason.isna()] = "invalid phone number: " + raw[out.isna() & reason.isna()].astype(str)
+    return out, reason
+
+
+def _possible(e164: str) -> bool:
+    try:
+        return phonenumbers.is_possible_number(phonenumbers.parse(e164, None))
+    except phonenumbers.NumberParseException:
+        return False
+
+
+def country_of(phone: pd.Series) -> pd.Series:
+    """ISO country code of E.164 numbers (``CN`` for ``+86``), looked up once per code."""
+    cc = phone.str.extract(r"^\+(86|1|7|\d{2,3})", expand=False)
+    out = pd.Series("CN", index=phone.index, dtype=object).where(cc == "86")
+    other = phone[(cc != "86") & phone.notna()]
+    if len(other):
+        uniq = other.dropna().unique()
+        region = {}
+        for v in uniq:
+            try:
+                region[v] = phonenumbers.region_code_for_number(phonenumbers.parse(v.replace("*", "0"), None))
+            except phonenumbers.NumberParseException:
+                region[v] = None
+        out[other.index] = other.map(region)
+    return out
+
+
+def mask_phones(phone: pd.Series) -> pd.Series:
+    """Mask numbers for display: ``+8613800138000`` -> ``138****8000``.
+
+    Chinese mobiles show the first three and last four digits; other numbers keep the
+    first two digits and the last four (``+44******0123``).
+    """
+    s = phone.astype(STRING)
+    cn = s.str.startswith("+86").fillna(False)
+    local = s.str.slice(3)
+    masked_cn = local.str.slice(0, 3) + "****" + local.str.slice(-4)
+    masked_other = s.str.replace(
+        r"^(\+\d\d)(\d+)(\d{4})$", lambda m: m[1] + "*" * len(m[2]) + m[3], regex=True
+    )
+    return masked_cn.where(cn, masked_other).astype(STRING)
+
+
+# --- timestamps ---------------------------------------------------------------------------
+
+_OFFSET = r"(?:Z|[+-]\d{2}:?\d{2}|\s?UTC|\s?GMT)$"
+
+
+def parse_times(
+    raw: pd.Series,
+    *,
+    tz: str,
+    source_tz: str | None = None,
+    form: str = "text",
+) -> tuple[pd.Series, pd.Series]:
+    """Parse timestamps of any vendor form to tz-aware times in ``tz``.
+
+    Parameters
+    ----------
+    raw : Series
+    tz : str
+        Time zone of the result.
+    source_tz : str, optional
+        Zone of naive timestamps in the source (``"UTC"`` for Twilio, SNS, Vonage);
+        defaults to ``tz``. Timestamps that carry an offset use it.
+    form : {"text", "unix", "yymmddhhmm"}
+        ``unix``: seconds since the epoch; ``yymmddhhmm``: the SMPP / Vonage ``scts``
+        form with 10 or 12 digits.
+
+    Returns
+    -------
+    (times, reason) : the times (``NaT`` where missing or rejected) and a reason where
+        a present value could not be parsed.
+    """
+    source_tz = source_tz or tz
+    if isinstance(raw.dtype, pd.DatetimeTZDtype):
+        return raw.dt.tz_convert(tz).astype(pd.DatetimeTZDtype("ms", tz)), pd.Series(pd.NA, index=raw.index, dtype=object)
+    if pd.api.types.is_datetime64_dtype(raw.dtype):
+        t = raw.dt.tz_localize(source_tz, ambiguous="NaT", nonexistent="NaT")
+        return t.dt.tz_convert(tz).astype(pd.DatetimeTZDtype("ms", tz)), pd.Series(pd.NA, index=raw.index, dtype=object)
+    s = raw.astype(STRING).str.strip()
+    s = s.mask(s == "")
+    if form == "unix":
+        num = pd.to_numeric(s, errors="coerce")
+        t = pd.to_datetime(num, unit="s", utc=True, errors="coerce")
+    elif form == "yymmddhhmm":
+        ok = s.str.fullmatch(r"\d{10}(\d{2})?").fillna(False)
+        padded = s.where(s.str.len() == 12, s + "00").where(ok)
+        t = pd.to_datetime(padded, format="%y%m%d%H%M%S", errors="coerce")
+        t = t.dt.tz_localize(source_tz, ambiguous="NaT", nonexistent="NaT")
+    else:
+        has_offset = s.str.contains(_OFFSET, regex=True).fillna(False)
+        t = pd.Series(pd.NaT, index=s.index, dtype="datetime64[ms, UTC]")
+        if has_offset.any():
+            part = s[has_offset].str.replace(r"\s?(UTC|GMT)$", "+00:00", regex=True)
+            t[has_offset] = _to_datetime(part, utc=True)
+        naive = ~has_offset & s.notna()
+        if naive.any():
+            local = _to_datetime(s[naive], utc=False)
+            local = local.dt.tz_localize(source_tz, ambiguous="NaT", nonexistent="NaT")
+            t[naive] = local.dt.tz_convert("UTC")
+    t = t.dt.tz_convert(tz).astype(pd.DatetimeTZDtype("ms", tz))
+    reason = pd.Series(pd.NA, index=s.index, dtype=object)
+    bad = t.isna() & s.notna()
+    reason[bad] = "unreadable time: " + s[bad].astype(str)
+    return t, reason
+
+
+def _to_datetime(s: pd.Series, *, utc: bool) -> pd.Series:
+    """ISO 8601 fast path, then pandas' mixed-format parser for the leftovers."""
+    t = pd.to_datetime(s, format="ISO8601", utc=utc, errors="coerce")
+    left = t.isna() & s.notna()
+    if left.any():
+        t[left] = pd.to_datetime(s[left], format="mixed", utc=utc, errors="coerce")
+    return t
+
+
+# --- segments -------------------------------------------------------------------------------
+
+_GSM7 = (
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞ\x1bÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
+    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
+)
+_GSM7_EXT = "|^€{}[]~\\"
+
+
+def count_segments(content: pd.Series) -> pd.Series:
+    """Billed parts of each text (signature 【…】 included, as written in ``content``).
+
+    GSM-7 text: 160 characters in one part, 153 per part above (``| ^ € { } [ ] ~ \\``
+    count 2). Any other character makes the text UCS-2: 70 in one part, 67 per part
+    above -- the Chinese domestic rule (68 -> 1, 134 -> 2, 135 -> 3, 160 -> 3).
+
+    Returns
+    -------
+    Series of Int16, missing where ``content`` is missing.
+    """
+    s = content.astype(STRING)
+    gsm_class = "[" + "".join(map(re.escape, _GSM7 + _GSM7_EXT)) + "]*"
+    is_gsm = s.str.fullmatch(gsm_class).fillna(False).to_numpy(dtype=bool)
+    ext = s.str.count("[" + "".join(map(re.escape, _GSM7_EXT)) + "]").fillna(0).to_numpy()
+    n = s.str.len().to_numpy(dtype="float64", na_value=np.nan)
+    n_gsm = n + ext
+    seg = np.where(
+        is_gsm,
+        np.where(n_gsm <= 160, 1, np.ceil(n_gsm / 153)),
+        np.where(n <= 70, 1, np.ceil(n / 67)),
+    )
+    return pd.Series(seg, index=content.index).astype("Int16").where(s.notna())
+
+
+# --- categories -------------------------------------------------------------------------------
+
+_VERIFY = r"验证码|驗證碼|校验码|校驗碼|动态码|動態碼|verification code|\bcode\b|\bOTP\b"
+_MARKETING = r"退订|退訂|拒收请回复|拒收請回覆|回T|回TD|\bSTOP\b|unsubscribe"
+
+
+def infer_categories(content: pd.Series) -> pd.Series:
+    """Message category from wording when the export does not give one.
+
+    ``verification`` when the text mentions a code (验证码, OTP …); ``marketing`` when it
+    carries an unsubscribe instruction (回T退订, 拒收请回复R, STOP …), which Chinese
+    rules require on every commercial message; otherwise ``notification``.
+    """
+    s = content.astype(STRING)
+    verify = s.str.contains(_VERIFY, case=False, regex=True).fillna(False)
+    market = s.str.contains(_MARKETING, case=False, regex=True).fillna(False)
+    out = pd.Series("notification", index=s.index, dtype=object)
+    out[market] = "marketing"
+    out[verify] = "verification"
+    return out.where(s.notna())
+
+
+# --- resend attempts ----------------------------------------------------------------------------
+
+
+def infer_attempts(log: pd.DataFrame, *, window: str | pd.Timedelta = "30min") -> pd.Series:
+    """Attempt number of each message: 1 = original, 2+ = resend.
+
+    Where ``attempt`` is given it is kept. Elsewhere a message is a resend when the
+    previous message to the same phone with the same template (the content when there
+    is no template) through the same vendor was not delivered and was submitted at most
+    ``window`` earlier. Chains count up: original 1, resend 2, resend of that 3.
+
+    Returns
+    -------
+    Series of Int16 aligned with ``log``.
+    """
+    window = pd.Timedelta(window)
+    given = log["attempt"].astype("Int16") if "attempt" in log else pd.Series(pd.NA, index=log.index, dtype="Int16")
+    key_tpl = log["template_id"].astype(STRING).fillna(log["content"].astype(STRING))
+    frame = pd.DataFrame(
+        {
+            "vendor": log["vendor"].astype(STRING),
+            "phone": log["phone"].astype(STRING),
+            "tpl": key_tpl,
+            "t": log["submit_time"],
+            "ok": log["status"].astype(object).eq("delivered").to_numpy(dtype=bool),
+        },
+        index=log.index,
+    ).sort_values(["vendor", "phone", "tpl", "t"], kind="stable")
+    v, p, k = (frame[c].to_numpy(dtype=object, na_value=None) for c in ["vendor", "phone", "tpl"])
+    t = frame["t"].to_numpy(dtype="datetime64[ms]")
+    ok = frame["ok"].to_numpy(dtype=bool)
+    resend = np.zeros(len(frame), dtype=bool)
+    if len(frame) > 1:
+        same = (v[1:] == v[:-1]) & (p[1:] == p[:-1]) & (k[1:] == k[:-1])
+        gap = t[1:] - t[:-1]
+        close = ~np.isnat(gap) & (gap <= window.to_timedelta64())
+        resend[1:] = same & ~ok[:-1] & close & (k[1:] != None) & (p[1:] != None)  # noqa: E711
+    chain = np.cumsum(~resend)
+    inferred = pd.Series(pd.Series(chain).groupby(chain).cumcount().to_numpy() + 1, index=frame.index)
+    inferred = inferred.reindex(log.index).astype("Int16")
+    return given.fillna(inferred)

@@ -1,0 +1,2 @@
+def simulate(*a, **k):
+    raise NotImplementedError
