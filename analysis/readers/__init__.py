@@ -188,6 +188,8 @@ def load_send_log(
 def _stage_file(raw: RawFile, *, vendor, layout, tz) -> tuple[pd.DataFrame, Layout]:
     frame = raw.frame
     frame.columns = [c if c == "_line" else str(c).strip().lower() for c in frame.columns]
+    if raw.path.is_dir():  # the ingested store is always canonical
+        layout, vendor = canonical.LAYOUTS[0], None
     if layout is None:
         layout = gateway.LAYOUTS[0] if raw.kind == "dlr" else detect_layout(
             [c for c in frame.columns if c != "_line"], vendor=vendor

@@ -57,7 +57,7 @@ LAYOUTS = [
     Layout(
         "canonical",
         "canonical",
-        frozenset({"message_id", "phone", "submit_time", "status"}),
+        frozenset({"phone", "submit_time"}),
         stage,
         intl_phones=False,
     )
