@@ -7,6 +7,7 @@ parse, so the loader can reject those rows with a message instead of guessing.
 from __future__ import annotations
 
 import re
+
 import numpy as np
 import pandas as pd
 import phonenumbers

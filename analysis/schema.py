@@ -177,6 +177,8 @@ def conform(frame: pd.DataFrame, *, tz: str = DEFAULT_TZ) -> pd.DataFrame:
             out[col] = values.dt.tz_convert(tz).astype(time_dtype(tz))
         elif col == "is_probe":
             out[col] = values.fillna(False).astype(bool) if n else values.astype(bool)
+        elif isinstance(dtype, pd.CategoricalDtype):
+            out[col] = values.astype(object).astype(dtype)
         elif dtype == "category":
             out[col] = values.astype(STRING).astype("category")
         elif dtype in ("Int16", "float64"):
@@ -194,6 +196,8 @@ def validate(log: pd.DataFrame) -> None:
         got = log[col].dtype
         if dtype is None:
             ok = isinstance(got, pd.DatetimeTZDtype)
+        elif isinstance(dtype, pd.CategoricalDtype):
+            ok = isinstance(got, pd.CategoricalDtype) and list(got.categories) == list(dtype.categories)
         elif dtype == "category":
             ok = isinstance(got, pd.CategoricalDtype)
         else:

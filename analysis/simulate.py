@@ -166,7 +166,7 @@ def _draw_messages(rng: np.random.Generator, n: int) -> pd.DataFrame:
 
 def _is_peak(t: pd.Series) -> np.ndarray:
     local = t.dt.tz_convert(TZ)
-    weekday_peak = (local.dt.dayofweek < 5) & (local.dt.hour == 9)
+    weekday_peak = (local.dt.day_of_week < 5) & (local.dt.hour == 9)
     d = local.dt.normalize()
     holiday = (d >= pd.Timestamp(HOLIDAY[0], tz=TZ)) & (d <= pd.Timestamp(HOLIDAY[1], tz=TZ))
     return (weekday_peak | holiday).to_numpy()

@@ -25,8 +25,22 @@ from tqdm.auto import tqdm
 
 from ..codes import classify_failures
 from ..enrich import enrich, normalize_carriers, normalize_provinces
-from ..normalize import count_segments, country_of, infer_attempts, infer_categories, normalize_phones
-from ..schema import CATEGORIES, DEFAULT_TZ, FAILURE_REASONS, FINAL_STATUSES, LABELS, STRING, conform
+from ..normalize import (
+    count_segments,
+    country_of,
+    infer_attempts,
+    infer_categories,
+    normalize_phones,
+)
+from ..schema import (
+    CATEGORIES,
+    DEFAULT_TZ,
+    FAILURE_REASONS,
+    FINAL_STATUSES,
+    LABELS,
+    STRING,
+    conform,
+)
 from . import aliyun, canonical, gateway, sns, tencent, twilio, vonage
 from ._files import LoadError, RawFile, read_raw
 from ._layout import Layout, first_reason
@@ -153,7 +167,7 @@ def load_send_log(
         raise LoadError("no input files given")
     layout_override = mapping_layout(mapping) if mapping is not None else None
     staged_parts, rejects, infos = [], [], []
-    for fileno, path in enumerate(tqdm(paths, desc="reading", unit="file", disable=not progress)):
+    for fileno, path in enumerate(tqdm(paths, desc="reading", unit="file", disable=None if progress else True)):
         raw = read_raw(path)
         try:
             st, lay = _stage_file(raw, vendor=vendor, layout=layout_override, tz=tz)

@@ -26,6 +26,7 @@ import pyarrow.parquet as pq
 from ..schema import STRING
 
 SAMPLE_BYTES = 1 << 20
+_CANDIDATES = ["utf_8", "gb18030", "big5", "utf_16"]
 
 #: A gateway log line holding an SMPP/CMPP delivery receipt.
 DLR_PATTERN = r"\bid:\s*\S+.*\bstat:\s*\S+"
@@ -72,14 +73,19 @@ def detect_encoding(sample: bytes, *, path: Path | str = "<bytes>") -> str:
         # a multi-byte character cut by the end of the sample is still UTF-8
         if exc.start >= len(sample) - 3 and len(sample) == SAMPLE_BYTES:
             return "utf-8"
-    best = charset_normalizer.from_bytes(sample).best()
+    best = charset_normalizer.from_bytes(sample, cp_isolation=_CANDIDATES).best()
     if best is None:
-        raise LoadError(f"{path}: cannot decode the file: it is neither UTF-8 nor GB18030 text")
-    enc = best.encoding.lower().replace("_", "-")
-    if enc in {"gbk", "gb2312", "gb18030", "cp936", "hz", "big5"} or enc.startswith("gb"):
-        # Chinese Excel exports: GBK; GB18030 is its superset (Big5 is tried as given)
-        return "gb18030" if enc != "big5" else "big5"
-    return enc
+        try:
+            sample.decode("gb18030")
+        except UnicodeDecodeError as exc:
+            line = sample[: exc.start].count(b"\n") + 1
+            raise LoadError(
+                f"{path}: line {line}: cannot decode the file: byte 0x{sample[exc.start]:02x} is neither "
+                "UTF-8 nor GB18030 text"
+            ) from None
+        return "gb18030"
+    enc = best.encoding.lower().replace("_", "")
+    return {"gb18030": "gb18030", "big5": "big5", "utf16": "utf-16", "utf8": "utf-8"}.get(enc, "gb18030")
 
 
 def read_raw(path: str | Path) -> RawFile:

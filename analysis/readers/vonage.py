@@ -12,7 +12,6 @@ import pandas as pd
 from ..codes import VONAGE_STATUS, map_status
 from ._layout import Layout, col, staged, to_number
 
-
 #: Chinese networks by MCC+MNC; other networks are left to the number prefix.
 MCCMNC = {
     **dict.fromkeys(["46000", "46002", "46004", "46007", "46008"], "China Mobile"),

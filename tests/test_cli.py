@@ -1,0 +1,56 @@
+import pandas as pd
+import pytest
+
+from analysis import read_store
+from analysis.cli import main
+
+
+def test_ingest_twice_changes_nothing(fixtures, tmp_path, capsys):
+    raw = [str(fixtures / n) for n in ["canonical.csv", "tencent_submissions.csv", "tencent_pull.csv", "gateway.log"]]
+    assert main(["ingest", *raw, "--out", str(tmp_path)]) == 0
+    first = read_store(tmp_path)
+    summary = pd.read_csv(tmp_path / "ingest-summary.csv")
+    assert (summary.loaded + summary.rejected + summary.duplicates == summary.rows_read).all()
+    rejects = pd.read_csv(tmp_path / "rejects.csv")
+    assert len(rejects) == summary.rejected.sum() == 4  # 2 canonical, 1 orphan receipt, 1 log noise
+    assert main(["ingest", *raw, "--out", str(tmp_path)]) == 0
+    pd.testing.assert_frame_equal(read_store(tmp_path), first)
+    assert len(pd.read_csv(tmp_path / "rejects.csv")) == 4
+    again = pd.read_csv(tmp_path / "ingest-summary.csv").set_index("file")
+    assert again.loc[str(fixtures / "canonical.csv"), "loaded"] == 0  # all already in the store
+    out = capsys.readouterr().out
+    assert "rows read" in out and "= loaded" in out
+
+
+def test_ingest_adds_later_receipts_to_earlier_submissions(fixtures, tmp_path):
+    assert main(["ingest", str(fixtures / "tencent_submissions.csv"), "--out", str(tmp_path)]) == 0
+    assert set(read_store(tmp_path)["status"]) == {"pending"}
+    assert main(["ingest", str(fixtures / "tencent_pull.csv"), "--out", str(tmp_path)]) == 0
+    status = read_store(tmp_path).set_index("message_id")["status"].astype(str).to_dict()
+    assert status == {"t1": "delivered", "t2": "failed", "t3": "pending"}
+
+
+def test_errors_are_one_line(tmp_path, capsys):
+    assert main(["ingest", str(tmp_path / "missing.csv"), "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "missing.csv: no such file" in err and "Traceback" not in err
+    (tmp_path / "odd.csv").write_text("a,b\n1,2\n")
+    assert main(["ingest", str(tmp_path / "odd.csv"), "--out", str(tmp_path)]) == 2
+    assert "odd.csv: unrecognised layout" in capsys.readouterr().err
+    with pytest.raises(Exception, match="no such file"):
+        main(["--debug", "ingest", str(tmp_path / "missing.csv")])
+
+
+def test_help_explains_itself(capsys):
+    with pytest.raises(SystemExit):
+        main(["ingest", "--help"])
+    out = capsys.readouterr().out
+    assert "--vendor" in out and "--mapping" in out and "Parquet" in out
+
+
+def test_demo_command(tmp_path, capsys):
+    assert main(["demo", "--n", "3000", "--raw", str(tmp_path / "raw"), "--out", str(tmp_path / "interim")]) == 0
+    out = capsys.readouterr().out
+    assert "send log by vendor" in out
+    log = read_store(tmp_path / "interim")
+    assert set(log["vendor"]) == {"aliyun", "tencent", "gateway", "twilio"}

@@ -1,0 +1,49 @@
+import pandas as pd
+
+from analysis.codes import classify_failures, map_status, sns_status
+
+
+def _classify(statuses, errors, vendor=None, stat=None):
+    s = pd.Series(statuses, dtype=object)
+    e = pd.Series(errors, dtype="string[pyarrow]")
+    c = pd.Series(stat if stat is not None else [None] * len(s), dtype="string[pyarrow]")
+    st, reason = classify_failures(s, c, e, vendor=vendor)
+    return st.tolist(), reason.tolist()
+
+
+def test_cmpp_extended_codes_map_to_reasons():
+    codes = ["MK:0001", "CB:0053", "MK:0005", "MK:0010", "MK:0115", "MB:1041", "DB:0144", "DBBLACK", "DB:0142", "IB:0008", "NP:1243", "ZZ:9999"]
+    _, reasons = _classify(["failed"] * len(codes), codes)
+    assert reasons == ["empty_number", "empty_number", "unreachable", "unreachable", "content_blocked", "content_blocked",
+                       "blacklisted", "blacklisted", "flow_controlled", "flow_controlled", "unknown", "unknown"]
+
+
+def test_vendor_codes_are_read_in_their_vendors_table():
+    assert _classify(["failed"] * 4, ["30003", "30005", "30007", "30610"], "twilio")[1] == [
+        "unreachable", "empty_number", "content_blocked", "platform_rejected"]
+    # Vonage 3 is "absent subscriber permanent", Tencent 1015 a blacklist
+    assert _classify(["failed"], ["3"], "vonage")[1] == ["empty_number"]
+    assert _classify(["failed"], ["1015"], "tencent")[1] == ["blacklisted"]
+    # the same digits mean nothing for another vendor
+    assert _classify(["failed"], ["3"], "twilio")[1] == ["unknown"]
+
+
+def test_delivered_and_pending_have_no_reason_and_expired_codes_set_status():
+    status, reason = _classify(["delivered", "pending", "failed", "rejected"], [None, None, "EXPIRED", None])
+    assert status == ["delivered", "pending", "expired", "rejected"]
+    assert reason[:2] == [None, None] or all(pd.isna(r) for r in reason[:2])
+    assert reason[2:] == ["expired", "platform_rejected"]
+
+
+def test_unknown_status_word_stays_visible_as_unknown():
+    out = map_status(pd.Series(["DELIVRD", "WEIRD", None], dtype="string[pyarrow]"), {"DELIVRD": "delivered"}, upper=True)
+    assert out.tolist()[:2] == ["delivered", "unknown"]
+    assert pd.isna(out.iloc[2])
+
+
+def test_sns_free_text():
+    status, reason = sns_status(pd.Series([
+        "Message has been accepted by phone carrier", "Phone carrier has blocked this message",
+        "Phone is currently unreachable/unavailable", "Phone number is opted out", "Something new"]))
+    assert status.tolist() == ["delivered", "failed", "failed", "failed", "unknown"]
+    assert reason.tolist()[1:] == ["content_blocked", "unreachable", "blacklisted", "unknown"]

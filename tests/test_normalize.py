@@ -1,0 +1,159 @@
+import math
+
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from analysis.normalize import (
+    count_segments,
+    infer_attempts,
+    infer_categories,
+    mask_phones,
+    normalize_phones,
+    parse_times,
+)
+
+TZ = "Asia/Shanghai"
+
+
+@pytest.mark.parametrize(
+    "raw, expected",
+    [
+        ("13800138000", "+8613800138000"),
+        ("+86 138-0013-8000", "+8613800138000"),
+        ("008613800138000", "+8613800138000"),
+        ("8613800138000", "+8613800138000"),
+        ("13800138000.0", "+8613800138000"),  # a spreadsheet's number
+        ("138****0000", "+86138****0000"),
+        ("+447911123456", "+447911123456"),
+        ("00447911123456", "+447911123456"),
+    ],
+)
+def test_phones_to_e164(raw, expected):
+    phone, reason = normalize_phones(pd.Series([raw]))
+    assert phone[0] == expected and pd.isna(reason[0])
+
+
+@pytest.mark.parametrize("raw", ["1.38001E+10", "1.3800138E+10", "1.38001e10"])
+def test_scientific_notation_is_rejected_never_guessed(raw):
+    phone, reason = normalize_phones(pd.Series([raw]))
+    assert pd.isna(phone[0])
+    assert reason[0].startswith("precision lost")
+
+
+def test_invalid_and_missing_phones_have_reasons():
+    phone, reason = normalize_phones(pd.Series(["12345", None, "447911123456"]))
+    assert phone.isna().all()
+    assert reason.tolist() == ["invalid phone number: 12345", "missing phone", "invalid phone number: 447911123456"]
+    # with the vendor's international convention the bare number is accepted
+    assert normalize_phones(pd.Series(["447911123456"]), default_plus=True)[0][0] == "+447911123456"
+
+
+@given(
+    second=st.sampled_from("3456789"),
+    rest=st.text(alphabet="0123456789", min_size=9, max_size=9),
+    form=st.sampled_from(["{n}", "+86{n}", "0086{n}", "86{n}", "+86 {a} {b} {c}", "{a}-{b}-{c}"]),
+)
+def test_any_chinese_mobile_in_any_form_normalises(second, rest, form):
+    n = "1" + second + rest
+    raw = form.format(n=n, a=n[:3], b=n[3:7], c=n[7:])
+    phone, reason = normalize_phones(pd.Series([raw]))
+    assert phone[0] == "+86" + n
+    assert pd.isna(reason[0])
+
+
+def test_mask_phones():
+    masked = mask_phones(pd.Series(["+8613800138000", "+447911123456", None], dtype="string[pyarrow]"))
+    assert masked.tolist()[:2] == ["138****8000", "+44******3456"]
+    assert pd.isna(masked[2])
+
+
+@given(
+    t=st.datetimes(min_value=pd.Timestamp("2000-01-01").to_pydatetime(), max_value=pd.Timestamp("2040-01-01").to_pydatetime()),
+    form=st.sampled_from(["%Y-%m-%d %H:%M:%S", "%Y/%m/%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S"]),
+)
+@settings(max_examples=60)
+def test_local_times_round_trip(t, form):
+    t = t.replace(microsecond=0)
+    parsed, reason = parse_times(pd.Series([t.strftime(form)]), tz=TZ)
+    assert parsed[0] == pd.Timestamp(t).tz_localize(TZ)
+    assert pd.isna(reason[0])
+
+
+@given(t=st.datetimes(min_value=pd.Timestamp("2001-01-01").to_pydatetime(), max_value=pd.Timestamp("2037-01-01").to_pydatetime()))
+@settings(max_examples=60)
+def test_utc_forms_convert(t):
+    t = pd.Timestamp(t.replace(microsecond=0), tz="UTC")
+    expected = t.tz_convert(TZ)
+    iso = parse_times(pd.Series([t.strftime("%Y-%m-%dT%H:%M:%SZ")]), tz=TZ)[0][0]
+    unix = parse_times(pd.Series([str(int(t.timestamp()))]), tz=TZ, form="unix")[0][0]
+    naive_utc = parse_times(pd.Series([t.strftime("%Y-%m-%d %H:%M:%S")]), tz=TZ, source_tz="UTC")[0][0]
+    smpp = parse_times(pd.Series([t.strftime("%y%m%d%H%M%S")]), tz=TZ, form="yymmddhhmm", source_tz="UTC")[0][0]
+    assert iso == unix == naive_utc == smpp == expected
+
+
+def test_unreadable_times_have_reasons():
+    parsed, reason = parse_times(pd.Series(["2025-13-45 99:00", "", None, "2505061"]), tz=TZ)
+    assert parsed.isna().all()
+    assert reason[0] == "unreadable time: 2025-13-45 99:00"
+    assert pd.isna(reason[1]) and pd.isna(reason[2])
+    assert parse_times(pd.Series(["250506090"]), tz=TZ, form="yymmddhhmm")[1][0].startswith("unreadable")
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("中" * 70, 1), ("中" * 71, 2), ("中" * 68, 1), ("中" * 134, 2), ("中" * 135, 3), ("中" * 160, 3),
+        ("a" * 160, 1), ("a" * 161, 2), ("a" * 306, 2), ("a" * 307, 3),
+        ("{" * 80, 1), ("{" * 81, 2),  # extension characters count 2
+        ("a" * 69 + "é", 1),  # é is in GSM-7
+        ("a" * 70 + "ā", 2),  # ā is not: UCS-2, 71 characters
+        ("【签名】" + "中" * 66, 1), ("【签名】" + "中" * 67, 2),  # the signature counts
+    ],
+)
+def test_segments_hand_counted(text, expected):
+    assert count_segments(pd.Series([text]))[0] == expected
+
+
+@given(st.text(alphabet="中文短信验证码abc", min_size=0, max_size=600))
+def test_segments_match_the_rule(text):
+    n = len(text)
+    ascii_only = all(c in "abc" for c in text)
+    expected = (1 if n <= 160 else math.ceil(n / 153)) if ascii_only else (1 if n <= 70 else math.ceil(n / 67))
+    assert count_segments(pd.Series([text]))[0] == expected
+
+
+def test_categories_from_wording():
+    got = infer_categories(pd.Series(["【A】您的验证码是1234", "【A】大促回T退订", "【A】您的订单已发货", "Reply STOP to opt out", None]))
+    assert got.tolist()[:4] == ["verification", "marketing", "notification", "marketing"]
+
+
+def _log(rows):
+    frame = pd.DataFrame(rows, columns=["vendor", "phone", "template_id", "content", "submit_time", "status"])
+    frame["submit_time"] = pd.to_datetime(frame["submit_time"]).dt.tz_localize(TZ)
+    return frame
+
+
+def test_resends_inferred_after_failure_within_window():
+    log = _log([
+        ("v", "+861", "T", None, "2025-05-06 09:00", "failed"),
+        ("v", "+861", "T", None, "2025-05-06 09:05", "failed"),    # resend of the first
+        ("v", "+861", "T", None, "2025-05-06 09:10", "delivered"),  # resend of that: attempt 3
+        ("v", "+861", "T", None, "2025-05-06 09:20", "delivered"),  # previous delivered: new original
+        ("v", "+862", "T", None, "2025-05-06 09:00", "failed"),
+        ("v", "+862", "T", None, "2025-05-06 09:45", "delivered"),  # 45 min later: outside window
+        ("v", "+863", "T", None, "2025-05-06 09:00", "failed"),
+        ("v", "+863", "U", None, "2025-05-06 09:01", "delivered"),  # other template
+        ("w", "+863", "T", None, "2025-05-06 09:02", "delivered"),  # other vendor
+    ])
+    before = log.copy()
+    assert infer_attempts(log).tolist() == [1, 2, 3, 1, 1, 1, 1, 1, 1]
+    assert infer_attempts(log, window="1h").tolist()[5] == 2
+    pd.testing.assert_frame_equal(log, before)  # input untouched
+
+
+def test_given_attempts_are_kept():
+    log = _log([("v", "+861", "T", None, "2025-05-06 09:00", "failed"), ("v", "+861", "T", None, "2025-05-06 09:05", "failed")])
+    log["attempt"] = pd.array([1, 1], dtype="Int16")
+    assert infer_attempts(log).tolist() == [1, 1]

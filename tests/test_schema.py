@@ -1,0 +1,36 @@
+import pandas as pd
+import pytest
+
+from analysis.schema import COLUMNS, LABELS, conform, empty_log, validate
+
+
+def test_every_column_and_vocabulary_value_has_both_labels():
+    from analysis.schema import CATEGORIES, FAILURE_REASONS, STATUSES
+
+    for key in [*COLUMNS, *STATUSES, *FAILURE_REASONS, *CATEGORIES]:
+        assert key in LABELS["zh"] and key in LABELS["en"], key
+        assert LABELS["zh"][key] != LABELS["en"][key]
+
+
+def test_empty_log_is_valid_and_tz_aware():
+    log = empty_log()
+    validate(log)
+    assert str(log["submit_time"].dt.tz) == "Asia/Shanghai"
+    assert list(log["status"].cat.categories) == ["delivered", "failed", "expired", "rejected", "unknown", "pending"]
+
+
+def test_validate_rejects_wrong_dtype():
+    log = empty_log()
+    log["segments"] = log["segments"].astype("float64")
+    with pytest.raises(ValueError, match="segments"):
+        validate(log)
+
+
+def test_conform_adds_missing_columns_and_localises_naive_times():
+    frame = pd.DataFrame({"phone": ["+8613800138000"], "submit_time": pd.to_datetime(["2025-05-06 09:00"]),
+                          "status": ["delivered"], "extra": [1]})
+    log = conform(frame)
+    validate(log)
+    assert log.loc[0, "submit_time"] == pd.Timestamp("2025-05-06 09:00", tz="Asia/Shanghai")
+    assert "extra" not in log
+    assert not log.loc[0, "is_probe"]
