@@ -23,6 +23,7 @@ import re
 from functools import lru_cache
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import phonenumbers
 from phonenumbers import carrier as pn_carrier
@@ -201,17 +202,19 @@ def enrich(log: pd.DataFrame) -> pd.DataFrame:
         A copy of ``log`` with those three columns filled where the prefix tells.
     """
     phone = log["phone"].astype(STRING)
-    prefix = phone.str.extract(r"^\+86(1[3-9]\d{5})\d{4}$", expand=False)
+    mobile = phone.str.fullmatch(r"\+861[3-9]\d{9}").fillna(False).to_numpy(dtype=bool)
     out = log.copy()
-    known = prefix.dropna()
-    if known.empty:
+    if not mobile.any():
         return out
-    table = prefix_table(known.unique())
-    looked = table.reindex(prefix.to_numpy())
-    looked.index = log.index
+    # one code per distinct prefix, then a positional take: no per-row Python
+    prefix = pd.Categorical(phone.str.slice(3, 10).where(mobile))
+    table = prefix_table(prefix.categories)
+    codes = prefix.codes
     for col in ["carrier", "province", "city"]:
+        values = table[col].to_numpy(dtype=object)
+        looked = np.where(codes >= 0, values[codes], None)
         current = out[col].astype(object) if col in out else pd.Series(pd.NA, index=log.index, dtype=object)
-        out[col] = current.where(current.notna(), looked[col].astype(object))
+        out[col] = current.where(current.notna(), looked)
     return out
 
 
