@@ -216,9 +216,3 @@ def enrich(log: pd.DataFrame) -> pd.DataFrame:
         current = out[col].astype(object) if col in out else pd.Series(pd.NA, index=log.index, dtype=object)
         out[col] = current.where(current.notna(), looked)
     return out
-
-
-def city_labels() -> dict[str, str]:
-    """English -> Chinese city names of every prefix classified so far."""
-    table = _loaded_table()["frame"].dropna(subset=["city"])
-    return dict(zip(table["city"], table["city_zh"], strict=True))

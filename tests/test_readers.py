@@ -35,6 +35,7 @@ def physical_records(path: Path) -> int:
 
 
 ALL = ["canonical.csv", "aliyun_details_gbk.csv", "aliyun_report.csv", "tencent_submissions.csv", "tencent_pull.csv",
+       "tencent_callback.csv",
        "twilio_console.csv", "twilio_bulk.jsonl.gz", "vonage_submissions.csv", "vonage_dlr.csv", "sns_usage.csv",
        "gateway.log"]
 
@@ -130,6 +131,14 @@ def test_tencent_receipts_join_submissions_and_orphans_are_reported(fixtures):
     (orphan,) = res.rejects.itertuples()
     assert orphan.line == 4 and "receipt without a submission" in orphan.reason
     assert "t9" not in log.index
+
+
+def test_tencent_callback(fixtures):
+    res = load_send_log([fixtures / "tencent_submissions.csv", fixtures / "tencent_callback.csv"])
+    log = by_id(res.log)
+    assert log.loc["t1", "status"] == "delivered" and log.loc["t1", "done_time"] == ts("2025-05-06 09:00:05")
+    assert log.loc["t2", "status"] == "failed" and log.loc["t2", "failure_reason"] == "content_blocked"  # -106
+    assert res.summary.iloc[1].loaded == 2
 
 
 def test_twilio_console_and_bulk(fixtures):

@@ -35,7 +35,7 @@ def stage_pull(raw: pd.DataFrame, tz: str) -> pd.DataFrame:
 
 def stage_callback(raw: pd.DataFrame, tz: str) -> pd.DataFrame:
     cc = col(raw, "nationcode").str.lstrip("+").fillna("86")
-    err = col(raw, "description").fillna(col(raw, "errmsg"))
+    err = col(raw, "errmsg").fillna(col(raw, "description"))  # errmsg holds the code
     return staged(
         raw,
         tz,
