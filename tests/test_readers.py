@@ -130,6 +130,7 @@ def test_tencent_receipts_join_submissions_and_orphans_are_reported(fixtures):
     assert log.loc["t3", "carrier"] == "Virtual (China Telecom)"
     (orphan,) = res.rejects.itertuples()
     assert orphan.line == 4 and "receipt without a submission" in orphan.reason
+    assert '"serialno":"t9"' in orphan.record  # the raw row is kept with its reason
     assert "t9" not in log.index
 
 

@@ -166,7 +166,7 @@ def load_send_log(
     if not paths:
         raise LoadError("no input files given")
     layout_override = mapping_layout(mapping) if mapping is not None else None
-    staged_parts, rejects, infos = [], [], []
+    staged_parts, rejects, infos, raws = [], [], [], []
     for fileno, path in enumerate(tqdm(paths, desc="reading", unit="file", disable=None if progress else True)):
         raw = read_raw(path)
         try:
@@ -175,6 +175,7 @@ def load_send_log(
             raise LoadError(f"{raw.path}: {exc}") from None
         st["_file"] = fileno
         staged_parts.append(st)
+        raws.append(raw.frame)
         infos.append({"file": str(raw.path), "layout": lay.name, "vendor": lay.vendor,
                       "encoding": raw.encoding or "", "rows_read": len(raw.frame) + len(raw.bad)})
         for line, reason, text in raw.bad:
@@ -192,8 +193,9 @@ def load_send_log(
     late = staged["_reject"].notna() & ~staged["_early"]
     if late.any():
         for fileno, part in staged[late].groupby("_file"):
+            raw_rows = raws[fileno].set_index("_line").loc[part["_line"].to_numpy()].reset_index()
             rejects.append(pd.DataFrame({"_file": fileno, "file": infos[fileno]["file"], "line": part["_line"].to_numpy(),
-                                         "reason": part["_reject"].astype(str).to_numpy(), "record": ""}))
+                                         "reason": part["_reject"].astype(str).to_numpy(), "record": _records(raw_rows)}))
     rejects_df = _concat_rejects(rejects)
     summary = _summary(staged, infos, rejects_df)
     return LoadResult(log, rejects_df.drop(columns="_file"), summary)
@@ -210,10 +212,8 @@ def _stage_file(raw: RawFile, *, vendor, layout, tz) -> tuple[pd.DataFrame, Layo
         )
     st = layout.stage(frame, tz)
     vendor_name = layout.vendor
-    if layout.name in {"canonical", "mapping"} and vendor and not any(
-        vendor == lay.name for lay in LAYOUTS if lay.name != "canonical"
-    ):
-        vendor_name = vendor if vendor != "canonical" else vendor_name
+    if layout.name in {"canonical", "mapping"} and vendor and vendor != "canonical":
+        vendor_name = vendor  # a vendor without a layout of its own names the file's rows
     given = st["vendor"].astype(STRING) if "vendor" in st else pd.Series(pd.NA, index=st.index, dtype=STRING)
     st["vendor"] = given.fillna(vendor_name)
     phone, reason = normalize_phones(st["phone"], default_plus=layout.intl_phones)
