@@ -206,13 +206,20 @@ def enrich(log: pd.DataFrame) -> pd.DataFrame:
     out = log.copy()
     if not mobile.any():
         return out
-    # one code per distinct prefix, then a positional take: no per-row Python
-    prefix = pd.Categorical(phone.str.slice(3, 10).where(mobile))
-    table = prefix_table(prefix.categories)
-    codes = prefix.codes
+    # prefixes as integers: one np.unique, one positional take, no per-row Python
+    digits = phone.where(mobile).str.slice(3, 10)
+    number = pd.to_numeric(digits, errors="coerce").fillna(-1).to_numpy(dtype="int64")
+    uniq, codes = np.unique(number, return_inverse=True)
+    codes = np.where(number >= 0, codes, -1)
+    table = prefix_table([str(u) for u in uniq if u >= 0]).reindex([str(u) for u in uniq])
     for col in ["carrier", "province", "city"]:
-        values = table[col].to_numpy(dtype=object)
-        looked = np.where(codes >= 0, values[codes], None)
-        current = out[col].astype(object) if col in out else pd.Series(pd.NA, index=log.index, dtype=object)
-        out[col] = current.where(current.notna(), looked)
+        # categorical result: codes per distinct prefix, taken per row
+        per_prefix = pd.Categorical(table[col].to_numpy(dtype=object))
+        row_codes = np.where(codes >= 0, per_prefix.codes[codes.clip(min=0)], -1)
+        looked = pd.Series(pd.Categorical.from_codes(row_codes, per_prefix.categories), index=log.index)
+        current = out[col] if col in out else pd.Series(pd.NA, index=log.index, dtype=object)
+        if current.isna().all():
+            out[col] = looked
+        else:
+            out[col] = current.astype(object).where(current.notna(), looked.astype(object))
     return out
