@@ -235,6 +235,15 @@ def _local(t: pd.Series) -> pd.Series:
     return t.dt.tz_convert(TZ).dt.strftime("%Y-%m-%d %H:%M:%S")
 
 
+def _submissions(msgs: pd.DataFrame, vendor: str, **extra) -> pd.DataFrame:
+    """A submissions file in the canonical layout (no attempt column: it is inferred)."""
+    cols = ["message_id", "phone", "template_id", "category", "content"]
+    frame = msgs[cols].reset_index(drop=True).assign(submit_time=_local(msgs["submit_time"]).to_numpy(),
+                                                     is_probe=msgs["is_probe"].to_numpy())
+    frame.insert(0, "vendor", vendor)
+    return frame.assign(**extra)
+
+
 def _write_vendor_files(rng: np.random.Generator, msgs: pd.DataFrame, out: Path) -> dict:
     files: dict[str, list[str]] = {}
     # --- Aliyun: send details, GBK, two overlapping exports, a few malformed rows
@@ -273,18 +282,7 @@ def _write_vendor_files(rng: np.random.Generator, msgs: pd.DataFrame, out: Path)
     files["_aliyun_overlap_rows"] = overlap
     # --- Tencent: canonical submissions (UTF-8 with BOM) + pulled receipts (Unix time)
     t = msgs[msgs["vendor"].eq("tencent")]
-    subs = pd.DataFrame(
-        {
-            "vendor": "tencent",
-            "message_id": t["message_id"].to_numpy(),
-            "phone": t["phone"].to_numpy(),
-            "template_id": t["template_id"].to_numpy(),
-            "category": t["category"].to_numpy(),
-            "content": t["content"].to_numpy(),
-            "submit_time": _local(t["submit_time"]).to_numpy(),
-            "is_probe": t["is_probe"].to_numpy(),
-        }
-    )
+    subs = _submissions(t, "tencent")
     ps = out / "tencent-submissions.csv"
     subs.to_csv(ps, index=False, encoding="utf-8-sig")
     r = t[t["status"].ne("pending")]
@@ -305,20 +303,7 @@ def _write_vendor_files(rng: np.random.Generator, msgs: pd.DataFrame, out: Path)
     files["tencent"] = [str(ps), str(pr)]
     # --- Gateway: submissions workbook (no attempt column) + DLR log (out-of-order ENROUTE)
     g = msgs[msgs["vendor"].eq("gateway")]
-    gsubs = pd.DataFrame(
-        {
-            "vendor": "gateway",
-            "channel": "CMPP-106-01",
-            "message_id": g["message_id"].to_numpy(),
-            "phone": g["phone"].to_numpy(),
-            "template_id": g["template_id"].to_numpy(),
-            "category": g["category"].to_numpy(),
-            "content": g["content"].to_numpy(),
-            "submit_time": _local(g["submit_time"]).to_numpy(),
-            "status": "pending",
-            "is_probe": g["is_probe"].to_numpy(),
-        }
-    )
+    gsubs = _submissions(g, "gateway", channel="CMPP-106-01", status="pending")
     pg = out / "gateway-submissions.xlsx"
     gsubs.to_excel(pg, index=False, engine="openpyxl")
     d = g[g["status"].ne("pending")]

@@ -319,8 +319,7 @@ def _finish(log: pd.DataFrame, *, tz: str, window: str) -> pd.DataFrame:
     log["province"] = normalize_provinces(log["province"])
     cat = log["category"].astype(STRING).str.strip().str.lower()
     by_label = {LABELS[lang][c].lower(): c for lang in LABELS for c in CATEGORIES}
-    cat = cat.astype(object)
-    cat = cat.where(cat.isin(CATEGORIES), cat.map(by_label))
+    cat = cat.astype(object).where(cat.isin(CATEGORIES), cat.map(by_label))
     log["category"] = cat.where(cat.notna(), infer_categories(log["content"]))
     seg = pd.to_numeric(log["segments"], errors="coerce").astype("Int16")
     log["segments"] = seg.fillna(count_segments(log["content"]))
