@@ -1,0 +1,245 @@
+"""The other inputs: click / conversion events, inbound replies, complaints, vendor bills.
+
+:func:`read_events` reads any of them (CSV in any encoding, XLSX, Parquet) with the same
+row accounting as the send log; :func:`attach_events` joins clicks, replies and complaints
+to the log by message id, or by phone (and template) within a time window.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .normalize import normalize_phones, parse_times
+from .readers import LoadError, LoadResult
+from .readers import _records
+from .readers._files import read_raw
+from .schema import DEFAULT_TZ, STRING
+
+#: Columns of each kind, with the header spellings accepted for them.
+KINDS: dict[str, dict[str, tuple[str, ...]]] = {
+    "bill": {
+        "vendor": ("vendor", "平台", "供应商"),
+        "period": ("period", "month", "账期", "月份"),
+        "billed_count": ("billed_count", "计费条数", "billed"),
+        "unit_price": ("unit_price", "单价", "price"),
+        "amount": ("amount", "金额", "total"),
+    },
+    "replies": {
+        "phone": ("phone", "mobile", "手机号", "from"),
+        "reply_time": ("reply_time", "mo_time", "回复时间", "time"),
+        "text": ("text", "content", "回复内容", "body"),
+    },
+    "complaints": {
+        "message_id": ("message_id", "消息id", "msg_id"),
+        "phone": ("phone", "mobile", "手机号"),
+        "complaint_time": ("complaint_time", "投诉时间", "time"),
+    },
+    "clicks": {
+        "message_id": ("message_id", "消息id", "msg_id"),
+        "vendor": ("vendor", "平台"),
+        "phone": ("phone", "mobile", "手机号"),
+        "template_id": ("template_id", "模板id", "template"),
+        "event_time": ("event_time", "click_time", "点击时间", "time"),
+        "event": ("event", "event_type", "事件"),
+    },
+}
+#: The headers that make a file one kind (checked in this order).
+_SIGNS = {
+    "bill": {"billed_count", "计费条数"},
+    "complaints": {"complaint_time", "投诉时间"},
+    "replies": {"reply_time", "mo_time", "回复时间", "回复内容"},
+    "clicks": {"event_time", "click_time", "点击时间", "event", "event_type"},
+}
+_TIME = {"replies": "reply_time", "complaints": "complaint_time", "clicks": "event_time"}
+
+#: Reply texts counted as an unsubscribe (after trimming, case-insensitive), and words
+#: that make any reply containing them one.
+UNSUBSCRIBE_REPLIES = ("T", "TD", "R", "N", "STOP", "UNSUBSCRIBE", "退订", "拒收", "退")
+UNSUBSCRIBE_WORDS = ("退订", "拒收")
+
+
+def event_kind(headers) -> str | None:
+    """``bill``, ``complaints``, ``replies``, ``clicks``, or None for anything else."""
+    heads = {str(h).strip().lower() for h in headers}
+    for kind, signs in _SIGNS.items():
+        if heads & signs:
+            return kind
+    return None
+
+
+def read_events(path: str | Path, *, tz: str = DEFAULT_TZ) -> LoadResult:
+    """Read a click, reply, complaint or bill file; the kind is told by its headers.
+
+    Returns
+    -------
+    LoadResult
+        ``log`` holds the rows read, with the columns of their kind (``kind`` in
+        ``log.attrs``):
+
+        * clicks: ``message_id``, ``vendor``, ``phone``, ``template_id``, ``event_time``,
+          ``event`` (``click`` or ``conversion``);
+        * replies: ``phone``, ``reply_time``, ``text``, ``unsubscribe`` (bool);
+        * complaints: ``message_id``, ``phone``, ``complaint_time``;
+        * bill: ``vendor``, ``period`` (``YYYY-MM``), ``billed_count``, ``unit_price``,
+          ``amount``.
+
+        ``rejects`` and ``summary`` account for every row as for the send log.
+    """
+    raw = read_raw(path)
+    frame = raw.frame
+    kind = event_kind(frame.columns)
+    if kind is None:
+        raise LoadError(f"{path}: not a click, reply, complaint or bill file (headers: {', '.join(map(str, frame.columns))})")
+    lower = {str(c).strip().lower(): c for c in frame.columns}
+    cols = {}
+    for name, spellings in KINDS[kind].items():
+        src = next((lower[s] for s in spellings if s in lower), None)
+        cols[name] = frame[src].astype(STRING).str.strip() if src is not None else pd.Series(pd.NA, index=frame.index, dtype=STRING)
+    out = pd.DataFrame(cols, index=frame.index)
+    reason = pd.Series(pd.NA, index=frame.index, dtype=STRING)
+    if "phone" in out:
+        phone, why = normalize_phones(out["phone"])
+        out["phone"] = phone
+        reason = reason.fillna(why.where(out["phone"].isna() & cols["phone"].notna()))
+    if kind in _TIME:
+        times, why = parse_times(out[_TIME[kind]], tz=tz)
+        out[_TIME[kind]] = times
+        reason = reason.fillna(why).fillna(pd.Series("missing time", index=out.index, dtype=STRING).where(times.isna()))
+    if kind == "bill":
+        out = _bill(out)
+        reason = reason.fillna(pd.Series("unreadable number", index=out.index, dtype=STRING).where(out["billed_count"].isna()))
+    elif kind == "clicks":
+        if out["message_id"].isna().all() and out["phone"].isna().all():
+            raise LoadError(f"{path}: a click file needs message_id or phone")
+        out["event"] = out["event"].str.lower().fillna("click").where(lambda e: e.isin(["click", "conversion"]), "click")
+        reason = reason.fillna(
+            pd.Series("no message id or phone", index=out.index, dtype=STRING).where(out["message_id"].isna() & out["phone"].isna())
+        )
+    elif kind == "replies":
+        out["unsubscribe"] = is_unsubscribe(out["text"])
+    bad = reason.notna().to_numpy()
+    dup = out.duplicated().to_numpy() & ~bad
+    lines = raw.frame["_line"] if "_line" in raw.frame else pd.Series(np.arange(len(frame)) + 2, index=frame.index)
+    rejects = pd.DataFrame({"file": str(path), "line": lines[bad].to_numpy(), "reason": reason[bad].to_numpy(),
+                            "record": _records(frame[bad])})
+    for line, why, text in raw.bad:
+        rejects.loc[len(rejects)] = [str(path), line, why, text]
+    log = out[~bad & ~dup].reset_index(drop=True)
+    log.attrs["kind"] = kind
+    summary = pd.DataFrame([{
+        "file": str(path), "layout": kind, "vendor": ", ".join(sorted(log["vendor"].dropna().unique())) if "vendor" in log else "",
+        "encoding": raw.encoding, "rows_read": len(frame) + len(raw.bad), "loaded": len(log),
+        "rejected": len(rejects), "duplicates": int(dup.sum()), "messages": len(log),
+    }])
+    return LoadResult(log=log, rejects=rejects, summary=summary)
+
+
+def _bill(out: pd.DataFrame) -> pd.DataFrame:
+    num = {c: pd.to_numeric(out[c].str.replace(",", "", regex=False), errors="coerce") for c in ("billed_count", "unit_price", "amount")}
+    period = pd.to_datetime(out["period"].str.replace("/", "-", regex=False).str.slice(0, 7), format="%Y-%m", errors="coerce")
+    return pd.DataFrame({
+        "vendor": out["vendor"].str.lower(),
+        "period": pd.Series(period.dt.strftime("%Y-%m"), index=out.index, dtype=STRING).fillna(out["period"]),
+        "billed_count": num["billed_count"].astype("Int64"),
+        "unit_price": num["unit_price"],
+        "amount": num["amount"].fillna(num["billed_count"] * num["unit_price"]),
+    })
+
+
+def is_unsubscribe(text: pd.Series) -> pd.Series:
+    """True where a reply asks to stop: ``T``, ``TD``, ``退订``, ``R``, ``拒收``, ``STOP``, ``N`` …"""
+    t = text.astype(STRING).str.strip().str.upper()
+    words = "|".join(map(re.escape, UNSUBSCRIBE_WORDS))
+    return (t.isin(UNSUBSCRIBE_REPLIES) | t.str.contains(words, regex=True)).fillna(False).astype(bool)
+
+
+def attach_events(
+    log: pd.DataFrame,
+    *,
+    clicks: pd.DataFrame | None = None,
+    replies: pd.DataFrame | None = None,
+    complaints: pd.DataFrame | None = None,
+    window: str | pd.Timedelta = "72h",
+) -> pd.DataFrame:
+    """The log with per-message event columns, for the open, conversion, complaint and
+    unsubscribe rates.
+
+    Clicks and complaints join by ``(vendor, message_id)`` (``message_id`` alone when the
+    file has no vendor); without an id, by phone (and template when given) to the latest
+    message sent at most ``window`` before the event. Replies join by phone to the latest
+    delivered message at most ``window`` before the reply.
+
+    Returns
+    -------
+    DataFrame: ``log`` plus, for each input given,
+
+    * clicks: ``clicks`` (click events, Int32), ``clicked`` (bool), ``converted`` (bool);
+    * replies: ``unsubscribed`` (bool): an unsubscribe reply was attributed to the message;
+    * complaints: ``complained`` (bool).
+    """
+    window = pd.Timedelta(window)
+    out = log.copy()
+    pos = pd.Series(np.arange(len(log)), index=log.index)
+    if clicks is not None:
+        hit = _match(log, clicks, "event_time", window)
+        is_click = clicks["event"].eq("click").to_numpy(dtype=bool)
+        out["clicks"] = _count(hit[is_click], len(log)).astype("int32")
+        out["clicked"] = out["clicks"] > 0
+        out["converted"] = _count(hit[~is_click], len(log)) > 0
+    if replies is not None:
+        unsub = replies[replies["unsubscribe"].to_numpy(dtype=bool)]
+        delivered = log["status"].astype(object).eq("delivered").to_numpy(dtype=bool)
+        hit = _asof(log[delivered], pos[delivered], unsub, "reply_time", window, keys=["phone"])
+        out["unsubscribed"] = _count(hit, len(log)) > 0
+    if complaints is not None:
+        out["complained"] = _count(_match(log, complaints, "complaint_time", window), len(log)) > 0
+    return out
+
+
+def _count(hit: np.ndarray, n: int) -> np.ndarray:
+    hit = hit[hit >= 0]
+    return np.bincount(hit, minlength=n)[:n]
+
+
+def _match(log: pd.DataFrame, events: pd.DataFrame, time_col: str, window: pd.Timedelta) -> np.ndarray:
+    """Row position in ``log`` of each event (-1 when it matches nothing)."""
+    pos = pd.Series(np.arange(len(log)), index=log.index)
+    hit = np.full(len(events), -1, dtype=np.int64)
+    has_id = events["message_id"].notna().to_numpy() if "message_id" in events else np.zeros(len(events), bool)
+    if has_id.any():
+        keys = ["vendor", "message_id"] if "vendor" in events and events["vendor"].notna().any() else ["message_id"]
+        left = events.loc[has_id, keys].astype(object).reset_index(drop=True)
+        right = log[keys].astype(object).assign(_pos=pos.to_numpy()).drop_duplicates(keys)
+        found = left.merge(right, on=keys, how="left")["_pos"]
+        hit[has_id] = found.fillna(-1).to_numpy(dtype=np.int64)
+    rest = ~has_id & events["phone"].notna().to_numpy()
+    if rest.any():
+        keys = ["phone", "template_id"] if "template_id" in events and events.loc[rest, "template_id"].notna().all() else ["phone"]
+        hit[rest] = _asof(log, pos, events[rest], time_col, window, keys=keys)
+    return hit
+
+
+def _asof(log, pos, events, time_col, window, *, keys) -> np.ndarray:
+    """Position of the latest ``log`` row with the same keys sent at most ``window`` before."""
+    if not len(events) or not len(log):
+        return np.full(len(events), -1, dtype=np.int64)
+    left = events[keys].astype(object).reset_index(drop=True)
+    left["t"] = _utc(events[time_col])
+    left["_i"] = np.arange(len(events))
+    right = log[keys].astype(object).reset_index(drop=True)
+    right["t"] = _utc(log["submit_time"])
+    right["_pos"] = pos.to_numpy()
+    left = left.dropna(subset=["t"]).sort_values("t")
+    right = right.dropna(subset=["t"]).sort_values("t")
+    m = pd.merge_asof(left, right, on="t", by=keys, direction="backward", tolerance=window)
+    hit = np.full(len(events), -1, dtype=np.int64)
+    hit[m["_i"].to_numpy()] = m["_pos"].fillna(-1).to_numpy(dtype=np.int64)
+    return hit
+
+
+def _utc(t: pd.Series) -> pd.Series:
+    return t.dt.tz_convert("UTC").astype("datetime64[ns, UTC]").reset_index(drop=True)

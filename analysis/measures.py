@@ -1,0 +1,709 @@
+"""Measures on the canonical send log (DESIGN.md section 5).
+
+Every function takes the canonical log (optionally with the event columns added by
+:func:`analysis.attach_events`) and returns a new tidy frame, one row per group, sorted by
+the group keys. Groups are named with ``by``: any log column (``vendor``, ``channel``,
+``carrier``, ``province``, ``city``, ``template_id``, ``category`` …) or a derived time key:
+
+* ``week`` (ISO week of the submit time, ``"2025-W18"``), ``month`` (``"2025-05"``),
+  ``day`` (date), ``hour`` (0–23), ``weekday`` (0 = Monday);
+* ``period``: the submit time floored to ``freq`` (any pandas frequency, ``"D"``,
+  ``"W"``, ``"h"``, ``"15min"`` …), as a local time.
+
+Times are local to the log's time zone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+#: The arrival target the ledgers and the trial check against.
+TARGET = 0.98
+#: z for a two-sided 95% interval.
+Z95 = float(stats.norm.ppf(0.975))
+TIME_KEYS = ("week", "month", "day", "hour", "weekday", "period")
+FINAL_FAILURES = ("failed", "expired", "rejected", "unknown")
+#: Marker of a total row in a ledger (``合计`` / ``All`` on display).
+ALL = "All"
+
+
+def wilson_interval(k, n, *, z: float = Z95) -> tuple[np.ndarray, np.ndarray]:
+    """Wilson score interval of ``k`` successes in ``n`` trials (vectorised).
+
+    Returns ``(low, high)`` as float arrays; NaN where ``n`` is 0.
+
+    Examples
+    --------
+    >>> low, high = wilson_interval(10, 10)
+    >>> round(float(low), 3), float(high)
+    (0.722, 1.0)
+    """
+    k = np.asarray(k, dtype=float)
+    n = np.asarray(n, dtype=float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p = k / n
+        denom = 1 + z**2 / n
+        centre = (p + z**2 / (2 * n)) / denom
+        half = z * np.sqrt(p * (1 - p) / n + z**2 / (4 * n**2)) / denom
+    low = np.where(n > 0, np.clip(centre - half, 0, 1), np.nan)
+    high = np.where(n > 0, np.clip(centre + half, 0, 1), np.nan)
+    return low, high
+
+
+def two_proportion_test(k1, n1, k2, n2) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pooled two-proportion z-test of ``k1/n1`` against ``k2/n2`` (vectorised).
+
+    Returns ``(z, p_value, cohens_h)``; ``cohens_h`` = 2·asin√p1 − 2·asin√p2 is the effect
+    size (0.2 small, 0.5 medium, 0.8 large).
+    """
+    k1, n1, k2, n2 = (np.asarray(x, dtype=float) for x in (k1, n1, k2, n2))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p1, p2 = k1 / n1, k2 / n2
+        pooled = (k1 + k2) / (n1 + n2)
+        se = np.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2))
+        z = np.where(se > 0, (p1 - p2) / se, 0.0)
+        p_value = 2 * stats.norm.sf(np.abs(z))
+        h = 2 * np.arcsin(np.sqrt(p1)) - 2 * np.arcsin(np.sqrt(p2))
+    bad = (n1 == 0) | (n2 == 0)
+    return np.where(bad, np.nan, z), np.where(bad, np.nan, p_value), np.where(bad, np.nan, h)
+
+
+# --------------------------------------------------------------------------- keys
+
+
+def iso_weeks(times: pd.Series) -> pd.Series:
+    """ISO week label (``"2025-W18"``) of each timestamp, computed once per distinct day."""
+    return _per_day(times, "%G-W%V")
+
+
+def _per_day(times: pd.Series, fmt: str) -> pd.Series:
+    days = times.dt.floor("D")
+    codes, uniques = pd.factorize(days)
+    labels = np.asarray(pd.DatetimeIndex(uniques).strftime(fmt), dtype=object)
+    values = np.where(codes >= 0, labels[np.maximum(codes, 0)] if len(labels) else None, None)
+    return pd.Series(values, index=times.index, dtype="category")
+
+
+def with_keys(log: pd.DataFrame, by: Sequence[str], *, freq: str | None = None) -> pd.DataFrame:
+    """``log`` with the derived time keys in ``by`` added as columns."""
+    t = log["submit_time"]
+    derived = {}
+    for key in by:
+        if key in log.columns:
+            continue
+        if key == "week":
+            derived[key] = iso_weeks(t)
+        elif key == "month":
+            derived[key] = _per_day(t, "%Y-%m")
+        elif key == "day":
+            derived[key] = t.dt.tz_localize(None).dt.normalize()
+        elif key == "hour":
+            derived[key] = t.dt.hour.astype("Int8")
+        elif key == "weekday":
+            derived[key] = t.dt.day_of_week.astype("Int8")
+        elif key == "period":
+            if freq is None:
+                raise ValueError("the 'period' key needs a frequency: freq='D', 'W', 'h' …")
+            local = t.dt.tz_localize(None)
+            derived[key] = local.dt.to_period(freq).dt.start_time if freq[:1] in "WMQY" else local.dt.floor(freq)
+        else:
+            raise KeyError(f"unknown grouping key {key!r}: use a log column or one of {', '.join(TIME_KEYS)}")
+    return log.assign(**derived) if derived else log
+
+
+def _grouped(frame: pd.DataFrame, by: Sequence[str]):
+    return frame.groupby(list(by), observed=True, dropna=False, sort=True) if by else frame.groupby(
+        np.zeros(len(frame), dtype=np.int8), sort=False
+    )
+
+
+def _finish(out: pd.DataFrame, by: Sequence[str]) -> pd.DataFrame:
+    out = out.reset_index(drop=not by)
+    if not by:
+        out = out.drop(columns=[c for c in out.columns if c == "index"])
+    return out
+
+
+# --------------------------------------------------------------------------- resends
+
+
+def resend_chains(log: pd.DataFrame) -> pd.Series:
+    """Id of the original message each row belongs to (its own id for an original).
+
+    A resend (``attempt`` ≥ 2) belongs to the closest earlier message to the same phone
+    with the same template (content when there is none) through the same vendor.
+    Returns an int64 Series aligned with ``log``: the positional index of the original.
+    """
+    tpl = log["template_id"].astype(object).where(log["template_id"].notna(), log["content"].astype(object))
+    order = pd.DataFrame(
+        {"v": log["vendor"].astype(object), "p": log["phone"].astype(object), "k": tpl, "t": log["submit_time"]}
+    ).reset_index(drop=True)
+    order["pos"] = np.arange(len(order))
+    order = order.sort_values(["v", "p", "k", "t"], kind="stable", na_position="last")
+    attempt = log["attempt"].to_numpy(dtype="float64", na_value=1)[order["pos"].to_numpy()]
+    new_key = np.ones(len(order), dtype=bool)
+    if len(order) > 1:
+        same = np.ones(len(order) - 1, dtype=bool)
+        for c in ("v", "p", "k"):
+            a = order[c].to_numpy()
+            same &= (a[1:] == a[:-1]) & pd.notna(a[1:])
+        new_key[1:] = ~same
+    starts = new_key | (attempt <= 1)
+    start_pos = order["pos"].to_numpy()[starts]
+    chain = start_pos[np.cumsum(starts) - 1]
+    out = np.empty(len(order), dtype=np.int64)
+    out[order["pos"].to_numpy()] = chain
+    return pd.Series(out, index=log.index, name="chain")
+
+
+# --------------------------------------------------------------------------- arrival
+
+
+def arrival_rates(
+    log: pd.DataFrame, *, by: Sequence[str] = ("vendor",), freq: str | None = None
+) -> pd.DataFrame:
+    """Arrival, resend inflation, latency, complaints and unsubscribes per group.
+
+    Parameters
+    ----------
+    log : canonical send log (with ``complained`` / ``unsubscribed`` from
+        :func:`analysis.attach_events` for the complaint and unsubscribe rates).
+    by : group keys (see the module docstring); ``[]`` for one overall row.
+    freq : frequency of the ``period`` key.
+
+    Returns
+    -------
+    DataFrame, one row per group, sorted by the keys, with columns:
+
+    * the keys;
+    * ``submitted``: rows (attempts, resends included); ``delivered``;
+    * ``arrival_rate`` = delivered / submitted (pending counts as not delivered),
+      ``arrival_low``, ``arrival_high``: 95% Wilson interval;
+    * ``receipt_coverage``: share with a final status (not pending);
+    * ``originals``: attempt-1 messages; ``first_attempt_rate``: originals delivered on
+      attempt 1 / originals; ``after_resend_rate``: originals delivered on any attempt /
+      originals; ``resend_gap`` = after − first (the resend inflation);
+    * ``within_10min_rate``: delivered within 10 minutes / submitted;
+    * ``latency_p50_s``, ``latency_p95_s``: seconds from submit to receipt, delivered only;
+    * ``complaints``, ``complaint_rate`` = complaints / delivered; ``unsubscribes``,
+      ``unsubscribe_rate`` = unsubscribe replies / delivered (NaN without the events).
+
+    Examples
+    --------
+    >>> from analysis import simulate, read_send_log  # doctest: +SKIP
+    >>> arrival_rates(log, by=["week", "vendor"])  # doctest: +SKIP
+    """
+    by = list(by)
+    d = with_keys(log, by, freq=freq)
+    status = d["status"].astype(object)
+    ok = status.eq("delivered").to_numpy(dtype=bool)
+    latency = (d["done_time"] - d["submit_time"]).dt.total_seconds().to_numpy(dtype=float, na_value=np.nan)
+    latency = np.where(ok & (latency >= 0), latency, np.nan)
+    chain = resend_chains(d).to_numpy()
+    original = chain == np.arange(len(d))
+    rescued = np.zeros(len(d), dtype=bool)
+    np.logical_or.at(rescued, chain, ok)
+    work = d[by].copy() if by else pd.DataFrame(index=d.index)
+    work = work.assign(
+        ok=ok,
+        final=status.ne("pending").to_numpy(dtype=bool),
+        fast=ok & (latency <= 600),
+        latency=latency,
+        original=original,
+        first_ok=original & ok,
+        any_ok=original & rescued,
+        complained=_flag(d, "complained"),
+        unsubscribed=_flag(d, "unsubscribed"),
+    )
+    out = _finish(_aggregate(_grouped(work, by)), by)
+    return _rates(out, by, events={"complained": "complained" in d, "unsubscribed": "unsubscribed" in d})
+
+
+def _flag(d: pd.DataFrame, col: str) -> np.ndarray:
+    if col in d:
+        return d[col].to_numpy(dtype=bool, na_value=False)
+    return np.zeros(len(d), dtype=bool)
+
+
+def _aggregate(g) -> pd.DataFrame:
+    sums = g[["ok", "final", "original", "first_ok", "any_ok", "fast", "complained", "unsubscribed"]].sum()
+    sums.insert(0, "submitted", g.size())
+    q = g["latency"].quantile([0.5, 0.95]).unstack()
+    sums["latency_p50_s"] = q[0.5]
+    sums["latency_p95_s"] = q[0.95]
+    return sums.rename(columns={"ok": "delivered", "original": "originals"})
+
+
+def _rates(out: pd.DataFrame, by: list[str], *, events: dict[str, bool]) -> pd.DataFrame:
+    n = out["submitted"].to_numpy(dtype=float)
+    k = out["delivered"].to_numpy(dtype=float)
+    o = out["originals"].to_numpy(dtype=float)
+    low, high = wilson_interval(k, n)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        res = out.assign(
+            arrival_rate=k / n,
+            arrival_low=low,
+            arrival_high=high,
+            receipt_coverage=out["final"] / n,
+            first_attempt_rate=out["first_ok"] / o,
+            after_resend_rate=out["any_ok"] / o,
+            within_10min_rate=out["fast"] / n,
+            complaint_rate=(out["complained"] / k) if events["complained"] else np.nan,
+            unsubscribe_rate=(out["unsubscribed"] / k) if events["unsubscribed"] else np.nan,
+        )
+    res["resend_gap"] = res["after_resend_rate"] - res["first_attempt_rate"]
+    res = res.rename(columns={"complained": "complaints", "unsubscribed": "unsubscribes"})
+    for col, known in (("complaints", events["complained"]), ("unsubscribes", events["unsubscribed"])):
+        res[col] = res[col].astype("Int64") if known else pd.array([pd.NA] * len(res), dtype="Int64")
+    counts = ["submitted", "delivered", "originals"]
+    res[counts] = res[counts].astype("int64")
+    return res[by + _ARRIVAL_COLUMNS]
+
+
+_ARRIVAL_COLUMNS = [
+    "submitted",
+    "delivered",
+    "arrival_rate",
+    "arrival_low",
+    "arrival_high",
+    "receipt_coverage",
+    "originals",
+    "first_attempt_rate",
+    "after_resend_rate",
+    "resend_gap",
+    "within_10min_rate",
+    "latency_p50_s",
+    "latency_p95_s",
+    "complaints",
+    "complaint_rate",
+    "unsubscribes",
+    "unsubscribe_rate",
+]
+
+
+# --------------------------------------------------------------------------- failures
+
+
+def failure_reasons(log: pd.DataFrame, *, by: Sequence[str] = ("carrier", "province"), top: int = 3) -> pd.DataFrame:
+    """Failed messages by group and failure reason, with the raw codes behind them.
+
+    A failure is a final status other than delivered (failed, expired, rejected, unknown).
+
+    Returns
+    -------
+    DataFrame, one row per group × ``failure_reason`` that has failures, sorted by the
+    keys then by ``failed`` descending:
+
+    * the keys, ``failure_reason``;
+    * ``failed``: failed messages; ``share``: of the group's failures;
+    * ``submitted``: messages in the group; ``failure_rate`` = failed / submitted;
+    * ``top_codes``: the ``top`` most frequent raw codes, ``"MK:0115 ×120; …"``.
+    """
+    by = list(by)
+    d = with_keys(log, by)
+    failed = d["status"].astype(object).isin(FINAL_FAILURES).to_numpy(dtype=bool)
+    submitted = _grouped(d.assign(_n=1), by)["_n"].size().rename("submitted")
+    f = d[failed].assign(
+        code=d.loc[failed, "error_code"].astype(object).fillna(d.loc[failed, "status_code"].astype(object)).fillna("—"),
+        failure_reason=d.loc[failed, "failure_reason"].astype(object).fillna("unknown"),
+    )
+    keys = [*by, "failure_reason"]
+    columns = [*keys, "failed", "share", "submitted", "failure_rate", "top_codes"]
+    if f.empty:
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
+    codes = f.groupby([*keys, "code"], observed=True, dropna=False).size().rename("n").reset_index()
+    codes = codes.sort_values([*keys, "n", "code"], ascending=[True] * len(keys) + [False, True], kind="stable")
+    codes = codes.groupby(keys, dropna=False, sort=False).head(top)
+    codes["text"] = codes["code"].astype(str) + " ×" + codes["n"].astype(str)
+    top_codes = codes.groupby(keys, dropna=False, sort=False)["text"].agg("; ".join)
+    out = f.groupby(keys, observed=True, dropna=False).size().rename("failed").to_frame()
+    out["top_codes"] = top_codes
+    out = out.reset_index()
+    group_failed = out.groupby(by, dropna=False, observed=True)["failed"].transform("sum") if by else out["failed"].sum()
+    out["share"] = out["failed"] / group_failed
+    out["submitted"] = out.merge(submitted.reset_index(), on=by, how="left")["submitted"].to_numpy() if by else len(d)
+    out["failure_rate"] = out["failed"] / out["submitted"]
+    out = out.sort_values([*by, "failed"], ascending=[True] * len(by) + [False], kind="stable")
+    return out[columns].reset_index(drop=True)
+
+
+def repeat_failures(log: pd.DataFrame, *, min_failures: int = 2) -> pd.DataFrame:
+    """Numbers that failed at least ``min_failures`` times: list-cleaning candidates.
+
+    Returns
+    -------
+    DataFrame sorted by ``failures`` descending, then ``phone``:
+    ``phone`` (E.164, unmasked: mask before sharing), ``carrier``, ``province``,
+    ``failures``, ``messages`` (all sends to the number), ``reasons`` (distinct failure
+    reasons, ``;``-joined), ``first_failure``, ``last_failure``.
+    """
+    d = log[log["phone"].notna()]
+    failed = d["status"].astype(object).isin(FINAL_FAILURES).to_numpy(dtype=bool)
+    f = d[failed]
+    counts = f.groupby("phone", observed=True).size()
+    keep = counts[counts >= min_failures].index
+    f = f[f["phone"].isin(keep)]
+    columns = ["phone", "carrier", "province", "failures", "messages", "reasons", "first_failure", "last_failure"]
+    if f.empty:
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
+    g = f.groupby("phone", observed=True)
+    out = pd.DataFrame({
+        "carrier": g["carrier"].first(),
+        "province": g["province"].first(),
+        "failures": g.size(),
+        "messages": d[d["phone"].isin(keep)].groupby("phone", observed=True).size(),
+        "reasons": f.assign(r=f["failure_reason"].astype(object).fillna("unknown"))
+        .drop_duplicates(["phone", "r"]).sort_values("r").groupby("phone", observed=True)["r"].agg("; ".join),
+        "first_failure": g["submit_time"].min(),
+        "last_failure": g["submit_time"].max(),
+    })
+    out = out.reset_index().sort_values(["failures", "phone"], ascending=[False, True], kind="stable")
+    return out[columns].reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------- peak times
+
+
+def peak_windows(log: pd.DataFrame) -> pd.Series:
+    """Which window each message was sent in, from the submit time.
+
+    ``holiday`` (a Chinese public holiday, from the ``holidays`` calendar),
+    ``adjusted_workday`` (a weekend day worked in exchange, 调休), ``weekday_peak``
+    (09:00–10:00 on a working day) or ``off_peak``. Returns a categorical Series.
+    """
+    import holidays
+
+    t = log["submit_time"]
+    days = t.dt.tz_localize(None).dt.normalize()
+    codes, uniques = pd.factorize(days)
+    uniq = pd.DatetimeIndex(uniques)
+    years = sorted(set(uniq.year)) or [2025]
+    cal = holidays.China(years=years)
+    is_holiday = np.array([d in cal for d in uniq.date], dtype=bool)
+    is_workday = np.array([cal.is_working_day(d) for d in uniq.date], dtype=bool)
+    adjusted = is_workday & (uniq.dayofweek >= 5)
+    kind = np.where(is_holiday, 0, np.where(adjusted, 1, np.where(is_workday, 2, 3)))
+    day_kind = np.where(codes >= 0, kind[np.maximum(codes, 0)] if len(kind) else 3, 3)
+    hour = t.dt.hour.to_numpy(dtype=float, na_value=np.nan)
+    window = np.where(day_kind == 0, "holiday", np.where(day_kind == 1, "adjusted_workday",
+                      np.where((day_kind == 2) & (hour == 9), "weekday_peak", "off_peak")))
+    return pd.Series(pd.Categorical(window, categories=PEAK_WINDOWS), index=log.index, name="window")
+
+
+PEAK_WINDOWS = ["weekday_peak", "holiday", "adjusted_workday", "off_peak"]
+
+
+def peak_variance(log: pd.DataFrame, *, by: Sequence[str] = ("vendor",)) -> pd.DataFrame:
+    """Arrival and latency in each peak window against off-peak sends of the same group.
+
+    Returns
+    -------
+    DataFrame, one row per group × ``window`` (:func:`peak_windows`; ``weekday_peak``,
+    ``holiday``, ``adjusted_workday``, ``off_peak``), sorted by the keys then window:
+
+    * the :func:`arrival_rates` columns;
+    * ``diff_pp``: arrival minus off-peak arrival, in percentage points;
+    * ``z``, ``p_value``: pooled two-proportion test against off-peak; ``cohens_h``: the
+      effect size; ``latency_p50_change_s``: median latency minus off-peak's.
+      These are NaN on the ``off_peak`` row.
+    """
+    by = list(by)
+    rates = arrival_rates(log.assign(window=peak_windows(log)), by=[*by, "window"])
+    base = rates[rates["window"].eq("off_peak")].drop(columns="window")
+    base = base[[*by, "submitted", "delivered", "arrival_rate", "latency_p50_s"]].rename(
+        columns=lambda c: c if c in by else f"base_{c}")
+    m = rates.merge(base, on=by, how="left") if by else rates.assign(**{c: base[c].iloc[0] if len(base) else np.nan for c in base})
+    z, p, h = two_proportion_test(m["delivered"], m["submitted"], m["base_delivered"], m["base_submitted"])
+    off = m["window"].eq("off_peak").to_numpy()
+    m["diff_pp"] = np.where(off, np.nan, 100 * (m["arrival_rate"] - m["base_arrival_rate"]))
+    m["z"], m["p_value"], m["cohens_h"] = (np.where(off, np.nan, x) for x in (z, p, h))
+    m["latency_p50_change_s"] = np.where(off, np.nan, m["latency_p50_s"] - m["base_latency_p50_s"])
+    return m.drop(columns=[c for c in m.columns if c.startswith("base_")])
+
+
+def round_spread(log: pd.DataFrame, *, by: Sequence[str] = ("vendor",), gap: str = "10min") -> pd.DataFrame:
+    """Spread of arrival across repeated send rounds (a stress test's rounds).
+
+    Rounds come from a ``round`` column when the log has one, else each burst of sends
+    separated from the previous one by more than ``gap`` is a round (per group).
+
+    Returns
+    -------
+    DataFrame, one row per group, sorted by the keys: ``rounds``, ``submitted``,
+    ``min_arrival``, ``max_arrival``, ``spread_pp`` (max − min, percentage points),
+    ``first_p50_s`` / ``last_p50_s`` (median latency of the first and last round),
+    ``latency_change_s``.
+    """
+    by = list(by)
+    per_round = arrival_rates(with_rounds(log, by=by, gap=gap), by=[*by, "round"])
+    g = _grouped(per_round, by)
+    out = pd.DataFrame({
+        "rounds": g.size(),
+        "submitted": g["submitted"].sum(),
+        "min_arrival": g["arrival_rate"].min(),
+        "max_arrival": g["arrival_rate"].max(),
+        "first_p50_s": g["latency_p50_s"].first(),
+        "last_p50_s": g["latency_p50_s"].last(),
+    })
+    out["spread_pp"] = 100 * (out["max_arrival"] - out["min_arrival"])
+    out["latency_change_s"] = out["last_p50_s"] - out["first_p50_s"]
+    out = _finish(out, by)
+    return out[[*by, "rounds", "submitted", "min_arrival", "max_arrival", "spread_pp",
+                "first_p50_s", "last_p50_s", "latency_change_s"]]
+
+
+def with_rounds(log: pd.DataFrame, *, by: Sequence[str] = ("vendor",), gap: str = "10min") -> pd.DataFrame:
+    """``log`` with a ``round`` column (1, 2, …): given, or inferred from send bursts."""
+    if "round" in log and log["round"].notna().all():
+        return log
+    by = list(by)
+    order = log.sort_values([*by, "submit_time"], kind="stable")
+    t = order["submit_time"]
+    new = t.diff().gt(pd.Timedelta(gap)).to_numpy(dtype=bool, copy=True)
+    if by:
+        key = order[by].astype(object).to_numpy()
+        changed = np.ones(len(order), dtype=bool)
+        changed[1:] = (key[1:] != key[:-1]).any(axis=1)
+        new |= changed
+        starts = pd.Series(new.astype(int), index=order.index).groupby([order[c] for c in by], observed=True, dropna=False).cumsum()
+    else:
+        new[:1] = True
+        starts = pd.Series(np.cumsum(new), index=order.index)
+    return log.assign(round=starts.reindex(log.index).astype("int64"))
+
+
+# --------------------------------------------------------------------------- send hours
+
+
+def open_rates(log: pd.DataFrame, *, by: Sequence[str] = ("hour",)) -> pd.DataFrame:
+    """Send-hour open rate: delivered messages with at least one click / delivered.
+
+    Needs the ``clicked`` (and for conversions ``converted``) columns of
+    :func:`analysis.attach_events`.
+
+    Returns
+    -------
+    DataFrame, one row per group, sorted by the keys: ``delivered``, ``opened``,
+    ``open_rate``, ``open_low``, ``open_high`` (95% Wilson), ``conversions``,
+    ``conversion_rate`` (= converted / delivered), ``conversion_low``, ``conversion_high``.
+    """
+    if "clicked" not in log:
+        raise ValueError("open rates need click events: log = attach_events(log, clicks=…)")
+    by = list(by)
+    d = with_keys(log, by)
+    ok = d["status"].astype(object).eq("delivered").to_numpy(dtype=bool)
+    work = (d[by] if by else pd.DataFrame(index=d.index)).assign(
+        delivered=ok, opened=ok & _flag(d, "clicked"), conversions=ok & _flag(d, "converted"))
+    out = _finish(_grouped(work, by)[["delivered", "opened", "conversions"]].sum(), by)
+    return _with_interval(_with_interval(out, "opened", "delivered", "open"), "conversions", "delivered", "conversion")
+
+
+def _with_interval(out: pd.DataFrame, k: str, n: str, name: str) -> pd.DataFrame:
+    low, high = wilson_interval(out[k], out[n])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rate = out[k] / out[n].where(out[n] > 0)
+    return out.assign(**{f"{name}_rate": rate, f"{name}_low": low, f"{name}_high": high})
+
+
+def open_rate_lift(log: pd.DataFrame, a=15, b=20, *, by: Sequence[str] = ()) -> pd.DataFrame:
+    """Lift of the open rate of send hour(s) ``a`` over ``b``: rate_a / rate_b − 1.
+
+    ``a`` and ``b`` are an hour or a ``(start, end)`` pair of hours (end excluded).
+
+    Returns
+    -------
+    DataFrame, one row per group: ``delivered_a``, ``open_rate_a``, ``delivered_b``,
+    ``open_rate_b``, ``lift``, ``lift_low``, ``lift_high`` (95% interval from the log of
+    the rate ratio), ``p_value`` (two-proportion test).
+    """
+    by = list(by)
+    hour = log["submit_time"].dt.hour
+    side = pd.Series(np.where(_in_hours(hour, a), "a", np.where(_in_hours(hour, b), "b", None)), index=log.index)
+    rates = open_rates(log.assign(side=side)[side.notna().to_numpy()], by=[*by, "side"])
+    wide = rates.pivot_table(index=by or None, columns="side", values=["delivered", "opened"], aggfunc="sum", observed=True) \
+        if by else rates.set_index("side")[["delivered", "opened"]].unstack().to_frame().T
+    wide.columns = [f"{v}_{s}" for v, s in wide.columns]
+    for col in ("delivered_a", "opened_a", "delivered_b", "opened_b"):
+        if col not in wide:
+            wide[col] = 0
+    ka, na, kb, nb = (wide[c].to_numpy(dtype=float) for c in ("opened_a", "delivered_a", "opened_b", "delivered_b"))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ra, rb = ka / na, kb / nb
+        se = np.sqrt(1 / ka - 1 / na + 1 / kb - 1 / nb)
+        ratio = ra / rb
+        _, p, _ = two_proportion_test(ka, na, kb, nb)
+        out = pd.DataFrame({
+            "delivered_a": na.astype(int), "open_rate_a": ra, "delivered_b": nb.astype(int), "open_rate_b": rb,
+            "lift": ratio - 1, "lift_low": ratio * np.exp(-Z95 * se) - 1, "lift_high": ratio * np.exp(Z95 * se) - 1,
+            "p_value": p,
+        }, index=wide.index)
+    return out.reset_index() if by else out.reset_index(drop=True)
+
+
+def _in_hours(hour: pd.Series, spec) -> np.ndarray:
+    lo, hi = (spec, spec + 1) if np.isscalar(spec) else spec
+    h = hour.to_numpy(dtype=float, na_value=np.nan)
+    return (h >= lo) & (h < hi)
+
+
+# --------------------------------------------------------------------------- billing
+
+#: When each platform bills (REFERENCE.md). The mode is a per-vendor setting: give
+#: ``modes=`` for any other vendor (its contract mode is unknown until then).
+BILLING_MODES = {
+    "aliyun": "submission",
+    "tencent": "submission",
+    "vonage": "submission",
+    "twilio": "submission",
+    "aws_sns": "submission",
+    "huawei": "delivery",
+}
+
+
+def _billing_frame(log: pd.DataFrame) -> pd.DataFrame:
+    ok = log["status"].astype(object).eq("delivered").to_numpy(dtype=bool)
+    seg = log["segments"].astype("float64").fillna(1).to_numpy()
+    return pd.DataFrame({
+        "vendor": log["vendor"].astype(object).to_numpy(),
+        "period": with_keys(log, ["month"])["month"].astype(object).to_numpy(),
+        "delivered": ok,
+        "segments_submitted": seg,
+        "segments_delivered": np.where(ok, seg, 0.0),
+    }, index=log.index)
+
+
+def billing_reconciliation(
+    log: pd.DataFrame,
+    bill: pd.DataFrame | None = None,
+    *,
+    prices: dict[str, float] | None = None,
+    modes: dict[str, str] | None = None,
+    tolerance: float = 0.005,
+) -> pd.DataFrame:
+    """Segments billed on submission vs on delivery, and the vendor's bill against both.
+
+    Parameters
+    ----------
+    log : canonical send log.
+    bill : the vendors' bills (:func:`analysis.read_events` of a bill file): ``vendor``,
+        ``period`` (``YYYY-MM``), ``billed_count``, ``unit_price``, ``amount``.
+    prices : contract price per segment per vendor, where the bill gives none.
+    modes : contract billing mode per vendor (``submission`` / ``delivery``); defaults
+        from :data:`BILLING_MODES`.
+    tolerance : relative difference within which a bill matches a mode.
+
+    Returns
+    -------
+    DataFrame, one row per vendor × month (of submit time), sorted by both:
+
+    * ``submitted``, ``delivered``: messages;
+    * ``segments_submitted``, ``segments_delivered``: billable parts of each (segments of
+      a message without content count 1); ``gap_segments`` = submitted − delivered;
+    * ``unit_price``; ``amount_submission``, ``amount_delivery``, ``gap_amount``: money at
+      that price;
+    * ``billed_count``, ``billed_amount``: from the bill (NaN without one);
+      ``bill_vs_submission``, ``bill_vs_delivery``: billed − each count;
+    * ``billing_mode``: which count the bill matches (``submission``, ``delivery``,
+      ``either`` when both are equal, ``neither``; missing without a bill);
+    * ``contract_mode`` (``modes`` or :data:`BILLING_MODES`; missing when unknown),
+      ``overcharge``: billed amount minus the amount under the contract mode
+      (positive = billed too much).
+    """
+    f = _billing_frame(log)
+    g = f.groupby(["vendor", "period"], dropna=False)
+    out = g[["delivered", "segments_submitted", "segments_delivered"]].sum()
+    out.insert(0, "submitted", g.size())
+    out = out.reset_index()
+    if bill is not None and len(bill):
+        b = bill.groupby(["vendor", "period"], as_index=False).agg(
+            billed_count=("billed_count", "sum"), billed_amount=("amount", "sum"), bill_price=("unit_price", "last"))
+        out = out.merge(b, on=["vendor", "period"], how="outer")
+    else:
+        out = out.assign(billed_count=np.nan, billed_amount=np.nan, bill_price=np.nan)
+    prices = prices or {}
+    out["unit_price"] = out["bill_price"].astype(float).fillna(out["vendor"].map(prices).astype(float))
+    for c in ("submitted", "delivered", "segments_submitted", "segments_delivered"):
+        out[c] = out[c].fillna(0).astype("int64")
+    out["gap_segments"] = out["segments_submitted"] - out["segments_delivered"]
+    out["amount_submission"] = out["segments_submitted"] * out["unit_price"]
+    out["amount_delivery"] = out["segments_delivered"] * out["unit_price"]
+    out["gap_amount"] = out["amount_submission"] - out["amount_delivery"]
+    billed = out["billed_count"].astype(float)
+    out["bill_vs_submission"] = billed - out["segments_submitted"]
+    out["bill_vs_delivery"] = billed - out["segments_delivered"]
+    tol = np.maximum(1.0, tolerance * billed.to_numpy())
+    sub = np.abs(out["bill_vs_submission"].to_numpy(dtype=float)) <= tol
+    dlv = np.abs(out["bill_vs_delivery"].to_numpy(dtype=float)) <= tol
+    mode = np.select([sub & dlv, sub, dlv], ["either", "submission", "delivery"], "neither").astype(object)
+    out["billing_mode"] = np.where(billed.isna(), None, mode)
+    out["contract_mode"] = out["vendor"].map({**BILLING_MODES, **(modes or {})})
+    expected = np.select([out["contract_mode"].eq("delivery"), out["contract_mode"].eq("submission")],
+                         [out["amount_delivery"], out["amount_submission"]], np.nan)
+    out["overcharge"] = out["billed_amount"].astype(float) - expected
+    columns = ["vendor", "period", "submitted", "delivered", "segments_submitted", "segments_delivered",
+               "gap_segments", "unit_price", "amount_submission", "amount_delivery", "gap_amount",
+               "billed_count", "billed_amount", "bill_vs_submission", "bill_vs_delivery", "billing_mode",
+               "contract_mode", "overcharge"]
+    return out.sort_values(["vendor", "period"], kind="stable")[columns].reset_index(drop=True)
+
+
+def effective_cost(
+    log: pd.DataFrame,
+    bill: pd.DataFrame | None = None,
+    *,
+    prices: dict[str, float] | None = None,
+    modes: dict[str, str] | None = None,
+    by: Sequence[str] = ("vendor", "carrier"),
+) -> pd.DataFrame:
+    """Cost per delivered message (and per click): what one arrival really costs.
+
+    Each vendor's billing mode is ``modes[vendor]``, else the mode its bill matches
+    (:func:`billing_reconciliation`), else :data:`BILLING_MODES`, else submission (the
+    mode that never understates cost); its price comes from the bill, else ``prices``.
+
+    Returns
+    -------
+    DataFrame, one row per group, sorted by the keys: ``submitted``, ``delivered``,
+    ``arrival_rate``, ``billed_segments``, ``unit_price``, ``billing_mode``, ``cost``,
+    ``cost_per_submitted``, ``cost_per_delivered``, ``clicks`` and ``cost_per_click``
+    (NaN without click events).
+    """
+    by = list(by)
+    rec = billing_reconciliation(log, bill, prices=prices, modes=modes)
+    found = rec.dropna(subset=["billing_mode"])
+    found = found[found["billing_mode"].isin(["submission", "delivery"])]
+    matched = found.groupby("vendor")["billing_mode"].agg(lambda m: m.mode().iloc[0]) if len(found) else pd.Series(dtype=object)
+    vendor_mode = {**BILLING_MODES, **matched.to_dict(), **(modes or {})}
+    price = rec.dropna(subset=["unit_price"]).groupby("vendor")["unit_price"].last().to_dict()
+    price = {**(prices or {}), **price}
+    d = with_keys(log, by)
+    f = _billing_frame(d)
+    vendor = f["vendor"]
+    mode = vendor.map(vendor_mode).fillna("submission")
+    f["billed"] = np.where(mode.eq("delivery"), f["segments_delivered"], f["segments_submitted"])
+    f["cost"] = f["billed"] * vendor.map(price).astype(float)
+    f["clicks"] = d["clicks"].to_numpy() if "clicks" in d else 0
+    work = pd.concat([d[by], f[["delivered", "billed", "cost", "clicks"]]], axis=1)
+    g = _grouped(work, by)
+    out = g[["delivered", "billed", "clicks"]].sum()
+    out.insert(0, "submitted", g.size())
+    out["cost"] = g["cost"].sum(min_count=len(work) and 1)
+    out = _finish(out, by).rename(columns={"billed": "billed_segments"})
+    if "vendor" in by:
+        out["unit_price"] = out["vendor"].map(price).astype(float)
+        out["billing_mode"] = out["vendor"].map(vendor_mode).fillna("submission")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out["arrival_rate"] = out["delivered"] / out["submitted"]
+        out["cost_per_submitted"] = out["cost"] / out["submitted"]
+        out["cost_per_delivered"] = out["cost"] / out["delivered"].where(out["delivered"] > 0)
+        out["cost_per_click"] = out["cost"] / out["clicks"].where(out["clicks"] > 0)
+    if "clicks" not in d:
+        out["clicks"] = pd.NA
+        out["cost_per_click"] = np.nan
+    cols = [*by, "submitted", "delivered", "arrival_rate", "billed_segments", "unit_price", "billing_mode",
+            "cost", "cost_per_submitted", "cost_per_delivered", "clicks", "cost_per_click"]
+    return out[[c for c in cols if c in out]]
