@@ -1,0 +1,152 @@
+"""Drop alerts: each group's arrival against its own baseline (DESIGN.md section 5).
+
+Two detectors run per group (carrier × province by default) and per traffic stream
+(canary messages, ``is_probe``, have their own baseline, apart from regular traffic):
+
+* a p-chart: a period whose delivered count is improbably low for the group's trailing
+  baseline (one-sided exact binomial test, ``alpha`` ≈ the 3-sigma rate);
+* a one-sided CUSUM on the standardised shortfall, which adds up small drops that no
+  single period shows (a slow drift).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from .measures import _grouped, with_keys
+
+#: One-sided false-alarm rate of a 3-sigma limit.
+ALPHA = float(stats.norm.sf(3))
+
+
+
+def drop_alerts(
+    log: pd.DataFrame,
+    *,
+    by: Sequence[str] = ("carrier", "province"),
+    freq: str = "D",
+    baseline: int = 14,
+    min_messages: int = 20,
+    min_baseline: int = 200,
+    alpha: float = ALPHA,
+    cusum_k: float = 0.5,
+    cusum_h: float = 5.0,
+    switch_pp: float = 10.0,
+) -> pd.DataFrame:
+    """Periods in which a group's arrival dropped below its own baseline.
+
+    Parameters
+    ----------
+    log : canonical send log.
+    by : the groups (any :func:`analysis.arrival_rates` key); ``traffic`` (canary /
+        regular) is always added.
+    freq : length of a period (``"D"``, ``"h"``, ``"W"`` …).
+    baseline : number of earlier periods pooled into the baseline.
+    min_messages : a period with fewer messages is not tested.
+    min_baseline : nor is one whose baseline holds fewer messages.
+    alpha : one-sided significance of the p-chart (default: the 3-sigma rate).
+    cusum_k, cusum_h : CUSUM allowance and decision limit, in standard errors.
+    switch_pp : a drop of at least this many points advises switching channel; smaller
+        ones advise contacting the vendor.
+
+    Returns
+    -------
+    DataFrame, one row per alerted group × period, sorted by period then keys:
+
+    * the keys, ``traffic`` (``canary`` / ``regular``), ``period`` (local start);
+    * ``submitted``, ``delivered``, ``arrival_rate``, ``baseline``, ``diff_pp``
+      (arrival − baseline, points), ``control_low`` (lowest arrival the p-chart accepts);
+    * ``p_value`` (exact binomial, one-sided), ``cusum`` (standard errors);
+    * ``detector``: ``p-chart``, ``cusum`` or ``both``;
+    * ``affected``: messages lost against the baseline (submitted × baseline − delivered);
+    * ``began``: estimated start of the drop: where the CUSUM run behind the first of
+      a group's consecutive alarms began;
+    * ``advice``: ``switch_channel`` (and contact the vendor) or ``contact_vendor``.
+    """
+    periods = period_rates(log, by=by, freq=freq, baseline=baseline)
+    periods.loc[periods["baseline_messages"] < min_baseline, "baseline"] = np.nan
+    keys = [*by, "traffic"]
+    p0 = periods["baseline"].to_numpy(dtype=float)
+    n = periods["submitted"].to_numpy(dtype=float)
+    k = periods["delivered"].to_numpy(dtype=float)
+    tested = (n >= min_messages) & np.isfinite(p0) & (p0 > 0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p_value = np.where(tested, stats.binom.cdf(k, n, np.nan_to_num(p0)), np.nan)
+        low = np.where(tested, stats.binom.ppf(alpha, n, np.nan_to_num(p0)) / n, np.nan)
+        se = np.sqrt(p0 * (1 - p0) / n)
+        zshort = np.where(tested & (se > 0), (p0 - k / n) / se, 0.0)
+    periods["p_value"] = p_value
+    periods["control_low"] = low
+    periods["cusum"], periods["began"] = _cusum(periods, keys, zshort, cusum_k, cusum_h)
+    pchart = p_value < alpha
+    cusum = periods["cusum"].to_numpy() > cusum_h
+    periods["detector"] = np.select([pchart & cusum, pchart, cusum], ["both", "p-chart", "cusum"], "")
+    alarm = (pchart | cusum) & tested
+    periods["began"] = _run_start(periods, keys, alarm)
+    alerts = periods[alarm].copy()
+    alerts["diff_pp"] = 100 * (alerts["arrival_rate"] - alerts["baseline"])
+    alerts["affected"] = np.maximum(0, np.round(alerts["submitted"] * alerts["baseline"] - alerts["delivered"])).astype("int64")
+    alerts["advice"] = np.where(alerts["diff_pp"] <= -switch_pp, "switch_channel", "contact_vendor")
+    cols = [*keys, "period", "submitted", "delivered", "arrival_rate", "baseline", "diff_pp", "control_low",
+            "p_value", "cusum", "detector", "affected", "began", "advice"]
+    return alerts.sort_values(["period", *keys], kind="stable")[cols].reset_index(drop=True)
+
+
+def period_rates(
+    log: pd.DataFrame, *, by: Sequence[str] = ("carrier", "province"), freq: str = "D", baseline: int = 14
+) -> pd.DataFrame:
+    """Arrival per group × ``traffic`` × period, with the trailing baseline.
+
+    Returns
+    -------
+    DataFrame sorted by the keys then ``period``: the keys, ``traffic``, ``period``,
+    ``submitted``, ``delivered``, ``arrival_rate``, ``baseline`` (pooled arrival of the
+    ``baseline`` previous periods of the group that had messages; NaN for the first),
+    ``baseline_messages``.
+    """
+    by = list(by)
+    traffic = np.where(log["is_probe"].to_numpy(dtype=bool, na_value=False), "canary", "regular")
+    d = with_keys(log.assign(traffic=traffic), [*by, "period"], freq=freq)
+    keys = [*by, "traffic"]
+    ok = d["status"].astype(object).eq("delivered").to_numpy(dtype=bool)
+    g = _grouped(d[[*keys, "period"]].assign(delivered=ok), [*keys, "period"])
+    out = g["delivered"].agg(["size", "sum"]).rename(columns={"size": "submitted", "sum": "delivered"}).reset_index()
+    out["arrival_rate"] = out["delivered"] / out["submitted"]
+    gk = out.groupby(keys, observed=True, dropna=False, sort=False)
+    prev_n = gk["submitted"].transform(lambda s: s.shift().rolling(baseline, min_periods=1).sum())
+    prev_k = gk["delivered"].transform(lambda s: s.shift().rolling(baseline, min_periods=1).sum())
+    out["baseline"] = prev_k / prev_n.where(prev_n > 0)
+    out["baseline_messages"] = prev_n.fillna(0).astype("int64")
+    return out
+
+
+def _cusum(periods: pd.DataFrame, keys: list[str], z: np.ndarray, k: float, h: float) -> tuple[np.ndarray, np.ndarray]:
+    """One-sided CUSUM of ``z`` within each group (rows sorted by group then period),
+    restarted after each alarm, and the period at which the current run began."""
+    group = periods.groupby(keys, observed=True, dropna=False, sort=False).ngroup().to_numpy()
+    period = periods["period"].to_numpy()
+    s = np.zeros(len(z))
+    began = period.copy()
+    for i in range(len(z)):  # runs over groups × periods (aggregates), never over messages
+        fresh = i == 0 or group[i] != group[i - 1]
+        prev = 0.0 if fresh or s[i - 1] > h else s[i - 1]
+        s[i] = max(0.0, prev + z[i] - k)
+        if prev > 0 and s[i] > 0:
+            began[i] = began[i - 1]
+    return s, began
+
+
+def _run_start(periods: pd.DataFrame, keys: list[str], alarm: np.ndarray) -> np.ndarray:
+    """For consecutive alarms in a group, the ``began`` of the first one of the run."""
+    began = periods["began"].to_numpy()
+    group = periods.groupby(keys, observed=True, dropna=False, sort=False).ngroup().to_numpy()
+    same = np.zeros(len(alarm), dtype=bool)
+    same[1:] = (group[1:] == group[:-1]) & alarm[:-1]
+    first = alarm & ~same
+    run = np.cumsum(first) - 1
+    starts = began[first]
+    return np.where(alarm & (run >= 0), starts[np.maximum(run, 0)] if len(starts) else began, began)
