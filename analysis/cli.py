@@ -19,6 +19,9 @@ EPILOG = """examples:
   sms-ledger ingest data/raw/*.csv --out data/interim
   sms-ledger ingest export.csv --vendor aliyun  force a vendor layout
   sms-ledger ingest odd.csv --mapping odd.toml  read any other layout via a column mapping
+  sms-ledger weekly data/interim data/raw/demo --week 2025-W18
+                                                write reports/ledgers/ledger-2025-W18.xlsx
+  sms-ledger weekly data/raw/demo --all-weeks --lang en
 """
 
 
@@ -44,6 +47,31 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("raw", nargs="+", type=Path, metavar="RAW", help="export files")
     ingest.add_argument("--out", type=Path, default=config.INTERIM, help="store folder (default: %(default)s)")
     _load_options(ingest)
+
+    weekly = sub.add_parser(
+        "weekly",
+        help="write the weekly ledger workbook(s)",
+        description="Build the three weekly ledgers (quality monitoring, failure tracing, content "
+        "optimization) plus billing reconciliation and drop alerts, and write them as an Excel "
+        "workbook per week: ledger-<week>.xlsx. INPUT may be raw exports, the Parquet store "
+        "(data/interim) and folders; click, reply, complaint and bill files among them are "
+        "recognised by their headers and joined in. Earlier weeks in the input give the "
+        "baselines and week-on-week changes. Phone numbers are masked unless --unmask.",
+        epilog="example: sms-ledger weekly data/interim data/raw/demo/clicks.csv "
+        "data/raw/demo/bills.csv --week 2025-W18 --lang en",
+    )
+    weekly.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="exports, the store, event files or folders")
+    which = weekly.add_mutually_exclusive_group(required=True)
+    which.add_argument("--week", help="ISO week to report, e.g. 2025-W18")
+    which.add_argument("--all-weeks", action="store_true", help="write one workbook per week found")
+    weekly.add_argument("--lang", choices=["zh", "en"], default="zh", help="headers and values (default: %(default)s)")
+    weekly.add_argument("--out", type=Path, default=config.REPORTS / "ledgers", help="output folder (default: %(default)s)")
+    weekly.add_argument("--unmask", action="store_true", help="write phone numbers in full (personal data!)")
+    weekly.add_argument("--price", action="append", default=[], metavar="VENDOR=PRICE",
+                        help="contract price per segment where the bill gives none (repeatable)")
+    weekly.add_argument("--billing-mode", action="append", default=[], metavar="VENDOR=MODE",
+                        help="contract billing mode, submission or delivery (repeatable)")
+    _load_options(weekly)
 
     demo = sub.add_parser(
         "demo",
@@ -88,6 +116,63 @@ def ingest(raw: list[Path], out: Path, *, vendor=None, mapping=None, tz="Asia/Sh
     return result.summary
 
 
+def weekly(
+    inputs: list[Path],
+    out: Path,
+    *,
+    week: str | None = None,
+    lang: str = "zh",
+    unmask: bool = False,
+    prices: dict | None = None,
+    modes: dict | None = None,
+    **load,
+) -> list[Path]:
+    """Write the ledger workbook of ``week`` (every week when None); returns the paths."""
+    from .events import load_inputs
+    from .excel import write_ledger
+    from .ledgers import weekly_ledgers
+    from .measures import iso_weeks
+
+    data = load_inputs(inputs, progress=True, **load)
+    weeks = [week] if week else sorted(iso_weeks(data.log["submit_time"]).dropna().astype(str).unique())
+    written = []
+    for w in _progress(weeks, "weeks"):
+        ledgers = weekly_ledgers(data.log, w, bill=data.bill, accounting=data.summary, prices=prices, modes=modes,
+                                 inputs=[str(f) for f in data.files])
+        written.append(write_ledger(ledgers, out / f"ledger-{w}.xlsx", lang=lang, unmask=unmask))
+    if len(data.rejects):
+        out.mkdir(parents=True, exist_ok=True)
+        _atomic_csv(data.rejects.drop(columns=["_file"], errors="ignore"), out / "rejects.csv")
+    return written
+
+
+def _progress(items: list, unit: str):
+    if len(items) < 2:
+        return items
+    from tqdm.auto import tqdm
+
+    return tqdm(items, unit=unit, disable=not sys.stderr.isatty())
+
+
+def _pairs(items: list[str], what: str, cast=str) -> dict:
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key or not value:
+            raise ValueError(f"{what} must look like VENDOR=VALUE, not {item!r}")
+        try:
+            out[key.strip().lower()] = cast(value.strip())
+        except ValueError:
+            raise ValueError(f"{what} {item!r}: {value!r} is not a valid value") from None
+    return out
+
+
+def _mode(value: str) -> str:
+    if value not in {"submission", "delivery"}:
+        raise ValueError("a billing mode is submission or delivery")
+    return value
+
+
 def _atomic_csv(frame: pd.DataFrame, path: Path) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     frame.to_csv(tmp, index=False, encoding="utf-8-sig")
@@ -114,6 +199,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "ingest":
             summary = ingest(args.raw, args.out, vendor=args.vendor, mapping=args.mapping, tz=args.tz)
             _print_summary(summary, args.out)
+        elif args.command == "weekly":
+            paths = weekly(
+                args.inputs, args.out, week=args.week, lang=args.lang, unmask=args.unmask,
+                prices=_pairs(args.price, "--price", float), modes=_pairs(args.billing_mode, "--billing-mode", _mode),
+                vendor=args.vendor, mapping=args.mapping, tz=args.tz,
+            )
+            for p in paths:
+                print(f"wrote {p}")
         elif args.command == "demo":
             from .readers import read_send_log
             from .simulate import simulate

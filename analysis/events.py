@@ -8,6 +8,7 @@ to the log by message id, or by phone (and template) within a time window.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,7 @@ import pandas as pd
 from .normalize import normalize_phones, parse_times
 from .readers import LoadError, LoadResult
 from .readers import _records
-from .readers._files import read_raw
+from .readers._files import detect_encoding, read_raw
 from .schema import DEFAULT_TZ, STRING
 
 #: Columns of each kind, with the header spellings accepted for them.
@@ -243,3 +244,109 @@ def _asof(log, pos, events, time_col, window, *, keys) -> np.ndarray:
 
 def _utc(t: pd.Series) -> pd.Series:
     return t.dt.tz_convert("UTC").astype("datetime64[ns, UTC]").reset_index(drop=True)
+
+
+@dataclass
+class Inputs:
+    """Everything read for a report: the send log with events joined, and the accounting.
+
+    Attributes
+    ----------
+    log : canonical send log plus the :func:`attach_events` columns of the event files.
+    bill : vendor bills (empty when none was given).
+    summary : row accounting per input file (``LoadResult.summary`` columns).
+    rejects : rejected rows of every input (file, line, reason, record).
+    files : the input files, after expanding folders.
+    """
+
+    log: pd.DataFrame
+    bill: pd.DataFrame
+    summary: pd.DataFrame
+    rejects: pd.DataFrame
+    files: list[Path]
+
+
+_SUFFIXES = {".csv", ".txt", ".tsv", ".xlsx", ".xlsm", ".xls", ".parquet", ".pq", ".jsonl", ".ndjson", ".gz", ".log"}
+
+
+def load_inputs(
+    paths, *, tz: str = DEFAULT_TZ, vendor: str | None = None, mapping=None, progress: bool = False
+) -> Inputs:
+    """Read send-log exports, stores and event files together, telling them apart by
+    their headers, and join the events to the log.
+
+    ``paths`` may hold export files, the Parquet store (``data/interim``) and folders
+    (every export in them). Click, reply, complaint and bill files are recognised by
+    their headers (:func:`event_kind`); everything else is read as a send log
+    (:func:`analysis.load_send_log`).
+    """
+    from .readers import load_send_log
+
+    files = _expand(paths)
+    logs, events = [], {}
+    for f in files:
+        kind = None if f.is_dir() else _peek_kind(f)
+        if kind is None:
+            logs.append(f)
+        else:
+            events.setdefault(kind, []).append(read_events(f, tz=tz))
+    if not logs:
+        raise LoadError("no send log among the inputs: give exports or the store (data/interim)")
+    result = load_send_log(logs, vendor=vendor, mapping=mapping, tz=tz, progress=progress)
+    summary = result.summary
+    stores = [f for f in logs if f.is_dir()]
+    if stores and len(stores) == len(logs):  # the store's own accounting, when ingest wrote it
+        acc = [p.parent / "ingest-summary.csv" for p in stores if (p.parent / "ingest-summary.csv").exists()]
+        if acc:
+            summary = pd.concat([pd.read_csv(a) for a in acc], ignore_index=True)
+    joined = {k: pd.concat([r.log for r in v], ignore_index=True) for k, v in events.items()}
+    log = attach_events(result.log, clicks=joined.get("clicks"), replies=joined.get("replies"),
+                        complaints=joined.get("complaints"))
+    every = [r for v in events.values() for r in v]
+    summary = pd.concat([summary, *[r.summary for r in every]], ignore_index=True)
+    rejects = pd.concat([result.rejects, *[r.rejects for r in every]], ignore_index=True)
+    bill = joined.get("bill", pd.DataFrame(columns=list(KINDS["bill"])))
+    return Inputs(log=log, bill=bill, summary=summary, rejects=rejects, files=files)
+
+
+def _expand(paths) -> list[Path]:
+    from .store import store_path
+
+    if isinstance(paths, (str, Path)):
+        paths = [paths]
+    out = []
+    for p in map(Path, paths):
+        if not p.exists():
+            raise LoadError(f"{p}: no such file or folder")
+        if p.is_dir():
+            if store_path(p).exists():
+                out.append(store_path(p))
+            elif p.name == "send_log" or any(p.glob("*/*.parquet")) or any(p.glob("*.parquet")):
+                out.append(p)
+            else:
+                out.extend(sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in _SUFFIXES))
+        else:
+            out.append(p)
+    return out
+
+
+def _peek_kind(path: Path) -> str | None:
+    """The event kind of a file from its header line, without reading it all."""
+    suffix = path.suffix.lower()
+    try:
+        if suffix in {".xlsx", ".xlsm", ".xls"}:
+            heads = pd.read_excel(path, nrows=0, engine="calamine").columns
+        elif suffix in {".parquet", ".pq"}:
+            import pyarrow.parquet as pq
+
+            heads = pq.read_schema(path).names
+        elif suffix in {".gz", ".jsonl", ".ndjson", ".log"}:
+            return None
+        else:
+            sample = path.read_bytes()[:65536]
+            text = sample.decode(detect_encoding(sample, path=path), errors="replace").lstrip("\ufeff")
+            first = text.splitlines()[0] if text.strip() else ""
+            heads = re.split(r"[,\t;|]", first)
+    except (OSError, ValueError, LoadError):
+        return None
+    return event_kind(h.strip().strip('"') for h in map(str, heads))

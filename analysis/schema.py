@@ -148,6 +148,61 @@ LABELS: dict[str, dict[str, str]] = {
 }
 
 
+#: Labels of the measure and ledger columns and their vocabularies: ``key: (zh, en)``.
+_MEASURE_LABELS = {
+    "week": ("周次", "Week"), "month": ("月份", "Month"), "day": ("日期", "Day"), "hour": ("发送小时", "Send hour"),
+    "weekday": ("星期", "Weekday"), "period": ("时段", "Period"), "window": ("时间窗口", "Window"),
+    "round": ("轮次", "Round"), "submitted": ("提交量", "Submitted"),
+    "arrival_rate": ("到达率", "Arrival rate"), "arrival_low": ("到达率下限(95%)", "Arrival low (95%)"),
+    "arrival_high": ("到达率上限(95%)", "Arrival high (95%)"), "receipt_coverage": ("回执覆盖率", "Receipt coverage"),
+    "originals": ("原始消息数", "Originals"), "first_attempt_rate": ("首发到达率", "First-attempt arrival"),
+    "after_resend_rate": ("补发后到达率", "After-resend arrival"), "resend_gap": ("补发虚增", "Resend inflation"),
+    "within_10min_rate": ("10分钟到达率", "Within 10 min"), "latency_p50_s": ("时延中位数(秒)", "Latency p50 (s)"),
+    "latency_p95_s": ("时延P95(秒)", "Latency p95 (s)"), "complaints": ("投诉数", "Complaints"),
+    "complaint_rate": ("投诉率", "Complaint rate"), "unsubscribes": ("退订数", "Unsubscribes"),
+    "unsubscribe_rate": ("退订率", "Unsubscribe rate"), "arrival_change_pp": ("环比(百分点)", "Change vs last week (pp)"),
+    "target": ("目标到达率", "Target"), "meets_target": ("达标", "Meets target"), "control_low": ("控制下限", "Control low"),
+    "control_high": ("控制上限", "Control high"), "in_control": ("受控", "In control"),
+    "share": ("组内占比", "Share of group"), "failure_rate": ("失败率", "Failure rate"),
+    "top_codes": ("主要错误码", "Top codes"), "share_of_week": ("占本周失败", "Share of week"),
+    "failures": ("失败次数", "Failures"), "messages": ("消息数", "Messages"), "reasons": ("失败原因列表", "Reasons"),
+    "first_failure": ("首次失败", "First failure"), "last_failure": ("最近失败", "Last failure"),
+    "sent": ("发送量", "Sent"), "blocked": ("拦截量", "Blocked"), "blocked_rate": ("拦截率", "Blocked rate"),
+    "clicks": ("点击数", "Clicks"), "opened": ("有点击消息", "Opened"), "click_through_rate": ("点击率", "Click-through rate"),
+    "click_through_low": ("点击率下限(95%)", "CTR low (95%)"), "click_through_high": ("点击率上限(95%)", "CTR high (95%)"),
+    "conversions": ("转化数", "Conversions"), "conversion_rate": ("转化率", "Conversion rate"),
+    "conversion_low": ("转化率下限(95%)", "Conversion low (95%)"), "conversion_high": ("转化率上限(95%)", "Conversion high (95%)"),
+    "best_send_hour": ("最佳发送小时", "Best send hour"), "best_hour_rate": ("最佳小时点击率", "Best hour CTR"),
+    "open_rate": ("打开率", "Open rate"), "open_low": ("打开率下限(95%)", "Open low (95%)"),
+    "open_high": ("打开率上限(95%)", "Open high (95%)"),
+    "segments_submitted": ("提交计费条数", "Segments submitted"), "segments_delivered": ("成功计费条数", "Segments delivered"),
+    "gap_segments": ("条数差", "Segment gap"), "unit_price": ("单价", "Unit price"),
+    "amount_submission": ("按提交计费金额", "Amount on submission"), "amount_delivery": ("按成功计费金额", "Amount on delivery"),
+    "gap_amount": ("金额差", "Amount gap"), "billed_count": ("账单条数", "Billed count"),
+    "billed_amount": ("账单金额", "Billed amount"), "bill_vs_submission": ("账单减提交", "Bill minus submitted"),
+    "bill_vs_delivery": ("账单减成功", "Bill minus delivered"), "billing_mode": ("账单计费方式", "Bill matches"),
+    "contract_mode": ("合同计费方式", "Contract mode"), "overcharge": ("多收金额", "Overcharge"),
+    "traffic": ("流量类型", "Traffic"), "baseline": ("基线到达率", "Baseline"), "diff_pp": ("差值(百分点)", "Difference (pp)"),
+    "p_value": ("p值", "p-value"), "cusum": ("累积和", "CUSUM"), "detector": ("检测方法", "Detector"),
+    "affected": ("受影响消息", "Messages affected"), "began": ("开始时间", "Began"), "advice": ("建议", "Advice"),
+    "file": ("文件", "File"), "layout": ("格式", "Layout"), "encoding": ("编码", "Encoding"),
+    "rows_read": ("读取行数", "Rows read"), "loaded": ("已载入", "Loaded"), "duplicates": ("重复", "Duplicates"),
+    "start": ("开始日期", "Start"), "end": ("结束日期", "End"), "inputs": ("输入", "Inputs"),
+    "generated": ("生成时间", "Generated"), "version": ("版本", "Version"), "time_zone": ("时区", "Time zone"),
+    "masked": ("号码脱敏", "Phones masked"), "lang": ("语言", "Language"),
+    # values
+    "All": ("合计", "All"), "submission": ("按提交", "On submission"), "delivery": ("按成功", "On delivery"),
+    "either": ("两者相同", "Either"), "neither": ("都不符", "Neither"), "canary": ("探针短信", "Canary"),
+    "regular": ("常规", "Regular"), "switch_channel": ("切换通道并联系平台", "Switch channel, contact the vendor"),
+    "contact_vendor": ("联系平台核查", "Contact the vendor"), "weekday_peak": ("工作日高峰", "Weekday peak"),
+    "holiday": ("节假日", "Holiday"), "adjusted_workday": ("调休工作日", "Adjusted workday"),
+    "off_peak": ("非高峰", "Off-peak"), "p-chart": ("控制图", "p-chart"), "both": ("控制图+累积和", "p-chart + CUSUM"),
+}
+for _key, (_zh, _en) in _MEASURE_LABELS.items():
+    LABELS["zh"].setdefault(_key, _zh)
+    LABELS["en"].setdefault(_key, _en)
+
+
 def label(key: str, lang: str = "zh") -> str:
     """Display label of a column or vocabulary value; the key itself when unlabelled."""
     return LABELS[lang].get(key, key)
