@@ -15,8 +15,7 @@ import numpy as np
 import pandas as pd
 
 from .normalize import normalize_phones, parse_times
-from .readers import LoadError, LoadResult
-from .readers import _records
+from .readers import LoadError, LoadResult, _records
 from .readers._files import detect_encoding, read_raw
 from .schema import DEFAULT_TZ, STRING
 

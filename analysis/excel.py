@@ -25,7 +25,6 @@ from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 
 from .enrich import CARRIERS, PROVINCES
-from .measures import ALL
 from .normalize import mask_phones
 from .schema import DEFAULT_TZ, LABELS
 
