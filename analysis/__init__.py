@@ -7,6 +7,23 @@ Analysts import from here only::
 """
 
 from .enrich import enrich
+from .events import Inputs, attach_events, load_inputs, read_events
+from .excel import ledger_history, read_ledger, write_ledger
+from .ledgers import content_ledger, failure_ledger, quality_ledger, weekly_ledgers
+from .measures import (
+    arrival_rates,
+    billing_reconciliation,
+    effective_cost,
+    failure_reasons,
+    open_rate_lift,
+    open_rates,
+    peak_variance,
+    peak_windows,
+    repeat_failures,
+    round_spread,
+    wilson_interval,
+)
+from .monitor import drop_alerts
 from .normalize import count_segments, infer_attempts, mask_phones, normalize_phones
 from .readers import LoadError, LoadResult, load_send_log, read_send_log
 from .schema import COLUMNS, FAILURE_REASONS, LABELS, STATUSES, label
@@ -18,20 +35,43 @@ __version__ = "0.1.0"
 __all__ = [
     "COLUMNS",
     "FAILURE_REASONS",
+    "Inputs",
     "LABELS",
     "LoadError",
     "LoadResult",
     "STATUSES",
     "__version__",
+    "arrival_rates",
+    "attach_events",
+    "billing_reconciliation",
+    "content_ledger",
     "count_segments",
+    "drop_alerts",
+    "effective_cost",
     "enrich",
+    "failure_ledger",
+    "failure_reasons",
     "infer_attempts",
     "label",
+    "ledger_history",
+    "load_inputs",
     "load_send_log",
     "mask_phones",
     "normalize_phones",
+    "open_rate_lift",
+    "open_rates",
+    "peak_variance",
+    "peak_windows",
+    "quality_ledger",
+    "read_events",
+    "read_ledger",
     "read_send_log",
     "read_store",
+    "repeat_failures",
+    "round_spread",
     "simulate",
+    "weekly_ledgers",
+    "wilson_interval",
+    "write_ledger",
     "write_store",
 ]

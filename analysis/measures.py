@@ -49,8 +49,9 @@ def wilson_interval(k, n, *, z: float = Z95) -> tuple[np.ndarray, np.ndarray]:
         denom = 1 + z**2 / n
         centre = (p + z**2 / (2 * n)) / denom
         half = z * np.sqrt(p * (1 - p) / n + z**2 / (4 * n**2)) / denom
-    low = np.where(n > 0, np.clip(centre - half, 0, 1), np.nan)
-    high = np.where(n > 0, np.clip(centre + half, 0, 1), np.nan)
+    # the bounds are exactly 0 and 1 at the edges (no rounding crumbs)
+    low = np.where(n > 0, np.where(k <= 0, 0.0, np.clip(centre - half, 0, 1)), np.nan)
+    high = np.where(n > 0, np.where(k >= n, 1.0, np.clip(centre + half, 0, 1)), np.nan)
     return low, high
 
 
@@ -219,7 +220,7 @@ def arrival_rates(
         complained=_flag(d, "complained"),
         unsubscribed=_flag(d, "unsubscribed"),
     )
-    out = _finish(_aggregate(_grouped(work, by)), by)
+    out = _aggregate(work, by)
     return _rates(out, by, events={"complained": "complained" in d, "unsubscribed": "unsubscribed" in d})
 
 
@@ -229,13 +230,21 @@ def _flag(d: pd.DataFrame, col: str) -> np.ndarray:
     return np.zeros(len(d), dtype=bool)
 
 
-def _aggregate(g) -> pd.DataFrame:
+def _aggregate(work: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    """Sums and latency quantiles per group, keyed by integer group ids (quantiles of
+    groups with a missing key do not align on a MultiIndex)."""
+    gid = _grouped(work, by).ngroup().to_numpy()
+    g = work.groupby(gid, sort=True)
     sums = g[["ok", "final", "original", "first_ok", "any_ok", "fast", "complained", "unsubscribed"]].sum()
     sums.insert(0, "submitted", g.size())
-    q = g["latency"].quantile([0.5, 0.95]).unstack()
+    q = g["latency"].quantile([0.5, 0.95]).unstack().reindex(index=sums.index, columns=[0.5, 0.95])
     sums["latency_p50_s"] = q[0.5]
     sums["latency_p95_s"] = q[0.95]
-    return sums.rename(columns={"ok": "delivered", "original": "originals"})
+    if by:
+        first = ~pd.Series(gid).duplicated().to_numpy()
+        keys = work.loc[first, by].set_axis(gid[first])
+        sums = pd.concat([keys, sums], axis=1)
+    return sums.rename(columns={"ok": "delivered", "original": "originals"}).reset_index(drop=True)
 
 
 def _rates(out: pd.DataFrame, by: list[str], *, events: dict[str, bool]) -> pd.DataFrame:
@@ -320,9 +329,8 @@ def failure_reasons(log: pd.DataFrame, *, by: Sequence[str] = ("carrier", "provi
     codes = codes.groupby(keys, dropna=False, sort=False).head(top)
     codes["text"] = codes["code"].astype(str) + " ×" + codes["n"].astype(str)
     top_codes = codes.groupby(keys, dropna=False, sort=False)["text"].agg("; ".join)
-    out = f.groupby(keys, observed=True, dropna=False).size().rename("failed").to_frame()
-    out["top_codes"] = top_codes
-    out = out.reset_index()
+    out = f.groupby(keys, observed=True, dropna=False).size().rename("failed").reset_index()
+    out = out.merge(top_codes.reset_index(), on=keys, how="left").rename(columns={"text": "top_codes"})
     group_failed = out.groupby(by, dropna=False, observed=True)["failed"].transform("sum") if by else out["failed"].sum()
     out["share"] = out["failed"] / group_failed
     out["submitted"] = out.merge(submitted.reset_index(), on=by, how="left")["submitted"].to_numpy() if by else len(d)
@@ -385,7 +393,7 @@ def peak_windows(log: pd.DataFrame) -> pd.Series:
     cal = holidays.China(years=years)
     is_holiday = np.array([d in cal for d in uniq.date], dtype=bool)
     is_workday = np.array([cal.is_working_day(d) for d in uniq.date], dtype=bool)
-    adjusted = is_workday & (uniq.dayofweek >= 5)
+    adjusted = is_workday & (uniq.day_of_week >= 5)
     kind = np.where(is_holiday, 0, np.where(adjusted, 1, np.where(is_workday, 2, 3)))
     day_kind = np.where(codes >= 0, kind[np.maximum(codes, 0)] if len(kind) else 3, 3)
     hour = t.dt.hour.to_numpy(dtype=float, na_value=np.nan)
@@ -635,7 +643,7 @@ def billing_reconciliation(
     billed = out["billed_count"].astype(float)
     out["bill_vs_submission"] = billed - out["segments_submitted"]
     out["bill_vs_delivery"] = billed - out["segments_delivered"]
-    tol = np.maximum(1.0, tolerance * billed.to_numpy())
+    tol = np.maximum(0.5, tolerance * billed.to_numpy())
     sub = np.abs(out["bill_vs_submission"].to_numpy(dtype=float)) <= tol
     dlv = np.abs(out["bill_vs_delivery"].to_numpy(dtype=float)) <= tol
     mode = np.select([sub & dlv, sub, dlv], ["either", "submission", "delivery"], "neither").astype(object)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -26,3 +27,36 @@ def demo(tmp_path_factory) -> dict:
 def demo_files(truth: dict) -> list[str]:
     f = truth["files"]
     return [*f["aliyun"], *f["tencent"], *f["gateway"], f["twilio"]]
+
+
+def make_log(rows: list[dict]) -> pd.DataFrame:
+    """A canonical log from short hand-written rows.
+
+    Defaults: vendor ``v``, attempt 1, segments 1, template ``T1``; ``submit`` and
+    ``latency`` (seconds) give ``submit_time`` and ``done_time``.
+    """
+    from analysis.schema import conform
+
+    out = []
+    for i, r in enumerate(rows):
+        r = dict(r)
+        submit = pd.Timestamp(r.pop("submit", "2025-05-06 12:00"))
+        latency = r.pop("latency", 5)
+        status = r.setdefault("status", "delivered")
+        row = {"vendor": "v", "message_id": f"m{i}", "phone": f"+86138000{i:05d}", "template_id": "T1",
+               "attempt": 1, "segments": 1, "submit_time": submit,
+               "done_time": None if status == "pending" or latency is None else submit + pd.Timedelta(seconds=latency)}
+        row.update(r)
+        out.append(row)
+    frame = pd.DataFrame(out)
+    frame["submit_time"] = pd.to_datetime(frame["submit_time"]).dt.tz_localize("Asia/Shanghai")
+    frame["done_time"] = pd.to_datetime(frame["done_time"]).dt.tz_localize("Asia/Shanghai")
+    return conform(frame)
+
+
+@pytest.fixture(scope="session")
+def demo_inputs(demo):
+    """The small demo read with its event files, as ``sms-ledger weekly`` reads it."""
+    from analysis import load_inputs
+
+    return load_inputs([Path(demo["files"]["bills"]).parent])

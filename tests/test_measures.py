@@ -1,0 +1,293 @@
+"""Measures against hand counts, scipy, numpy and DuckDB."""
+
+from __future__ import annotations
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import make_log
+from hypothesis import given
+from hypothesis import strategies as st
+from scipy import stats
+
+from analysis import (
+    arrival_rates,
+    billing_reconciliation,
+    effective_cost,
+    failure_reasons,
+    open_rate_lift,
+    open_rates,
+    peak_variance,
+    peak_windows,
+    repeat_failures,
+    round_spread,
+    wilson_interval,
+)
+from analysis.measures import resend_chains, two_proportion_test
+
+
+# --------------------------------------------------------------------------- intervals and tests
+
+
+@pytest.mark.parametrize("k,n", [(0, 1), (10, 10), (7, 10), (980, 1000), (1, 3), (50, 51)])
+def test_wilson_matches_scipy(k, n):
+    low, high = wilson_interval(k, n)
+    ci = stats.binomtest(k, n).proportion_ci(confidence_level=0.95, method="wilson")
+    assert low == pytest.approx(ci.low, abs=1e-9)
+    assert high == pytest.approx(ci.high, abs=1e-9)
+
+
+def test_wilson_ten_of_ten_cannot_prove_98_percent():
+    low, _ = wilson_interval(10, 10)
+    assert 0.70 < low < 0.74  # DESIGN: about 72%
+
+
+@given(st.integers(0, 500), st.integers(0, 500))
+def test_wilson_bounds_contain_the_rate(k, extra):
+    n = k + extra
+    low, high = wilson_interval(k, n)
+    if n == 0:
+        assert np.isnan(low) and np.isnan(high)
+    else:
+        assert 0 <= low <= k / n <= high <= 1
+
+
+def test_two_proportion_test_matches_chi_square():
+    k1, n1, k2, n2 = 45, 100, 80, 120
+    z, p, h = two_proportion_test(k1, n1, k2, n2)
+    chi2, p_chi, _, _ = stats.chi2_contingency([[k1, n1 - k1], [k2, n2 - k2]], correction=False)
+    assert z**2 == pytest.approx(chi2)
+    assert p == pytest.approx(p_chi)
+    assert h == pytest.approx(2 * np.arcsin(np.sqrt(0.45)) - 2 * np.arcsin(np.sqrt(80 / 120)))
+
+
+# --------------------------------------------------------------------------- arrival
+
+
+@pytest.fixture
+def small_log():
+    # vendor a: 4 originals; m1 failed then resent (delivered), m3 pending
+    return make_log([
+        {"vendor": "a", "carrier": "China Mobile", "latency": 30},
+        {"vendor": "a", "carrier": "China Mobile", "status": "failed", "phone": "+8613800000001",
+         "submit": "2025-05-06 12:00"},
+        {"vendor": "a", "carrier": "China Mobile", "attempt": 2, "phone": "+8613800000001",
+         "submit": "2025-05-06 12:05", "latency": 900},
+        {"vendor": "a", "carrier": "China Unicom", "latency": 120},
+        {"vendor": "a", "carrier": "China Unicom", "status": "pending"},
+        {"vendor": "b", "carrier": "China Telecom", "latency": 10},  # a carrier with one message
+    ])
+
+
+def test_arrival_rates_by_hand(small_log):
+    r = arrival_rates(small_log, by=["vendor"]).set_index("vendor")
+    a = r.loc["a"]
+    assert a["submitted"] == 5 and a["delivered"] == 3
+    assert a["arrival_rate"] == pytest.approx(3 / 5)
+    assert a["receipt_coverage"] == pytest.approx(4 / 5)
+    assert a["originals"] == 4
+    assert a["first_attempt_rate"] == pytest.approx(2 / 4)
+    assert a["after_resend_rate"] == pytest.approx(3 / 4)
+    assert a["resend_gap"] == pytest.approx(1 / 4)
+    assert a["within_10min_rate"] == pytest.approx(2 / 5)  # 30 s and 120 s; 900 s is late
+    assert a["latency_p50_s"] == pytest.approx(np.percentile([30, 900, 120], 50))
+    assert a["latency_p95_s"] == pytest.approx(np.percentile([30, 900, 120], 95))
+    low, high = wilson_interval(3, 5)
+    assert (a["arrival_low"], a["arrival_high"]) == pytest.approx((float(low), float(high)))
+    b = r.loc["b"]
+    assert b["submitted"] == 1 and b["arrival_rate"] == 1.0 and 0 < b["arrival_low"] < 1
+    assert pd.isna(a["complaint_rate"]) and pd.isna(a["complaints"])  # no complaint events given
+
+
+def test_arrival_rates_overall_and_time_keys(small_log):
+    overall = arrival_rates(small_log, by=[])
+    assert len(overall) == 1 and overall["submitted"].iloc[0] == 6
+    by_hour = arrival_rates(small_log, by=["week", "hour"])
+    assert by_hour["week"].tolist() == ["2025-W19"]
+    assert by_hour["hour"].tolist() == [12]
+    daily = arrival_rates(small_log, by=["period"], freq="D")
+    assert daily["period"].tolist() == [pd.Timestamp("2025-05-06")]
+
+
+def test_all_pending_and_empty():
+    pending = make_log([{"status": "pending"}, {"status": "pending"}])
+    r = arrival_rates(pending, by=["vendor"]).iloc[0]
+    assert r["arrival_rate"] == 0 and r["receipt_coverage"] == 0 and np.isnan(r["latency_p50_s"])
+    empty = arrival_rates(pending.iloc[:0], by=["vendor"])
+    assert empty.empty and "arrival_rate" in empty
+
+
+def test_arrival_leaves_input_unchanged(small_log):
+    before = small_log.copy()
+    arrival_rates(small_log, by=["vendor", "carrier"])
+    pd.testing.assert_frame_equal(small_log, before)
+
+
+def test_unknown_key_is_a_clear_error(small_log):
+    with pytest.raises(KeyError, match="unknown grouping key 'nope'"):
+        arrival_rates(small_log, by=["nope"])
+
+
+def test_resend_chains_link_to_the_original(small_log):
+    chain = resend_chains(small_log)
+    assert chain.tolist() == [0, 1, 1, 3, 4, 5]
+
+
+def test_arrival_matches_duckdb_on_demo(demo_inputs):
+    log = demo_inputs.log
+    ours = arrival_rates(log, by=["vendor", "carrier"])
+    frame = pd.DataFrame({
+        "vendor": log["vendor"].astype(str), "carrier": log["carrier"].astype(object),
+        "ok": log["status"].astype(str).eq("delivered"),
+        "lat": (log["done_time"] - log["submit_time"]).dt.total_seconds(),
+    })
+    theirs = duckdb.sql("""
+        select vendor, carrier, count(*) as submitted, sum(ok::int) as delivered,
+               sum((ok and lat <= 600)::int) as fast,
+               quantile_cont(lat, 0.5) filter (where ok) as p50,
+               quantile_cont(lat, 0.95) filter (where ok) as p95
+        from frame group by all order by vendor, carrier nulls last
+    """).df()
+    m = ours.merge(theirs, on=["vendor", "carrier"], how="outer", suffixes=("", "_db"), indicator=True)
+    assert (m["_merge"] == "both").all()
+    assert (m["submitted"] == m["submitted_db"]).all()
+    assert (m["delivered"] == m["delivered_db"]).all()
+    np.testing.assert_allclose(m["within_10min_rate"], m["fast"] / m["submitted"])
+    np.testing.assert_allclose(m["latency_p50_s"], m["p50"])
+    np.testing.assert_allclose(m["latency_p95_s"], m["p95"])
+
+
+def test_resend_inflation_found_on_demo(demo_inputs, demo):
+    r = arrival_rates(demo_inputs.log[~demo_inputs.log["is_probe"]], by=["vendor"]).set_index("vendor")
+    truth = demo["silent_resends"]
+    gw = r.loc["gateway"]
+    assert gw["first_attempt_rate"] == pytest.approx(truth["first_attempt_arrival"], abs=0.01)
+    assert gw["after_resend_rate"] == pytest.approx(truth["after_resend_arrival"], abs=0.01)
+    assert gw["resend_gap"] > 0.05
+    assert (r.drop(index="gateway")["resend_gap"].abs() < 0.005).all()
+
+
+# --------------------------------------------------------------------------- failures
+
+
+def test_failure_reasons_by_hand():
+    log = make_log([
+        {"carrier": "China Mobile", "status": "failed", "failure_reason": "empty_number", "error_code": "MK:0001"},
+        {"carrier": "China Mobile", "status": "failed", "failure_reason": "empty_number", "error_code": "MK:0001"},
+        {"carrier": "China Mobile", "status": "failed", "failure_reason": "empty_number", "error_code": "MK:0012"},
+        {"carrier": "China Mobile", "status": "expired", "failure_reason": "expired", "status_code": "EXPIRED"},
+        {"carrier": "China Mobile"},
+        {"carrier": "China Unicom"},
+        {"carrier": "China Unicom", "status": "pending"},
+    ])
+    f = failure_reasons(log, by=["carrier"])
+    assert f["carrier"].tolist() == ["China Mobile", "China Mobile"]
+    empty = f.iloc[0]
+    assert (empty["failure_reason"], empty["failed"], empty["submitted"]) == ("empty_number", 3, 5)
+    assert empty["share"] == pytest.approx(3 / 4) and empty["failure_rate"] == pytest.approx(3 / 5)
+    assert empty["top_codes"] == "MK:0001 ×2; MK:0012 ×1"
+    assert f.iloc[1]["top_codes"] == "EXPIRED ×1"
+
+
+def test_week_without_failures_gives_an_empty_table():
+    f = failure_reasons(make_log([{}, {}]), by=["carrier"])
+    assert f.empty and list(f.columns[:2]) == ["carrier", "failure_reason"]
+
+
+def test_repeat_failures():
+    phone = "+8613900000001"
+    log = make_log([
+        {"phone": phone, "status": "failed", "failure_reason": "empty_number"},
+        {"phone": phone, "status": "failed", "failure_reason": "unreachable", "submit": "2025-05-07 10:00"},
+        {"phone": phone},
+        {"phone": "+8613900000002", "status": "failed"},
+    ])
+    r = repeat_failures(log)
+    assert r["phone"].tolist() == [phone]
+    assert (r["failures"].iloc[0], r["messages"].iloc[0]) == (2, 3)
+    assert r["reasons"].iloc[0] == "empty_number; unreachable"
+
+
+# --------------------------------------------------------------------------- peak times
+
+
+def test_peak_windows_use_the_holiday_calendar():
+    log = make_log([
+        {"submit": "2025-05-01 09:30"},  # Labour Day
+        {"submit": "2025-04-27 09:30"},  # Sunday worked in exchange (调休)
+        {"submit": "2025-05-06 09:30"},  # ordinary Tuesday, peak hour
+        {"submit": "2025-05-06 10:30"},  # same day after the peak
+        {"submit": "2025-05-10 09:30"},  # Saturday off
+        {"submit": "2025-10-01 09:00"},  # National Day
+    ])
+    assert peak_windows(log).tolist() == ["holiday", "adjusted_workday", "weekday_peak", "off_peak", "off_peak", "holiday"]
+
+
+def test_peak_variance_against_off_peak():
+    peak = [{"submit": "2025-05-06 09:10", "status": "delivered" if i < 6 else "failed"} for i in range(10)]
+    off = [{"submit": "2025-05-06 15:00", "status": "delivered" if i < 18 else "failed"} for i in range(20)]
+    r = peak_variance(make_log(peak + off), by=[]).set_index("window")
+    assert r.loc["weekday_peak", "diff_pp"] == pytest.approx(100 * (0.6 - 0.9))
+    _, p, _ = two_proportion_test(6, 10, 18, 20)
+    assert r.loc["weekday_peak", "p_value"] == pytest.approx(float(p))
+    assert np.isnan(r.loc["off_peak", "diff_pp"])
+
+
+def test_round_spread_from_bursts():
+    rows = []
+    for start, ok in (("2025-05-06 09:00", 10), ("2025-05-06 09:30", 9), ("2025-05-06 10:00", 7)):
+        rows += [{"submit": pd.Timestamp(start) + pd.Timedelta(seconds=i), "status": "delivered" if i < ok else "failed"}
+                 for i in range(10)]
+    r = round_spread(make_log(rows)).iloc[0]
+    assert r["rounds"] == 3
+    assert r["spread_pp"] == pytest.approx(30.0)
+
+
+# --------------------------------------------------------------------------- send hours
+
+
+def test_open_rates_and_lift_by_hand():
+    rows = [{"submit": "2025-05-06 15:00", "clicked": i < 30} for i in range(100)]
+    rows += [{"submit": "2025-05-06 20:00", "clicked": i < 20} for i in range(100)]
+    rows += [{"submit": "2025-05-06 20:00", "status": "failed", "clicked": False}]
+    log = make_log(rows).assign(clicked=[r["clicked"] for r in rows])
+    r = open_rates(log).set_index("hour")
+    assert r.loc[15, "open_rate"] == pytest.approx(0.30) and r.loc[20, "delivered"] == 100
+    lift = open_rate_lift(log, 15, 20).iloc[0]
+    assert lift["lift"] == pytest.approx(0.5)
+    se = np.sqrt(1 / 30 - 1 / 100 + 1 / 20 - 1 / 100)
+    assert lift["lift_low"] == pytest.approx(1.5 * np.exp(-1.959964 * se) - 1, rel=1e-5)
+
+
+def test_click_peak_found_on_demo(demo_inputs, demo):
+    lift = open_rate_lift(demo_inputs.log, 15, 20).iloc[0]
+    assert lift["lift"] > 0
+    assert lift["lift_low"] <= demo["click_by_hour"]["lift_15_vs_20"] <= lift["lift_high"]
+
+
+# --------------------------------------------------------------------------- billing
+
+
+def test_billing_by_hand():
+    log = make_log([
+        {"vendor": "a", "segments": 2}, {"vendor": "a", "segments": 1, "status": "failed"},
+        {"vendor": "b", "segments": 1}, {"vendor": "b", "segments": 3, "status": "failed"},
+    ])
+    bill = pd.DataFrame({"vendor": ["a", "b"], "period": ["2025-05", "2025-05"], "billed_count": [3, 1],
+                         "unit_price": [0.05, 0.04], "amount": [0.15, 0.04]})
+    r = billing_reconciliation(log, bill, modes={"a": "delivery", "b": "delivery"}).set_index("vendor")
+    assert r.loc["a", "segments_submitted"] == 3 and r.loc["a", "segments_delivered"] == 2
+    assert r.loc["a", "gap_amount"] == pytest.approx(0.05)
+    assert r.loc["a", "billing_mode"] == "submission" and r.loc["b", "billing_mode"] == "delivery"
+    assert r.loc["a", "overcharge"] == pytest.approx(0.15 - 0.10)
+    assert r.loc["b", "overcharge"] == pytest.approx(0.0)
+    cost = effective_cost(log, bill, by=["vendor"]).set_index("vendor")
+    assert cost.loc["a", "cost_per_delivered"] == pytest.approx(0.15 / 1)  # billed on submission
+    assert cost.loc["b", "cost_per_delivered"] == pytest.approx(0.04 / 1)
+
+
+def test_billing_mode_of_each_demo_vendor(demo_inputs, demo):
+    r = billing_reconciliation(demo_inputs.log, demo_inputs.bill).dropna(subset=["billing_mode"])
+    found = r.groupby("vendor")["billing_mode"].agg(set).to_dict()
+    assert found == {v: {m} for v, m in demo["billing"]["modes"].items()}
