@@ -74,7 +74,7 @@ HOUR_WEIGHTS = np.array([0.3, 0.2, 0.1, 0.1, 0.1, 0.2, 0.5, 1.2, 2.2, 3.0, 3.2, 
 CLICK_BY_HOUR = 0.06 + 0.06 * np.exp(-0.5 * ((np.arange(24) - 15) / 3.8) ** 2)
 
 
-def simulate(out_dir: str | Path | None = None, *, n: int = 60_000, seed: int = 7) -> dict:
+def simulate(out_dir: str | Path | None = None, *, n: int = 60_000, seed: int = 7, outage: bool = True) -> dict:
     """Write the demo data set to ``out_dir`` (default ``data/raw/demo``).
 
     Parameters
@@ -83,6 +83,9 @@ def simulate(out_dir: str | Path | None = None, *, n: int = 60_000, seed: int = 
     n : int
         Number of original messages (resends and the Twilio slice come on top).
     seed : int
+    outage : bool
+        Inject the Guangdong China Mobile outage (turn off to measure false alarms on
+        the same data without it).
 
     Returns
     -------
@@ -96,8 +99,8 @@ def simulate(out_dir: str | Path | None = None, *, n: int = 60_000, seed: int = 
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     msgs = _draw_messages(rng, n)
-    msgs = _deliver(rng, msgs)
-    msgs = _resend(rng, msgs)
+    msgs = _deliver(rng, msgs, outage=outage)
+    msgs = _resend(rng, msgs, outage=outage)
     files = _write_vendor_files(rng, msgs, out)
     files.update(_write_events(rng, msgs, out))
     files["twilio"] = _write_twilio(rng, out)
@@ -173,7 +176,7 @@ def _is_peak(t: pd.Series) -> np.ndarray:
     return (weekday_peak | holiday).to_numpy()
 
 
-def _deliver(rng: np.random.Generator, msgs: pd.DataFrame, *, first: bool = True) -> pd.DataFrame:
+def _deliver(rng: np.random.Generator, msgs: pd.DataFrame, *, first: bool = True, outage: bool = True) -> pd.DataFrame:
     """Draw each message's fate: status, error code, latency."""
     n = len(msgs)
     base = msgs["carrier"].map({"China Mobile": 0.978, "China Unicom": 0.968, "China Telecom": 0.962}).fillna(0.93)
@@ -182,7 +185,7 @@ def _deliver(rng: np.random.Generator, msgs: pd.DataFrame, *, first: bool = True
     peak = _is_peak(msgs["submit_time"])
     p = p - 0.012 * peak
     t = msgs["submit_time"]
-    outage = (
+    outage = outage & (
         msgs["carrier"].eq(OUTAGE["carrier"]) & msgs["province"].eq(OUTAGE["province"])
         & (t >= pd.Timestamp(OUTAGE["start"], tz=TZ)) & (t < pd.Timestamp(OUTAGE["end"], tz=TZ))
     ).to_numpy()
@@ -217,14 +220,14 @@ def _deliver(rng: np.random.Generator, msgs: pd.DataFrame, *, first: bool = True
     return out
 
 
-def _resend(rng: np.random.Generator, msgs: pd.DataFrame) -> pd.DataFrame:
+def _resend(rng: np.random.Generator, msgs: pd.DataFrame, *, outage: bool = True) -> pd.DataFrame:
     """The gateway silently resends most failed originals 2-10 minutes later."""
     failed = msgs["vendor"].eq("gateway") & msgs["status"].isin(["failed", "expired"]) & ~msgs["is_probe"]
     pick = failed & (rng.random(len(msgs)) < 0.85)
     again = msgs[pick].copy()
     again["submit_time"] = again["submit_time"] + pd.to_timedelta(rng.integers(120, 600, size=len(again)), unit="s")
     # resends leave the message's own state (an empty number is still empty)
-    again = _deliver(rng, again.drop(columns=["status", "code", "done_time", "outage"]), first=False)
+    again = _deliver(rng, again.drop(columns=["status", "code", "done_time", "outage"]), first=False, outage=outage)
     again["attempt"] = 2
     again["origin"] = msgs.loc[pick, "message_id"].to_numpy()
     again["message_id"] = [f"GR{i:08d}" for i in range(len(again))]

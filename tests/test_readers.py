@@ -269,3 +269,14 @@ def test_reading_twice_gives_only_duplicates(fixtures):
     first, second = res.summary.itertuples()
     assert second.loaded == 0 and second.duplicates == first.loaded + first.duplicates
     assert len(res.log) == 4
+
+
+@pytest.mark.parametrize("encoding,expected", [("gbk", "gb18030"), ("utf-8", "utf-8")])
+def test_encoding_sample_cut_inside_a_character(encoding, expected):
+    from analysis.readers._files import SAMPLE_BYTES
+
+    line = "x," + "宝宝用品一站购齐" * 6 + "\n"
+    data = ("phone,content\n" + line * (SAMPLE_BYTES // len(line.encode(encoding)) + 10)).encode(encoding)
+    for shift in range(4):  # cut the sample at every offset inside a character
+        sample = (b"p" * shift + data)[:SAMPLE_BYTES]
+        assert detect_encoding(sample) == expected

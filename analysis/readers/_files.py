@@ -66,13 +66,14 @@ def detect_encoding(sample: bytes, *, path: Path | str = "<bytes>") -> str:
         return "utf-8-sig"
     if sample.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         return "utf-16"
+    if len(sample) >= SAMPLE_BYTES and b"\n" in sample:
+        # a sample cut mid-character would fail every multi-byte encoding: end it at a line
+        sample = sample[: sample.rfind(b"\n") + 1]
     try:
         sample.decode("utf-8")
         return "utf-8"
-    except UnicodeDecodeError as exc:
-        # a multi-byte character cut by the end of the sample is still UTF-8
-        if exc.start >= len(sample) - 3 and len(sample) == SAMPLE_BYTES:
-            return "utf-8"
+    except UnicodeDecodeError:
+        pass
     best = charset_normalizer.from_bytes(sample, cp_isolation=_CANDIDATES).best()
     if best is None:
         try:
