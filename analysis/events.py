@@ -139,12 +139,13 @@ def read_events(path: str | Path, *, tz: str = DEFAULT_TZ) -> LoadResult:
 
 
 def _bill(out: pd.DataFrame) -> pd.DataFrame:
-    num = {c: pd.to_numeric(out[c].str.replace(",", "", regex=False), errors="coerce") for c in ("billed_count", "unit_price", "amount")}
+    num = {c: pd.to_numeric(out[c].str.replace(",", "", regex=False), errors="coerce").astype("float64")
+           for c in ("billed_count", "unit_price", "amount")}
     period = pd.to_datetime(out["period"].str.replace("/", "-", regex=False).str.slice(0, 7), format="%Y-%m", errors="coerce")
     return pd.DataFrame({
         "vendor": out["vendor"].str.lower(),
         "period": pd.Series(period.dt.strftime("%Y-%m"), index=out.index, dtype=STRING).fillna(out["period"]),
-        "billed_count": num["billed_count"].astype("Int64"),
+        "billed_count": num["billed_count"].round().astype("Int64"),
         "unit_price": num["unit_price"],
         "amount": num["amount"].fillna(num["billed_count"] * num["unit_price"]),
     })

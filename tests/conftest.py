@@ -21,7 +21,7 @@ def demo(tmp_path_factory) -> dict:
     from analysis import simulate
 
     out = tmp_path_factory.mktemp("demo")
-    return simulate(out, n=8_000, seed=11)
+    return simulate(out, n=20_000, seed=11)
 
 
 def demo_files(truth: dict) -> list[str]:

@@ -1,0 +1,103 @@
+"""The three ledgers, the billing sheet and alerts: totals, changes, limits and the demo's truths."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import make_log
+
+from analysis import content_ledger, failure_ledger, quality_ledger, weekly_ledgers
+from analysis.measures import ALL
+
+
+@pytest.fixture(scope="module")
+def two_weeks():
+    rows = []
+    for week_start, (ok_mobile, ok_unicom) in (("2025-04-28 12:00", (9, 5)), ("2025-05-06 12:00", (7, 5))):
+        t = pd.Timestamp(week_start)
+        rows += [{"vendor": "a", "carrier": "China Mobile", "submit": t, "status": "delivered" if i < ok_mobile else "failed",
+                  "failure_reason": None if i < ok_mobile else "unreachable", "error_code": None if i < ok_mobile else "MK:0005"}
+                 for i in range(10)]
+        rows += [{"vendor": "b", "carrier": "China Unicom", "submit": t, "status": "delivered" if i < ok_unicom else "failed",
+                  "failure_reason": None if i < ok_unicom else "empty_number"} for i in range(5)]
+    return make_log(rows)
+
+
+def test_quality_totals_changes_and_limits(two_weeks):
+    q = quality_ledger(two_weeks)
+    assert list(q.columns[:3]) == ["week", "vendor", "carrier"]
+    w19 = q[q["week"].eq("2025-W19")].set_index(["vendor", "carrier"])
+    total = w19.loc[(ALL, ALL)]
+    assert total["submitted"] == 15 and total["delivered"] == 12
+    assert w19.loc[("a", ALL), "submitted"] + w19.loc[("b", ALL), "submitted"] == total["submitted"]
+    mobile = w19.loc[("a", "China Mobile")]
+    assert mobile["arrival_change_pp"] == pytest.approx(100 * (0.7 - 0.9))
+    p0 = 0.9
+    assert mobile["control_low"] == pytest.approx(p0 - 3 * np.sqrt(p0 * (1 - p0) / 10))
+    assert mobile["meets_target"] == False  # noqa: E712
+    assert w19.loc[("b", "China Unicom"), "meets_target"] == True  # noqa: E712
+    first = q[q["week"].eq("2025-W18")]
+    assert first["in_control"].isna().all() and first["arrival_change_pp"].isna().all()
+
+
+def test_failure_ledger_shares(two_weeks):
+    f = failure_ledger(two_weeks)
+    w19 = f[f["week"].eq("2025-W19")]
+    assert w19["failed"].tolist() == [3]  # China Mobile unreachable; Unicom had none
+    assert w19["share_of_week"].tolist() == [1.0]
+    assert w19["top_codes"].iloc[0] == "MK:0005 ×3"
+
+
+def test_content_ledger_without_clicks(two_weeks):
+    c = content_ledger(two_weeks)
+    assert c.groupby("week")["sent"].sum().tolist() == [15, 15]
+    assert c["click_through_rate"].isna().all()
+
+
+def test_weekly_ledgers_rejects_an_absent_week(two_weeks):
+    with pytest.raises(ValueError, match=r"no messages in week 2025-W30 \(weeks in the input: 2025-W18, 2025-W19\)"):
+        weekly_ledgers(two_weeks, "2025-W30")
+
+
+@pytest.fixture(scope="module")
+def outage_week(demo, demo_inputs):
+    return weekly_ledgers(demo_inputs.log, demo["outage"]["week"], bill=demo_inputs.bill,
+                          accounting=demo_inputs.summary)
+
+
+def test_demo_outage_shows_in_failure_tracing_and_alerts(demo, outage_week):
+    o = demo["outage"]
+    f = outage_week["failures"]
+    top = f.iloc[0]
+    assert (top["carrier"], top["province"], top["failure_reason"]) == (o["carrier"], o["province"], "unreachable")
+    assert top["top_codes"].startswith("MK:0023")
+    a = outage_week["alerts"]
+    assert ((a["carrier"] == o["carrier"]) & (a["province"] == o["province"])).any()
+
+
+def test_demo_resend_gap_in_quality(demo, outage_week):
+    q = outage_week["quality"].set_index(["vendor", "carrier"])
+    assert q.loc[("gateway", ALL), "resend_gap"] > 0.05
+    assert abs(q.loc[("aliyun", ALL), "resend_gap"]) < 0.01
+
+
+def test_demo_blocked_template_in_content(demo, outage_week):
+    c = outage_week["content"]
+    blocked = c[c["template_id"].str.endswith(demo["blocked_template"]["template_id"])]
+    others = c[~c.index.isin(blocked.index)]
+    assert (blocked["blocked_rate"] > 0.5).all()
+    assert blocked["arrival_rate"].max() < others["arrival_rate"].min()
+    assert "保过" in blocked["content"].iloc[0]
+
+
+def test_demo_billing_sheet_and_summary(demo, outage_week):
+    b = outage_week["billing"]
+    assert set(b["period"]) == {"2025-05"}
+    modes = b.dropna(subset=["billing_mode"]).set_index("vendor")["billing_mode"].to_dict()
+    assert modes == demo["billing"]["modes"]
+    s = outage_week["summary"]
+    rows = s[s["file"].ne(ALL)]
+    assert (rows["rows_read"] == rows["loaded"] + rows["rejected"] + rows["duplicates"]).all()
+    assert s.loc[s["file"].eq(ALL), "rows_read"].iloc[0] == rows["rows_read"].sum()
+    assert s.attrs["week"] == demo["outage"]["week"] and s.attrs["start"] == "2025-05-05"

@@ -1,0 +1,85 @@
+"""Drop alerts: hand-built series, and the demo's outage found (and not invented)."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from conftest import demo_files, make_log
+from scipy import stats
+
+from analysis import drop_alerts, read_send_log, simulate
+from analysis.monitor import period_rates
+
+
+def _days(rates: list[tuple[int, int]], **extra) -> list[dict]:
+    """``(submitted, delivered)`` per day from 2025-05-01."""
+    rows = []
+    for day, (n, k) in enumerate(rates):
+        t = pd.Timestamp("2025-05-01 12:00") + pd.Timedelta(days=day)
+        rows += [{"submit": t, "status": "delivered" if i < k else "failed", **extra} for i in range(n)]
+    return rows
+
+
+def test_p_chart_flags_a_sharp_drop_with_an_exact_test():
+    log = make_log(_days([(100, 95)] * 5 + [(100, 70)], carrier="China Mobile", province="Hebei"))
+    a = drop_alerts(log, min_baseline=100)
+    assert len(a) == 1
+    row = a.iloc[0]
+    assert row["period"] == pd.Timestamp("2025-05-06")
+    assert row["baseline"] == pytest.approx(0.95)
+    assert row["p_value"] == pytest.approx(stats.binom.cdf(70, 100, 0.95))
+    assert row["diff_pp"] == pytest.approx(-25.0)
+    assert row["affected"] == 25
+    assert row["advice"] == "switch_channel" and row["began"] == pd.Timestamp("2025-05-06")
+
+
+def test_cusum_catches_a_slow_drift_no_single_day_shows():
+    # 95% for a week, then 91-92% every day: no day is beyond the p-chart limit
+    log = make_log(_days([(200, 190)] * 7 + [(200, 183)] * 6, carrier="China Unicom", province="Henan"))
+    a = drop_alerts(log)
+    assert len(a) >= 1 and set(a["detector"]) == {"cusum"}
+    assert a["began"].iloc[0] == pd.Timestamp("2025-05-08")
+    assert a["advice"].iloc[0] == "contact_vendor"
+
+
+def test_small_periods_and_canaries_apart():
+    rows = _days([(100, 95)] * 5 + [(10, 2)], carrier="China Mobile", province="Hebei")
+    rows += _days([(5, 5)] * 6, carrier="China Mobile", province="Hebei", is_probe=True)
+    log = make_log(rows)
+    assert drop_alerts(log, min_baseline=100).empty  # 10 messages is below min_messages
+    rates = period_rates(log)
+    assert set(rates["traffic"]) == {"canary", "regular"}
+    assert rates.loc[rates["traffic"].eq("canary"), "submitted"].sum() == 30
+
+
+@pytest.fixture(scope="module")
+def demo_logs(tmp_path_factory):
+    """The demo at 30,000 messages, with and without the outage (same seed)."""
+    out = {}
+    for flag in (True, False):
+        truth = simulate(tmp_path_factory.mktemp(f"outage-{flag}"), n=30_000, seed=7, outage=flag)
+        out[flag] = (truth, read_send_log(demo_files(truth)))
+    return out
+
+
+def test_outage_found_within_a_day_of_its_start(demo_logs):
+    truth, log = demo_logs[True]
+    o = truth["outage"]
+    a = drop_alerts(log)
+    hit = a[a["carrier"].eq(o["carrier"]) & a["province"].eq(o["province"])]
+    start = pd.Timestamp(o["start"])
+    during = hit[hit["period"] >= start.normalize()]
+    assert not during.empty
+    assert during["period"].iloc[0] - start <= pd.Timedelta(days=1)
+    assert during["advice"].iloc[0] == "switch_channel"
+    assert during["began"].iloc[0] == start.normalize()
+
+
+def test_at_most_one_false_alarm_per_group_and_month_without_the_outage(demo_logs):
+    _, log = demo_logs[False]
+    a = drop_alerts(log)
+    per = a.groupby([a["carrier"].astype(str), a["province"].astype(str), a["period"].dt.to_period("M")]).size()
+    assert (per <= 1).all()
+    # and far fewer alarms than groups × months
+    groups = log.groupby(["carrier", "province"], observed=True).ngroups
+    assert len(a) <= groups * 2 * 0.05
