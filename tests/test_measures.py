@@ -26,7 +26,6 @@ from analysis import (
 )
 from analysis.measures import resend_chains, two_proportion_test
 
-
 # --------------------------------------------------------------------------- intervals and tests
 
 
@@ -142,7 +141,9 @@ def test_arrival_matches_duckdb_on_demo(demo_inputs):
         "ok": log["status"].astype(str).eq("delivered"),
         "lat": (log["done_time"] - log["submit_time"]).dt.total_seconds(),
     })
-    theirs = duckdb.sql("""
+    con = duckdb.connect()
+    con.register("frame", frame)
+    theirs = con.sql("""
         select vendor, carrier, count(*) as submitted, sum(ok::int) as delivered,
                sum((ok and lat <= 600)::int) as fast,
                quantile_cont(lat, 0.5) filter (where ok) as p50,
