@@ -131,7 +131,7 @@ def read_events(path: str | Path, *, tz: str = DEFAULT_TZ) -> LoadResult:
     log = out[~bad & ~dup].reset_index(drop=True)
     log.attrs["kind"] = kind
     summary = pd.DataFrame([{
-        "file": str(path), "layout": kind, "vendor": ", ".join(sorted(log["vendor"].dropna().unique())) if "vendor" in log else "",
+        "file": str(path), "layout": kind, "vendor": ", ".join(sorted(log["vendor"].dropna().unique())) or None if "vendor" in log else None,
         "encoding": raw.encoding, "rows_read": len(frame) + len(raw.bad), "loaded": len(log),
         "rejected": len(rejects), "duplicates": int(dup.sum()), "messages": len(log),
     }])

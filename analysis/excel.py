@@ -73,6 +73,8 @@ def number_format(column: str) -> str | None:
         return "0" if column in {"hour", "best_send_hour", "weekday"} else "#,##0"
     if column in _TIME:
         return "yyyy-mm-dd hh:mm"
+    if column.startswith("bill_vs_"):
+        return "#,##0"
     if column.endswith("_pp") or column in {"cusum"}:
         return "+0.00;-0.00;0.00"
     if column == "p_value":
@@ -444,6 +446,8 @@ def _typed(frame: pd.DataFrame, tz: str) -> pd.DataFrame:
             out[col] = pd.to_numeric(s.map(_number), errors="coerce").astype("Int64")
         elif number_format(col) is not None or col in {"z", "cohens_h"}:
             out[col] = pd.to_numeric(s.map(_number), errors="coerce").astype(float)
+        elif s.map(lambda v: v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))).all() and s.notna().any():
+            out[col] = pd.to_numeric(s, errors="coerce").astype(float)
         else:
             out[col] = s.map(lambda v: v.strip() if isinstance(v, str) else v).astype(object)
     return pd.DataFrame(out, index=frame.index)

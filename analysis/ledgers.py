@@ -215,7 +215,7 @@ def weekly_ledgers(
         "failures": _only(failure_ledger(log), week),
         "repeat_failures": repeat_failures(this),
         "content": _only(content_ledger(log), week),
-        "billing": billing[billing["period"].isin(months)].reset_index(drop=True),
+        "billing": billing[billing["month"].isin(months)].reset_index(drop=True),
         "alerts": alerts.reset_index(drop=True),
     }
 
@@ -231,7 +231,7 @@ def _accounting(accounting: pd.DataFrame | None) -> pd.DataFrame:
     if accounting is None or accounting.empty:
         return pd.DataFrame({c: pd.Series(dtype=object if i < 4 else "int64") for i, c in enumerate(ACCOUNTING)})
     acc = accounting.reindex(columns=ACCOUNTING).copy()
-    total = {c: (int(acc[c].sum()) if c in ACCOUNTING[4:] else "") for c in ACCOUNTING}
+    total = {c: (int(acc[c].sum()) if c in ACCOUNTING[4:] else None) for c in ACCOUNTING}
     total["file"] = ALL
     out = pd.concat([acc, pd.DataFrame([total])], ignore_index=True)
     for c in ACCOUNTING[4:]:

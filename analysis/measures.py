@@ -577,7 +577,7 @@ def _billing_frame(log: pd.DataFrame) -> pd.DataFrame:
     seg = log["segments"].astype("float64").fillna(1).to_numpy()
     return pd.DataFrame({
         "vendor": log["vendor"].astype(object).to_numpy(),
-        "period": with_keys(log, ["month"])["month"].astype(object).to_numpy(),
+        "month": with_keys(log, ["month"])["month"].astype(object).to_numpy(),
         "delivered": ok,
         "segments_submitted": seg,
         "segments_delivered": np.where(ok, seg, 0.0),
@@ -606,7 +606,8 @@ def billing_reconciliation(
 
     Returns
     -------
-    DataFrame, one row per vendor × month (of submit time), sorted by both:
+    DataFrame, one row per vendor × ``month`` (``YYYY-MM`` of submit time; the bill's
+    ``period``), sorted by both:
 
     * ``submitted``, ``delivered``: messages;
     * ``segments_submitted``, ``segments_delivered``: billable parts of each (segments of
@@ -622,14 +623,14 @@ def billing_reconciliation(
       (positive = billed too much).
     """
     f = _billing_frame(log)
-    g = f.groupby(["vendor", "period"], dropna=False)
+    g = f.groupby(["vendor", "month"], dropna=False)
     out = g[["delivered", "segments_submitted", "segments_delivered"]].sum()
     out.insert(0, "submitted", g.size())
     out = out.reset_index()
     if bill is not None and len(bill):
-        b = bill.groupby(["vendor", "period"], as_index=False).agg(
+        b = bill.rename(columns={"period": "month"}).groupby(["vendor", "month"], as_index=False).agg(
             billed_count=("billed_count", "sum"), billed_amount=("amount", "sum"), bill_price=("unit_price", "last"))
-        out = out.merge(b, on=["vendor", "period"], how="outer")
+        out = out.merge(b, on=["vendor", "month"], how="outer")
     else:
         out = out.assign(billed_count=np.nan, billed_amount=np.nan, bill_price=np.nan)
     prices = prices or {}
@@ -652,11 +653,11 @@ def billing_reconciliation(
     expected = np.select([out["contract_mode"].eq("delivery"), out["contract_mode"].eq("submission")],
                          [out["amount_delivery"], out["amount_submission"]], np.nan)
     out["overcharge"] = out["billed_amount"].astype(float) - expected
-    columns = ["vendor", "period", "submitted", "delivered", "segments_submitted", "segments_delivered",
+    columns = ["vendor", "month", "submitted", "delivered", "segments_submitted", "segments_delivered",
                "gap_segments", "unit_price", "amount_submission", "amount_delivery", "gap_amount",
                "billed_count", "billed_amount", "bill_vs_submission", "bill_vs_delivery", "billing_mode",
                "contract_mode", "overcharge"]
-    return out.sort_values(["vendor", "period"], kind="stable")[columns].reset_index(drop=True)
+    return out.sort_values(["vendor", "month"], kind="stable")[columns].reset_index(drop=True)
 
 
 def effective_cost(

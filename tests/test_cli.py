@@ -54,3 +54,51 @@ def test_demo_command(tmp_path, capsys):
     assert "send log by vendor" in out
     log = read_store(tmp_path / "interim")
     assert set(log["vendor"]) == {"aliyun", "tencent", "gateway", "twilio"}
+
+
+def test_weekly_from_the_store_and_event_files(demo, tmp_path, capsys):
+    from pathlib import Path
+
+    from conftest import demo_files
+    from openpyxl import load_workbook
+
+    from analysis import read_ledger
+
+    store = tmp_path / "interim"
+    assert main(["ingest", *demo_files(demo), "--out", str(store)]) == 0
+    folder = Path(demo["files"]["bills"]).parent
+    events = [str(folder / f) for f in ("clicks.csv", "replies.csv", "complaints.csv", "bills.csv")]
+    out = tmp_path / "ledgers"
+    assert main(["weekly", str(store), *events, "--week", "2025-W18", "--lang", "en", "--out", str(out),
+                 "--price", "twilio=0.3"]) == 0
+    path = out / "ledger-2025-W18.xlsx"
+    assert f"wrote {path}" in capsys.readouterr().out
+    assert load_workbook(path).sheetnames[:2] == ["Summary", "Quality"]
+    book = read_ledger(path)
+    assert book["summary"].attrs["week"] == "2025-W18"
+    assert book["quality"]["complaint_rate"].notna().all()
+    billing = book["billing"].set_index("vendor")
+    assert (billing.loc["twilio", "unit_price"] == 0.3).all()  # W18 spans April and May
+
+
+def test_weekly_all_weeks_from_raw_exports(demo, tmp_path):
+    from pathlib import Path
+
+    out = tmp_path / "ledgers"
+    assert main(["weekly", str(Path(demo["files"]["bills"]).parent), "--all-weeks", "--out", str(out)]) == 0
+    assert sorted(p.name for p in out.glob("ledger-*.xlsx")) == [f"ledger-{w}.xlsx" for w in demo["period"]["weeks"]]
+    rejects = pd.read_csv(out / "rejects.csv")
+    assert len(rejects) >= demo["malformed"]["rows"]
+
+
+def test_weekly_errors(demo, tmp_path, capsys):
+    from pathlib import Path
+
+    folder = str(Path(demo["files"]["bills"]).parent)
+    assert main(["weekly", folder, "--week", "2025-W30", "--out", str(tmp_path)]) == 2
+    assert "no messages in week 2025-W30" in capsys.readouterr().err
+    assert main(["weekly", folder, "--week", "2025-W18", "--price", "aliyun", "--out", str(tmp_path)]) == 2
+    assert "--price must look like VENDOR=VALUE" in capsys.readouterr().err
+    assert not list(tmp_path.glob("*.xlsx"))
+    with pytest.raises(SystemExit):
+        main(["weekly", folder])  # --week or --all-weeks is required

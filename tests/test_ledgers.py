@@ -93,7 +93,7 @@ def test_demo_blocked_template_in_content(demo, outage_week):
 
 def test_demo_billing_sheet_and_summary(demo, outage_week):
     b = outage_week["billing"]
-    assert set(b["period"]) == {"2025-05"}
+    assert set(b["month"]) == {"2025-05"}
     modes = b.dropna(subset=["billing_mode"]).set_index("vendor")["billing_mode"].to_dict()
     assert modes == demo["billing"]["modes"]
     s = outage_week["summary"]

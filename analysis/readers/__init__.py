@@ -177,7 +177,7 @@ def load_send_log(
         staged_parts.append(st)
         raws.append(raw.frame)
         infos.append({"file": str(raw.path), "layout": lay.name, "vendor": lay.vendor,
-                      "encoding": raw.encoding or "", "rows_read": len(raw.frame) + len(raw.bad)})
+                      "encoding": raw.encoding, "rows_read": len(raw.frame) + len(raw.bad)})
         for line, reason, text in raw.bad:
             rejects.append({"_file": fileno, "file": str(raw.path), "line": line, "reason": reason, "record": text})
         bad = st["_reject"].notna()

@@ -1,0 +1,162 @@
+"""Ledger workbooks: layout, formats, masking, formula safety, atomic writes, round trip."""
+
+from __future__ import annotations
+
+import zipfile
+
+import numpy as np
+import pandas as pd
+import pytest
+from openpyxl import Workbook, load_workbook
+
+from analysis import ledger_history, read_ledger, weekly_ledgers, write_ledger
+from analysis.excel import SHEET_NAMES
+from analysis.schema import label
+
+
+@pytest.fixture(scope="module")
+def ledgers(demo, demo_inputs):
+    return weekly_ledgers(demo_inputs.log, "2025-W18", bill=demo_inputs.bill, accounting=demo_inputs.summary)
+
+
+@pytest.fixture(scope="module")
+def books(ledgers, tmp_path_factory):
+    out = tmp_path_factory.mktemp("books")
+    return {lang: write_ledger(ledgers, out / f"ledger-{lang}.xlsx", lang=lang) for lang in ("zh", "en")}
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_sheets_headers_and_formats(ledgers, books, lang):
+    wb = load_workbook(books[lang])
+    names = SHEET_NAMES[lang]
+    assert wb.sheetnames == [names[k] for k in
+                             ("summary", "quality", "trend", "failures", "repeat_failures", "content", "billing",
+                              "alerts", "charts")]
+    ws = wb[names["quality"]]
+    headers = [c.value for c in ws[1]]
+    assert headers == [label(c, lang) for c in ledgers["quality"].columns]
+    col = {c: i + 1 for i, c in enumerate(ledgers["quality"].columns)}
+    assert ws.cell(2, col["arrival_rate"]).number_format == "0.00%"
+    assert ws.cell(2, col["submitted"]).number_format == "#,##0"
+    assert ws.cell(2, col["arrival_rate"]).value == pytest.approx(ledgers["quality"]["arrival_rate"].iloc[0])
+    assert ws.freeze_panes == "A2"
+    assert ws.auto_filter.ref.startswith("A1:")
+    rules = [r for cf in ws.conditional_formatting for r in cf.rules]
+    assert rules, "targets missed are coloured"
+    assert ws.column_dimensions["A"].width >= 8
+    assert len(wb[names["charts"]]._charts) == 2
+    total = "合计" if lang == "zh" else "All"
+    assert ws.cell(2, col["vendor"]).value == total
+    if lang == "zh":
+        carriers = {ws.cell(r, col["carrier"]).value for r in range(2, ws.max_row + 1)}
+        assert "中国移动" in carriers
+
+
+def _all_strings(path) -> set[str]:
+    wb = load_workbook(path)
+    return {c.value for ws in wb.worksheets for row in ws.iter_rows() for c in row if isinstance(c.value, str)}
+
+
+def test_phones_masked_unless_asked(ledgers, books, tmp_path):
+    phones = ledgers["repeat_failures"]["phone"]
+    assert len(phones)
+    strings = _all_strings(books["zh"])
+    assert not any(p in strings or p.removeprefix("+86") in strings for p in phones)
+    masked = [s for s in strings if "****" in s]
+    assert len(masked) >= len(phones)
+    full = write_ledger(ledgers, tmp_path / "full.xlsx", unmask=True)
+    assert set(phones) <= _all_strings(full)
+
+
+def test_formula_looking_text_is_stored_as_text(ledgers, tmp_path):
+    evil = ['=HYPERLINK("http://x.example","click")', "+8613800138000", "-1+2", "@SUM(A1:A2)"]
+    content = ledgers["content"].head(4).copy()
+    content["content"] = evil[: len(content)]
+    content["template_id"] = ["=1+1", "+T", "-T", "@T"][: len(content)]
+    path = write_ledger({**ledgers, "content": content}, tmp_path / "evil.xlsx", lang="en")
+    with zipfile.ZipFile(path) as z:
+        xml = "".join(z.read(n).decode() for n in z.namelist() if n.startswith("xl/worksheets/sheet"))
+    assert "<f>" not in xml  # no formula anywhere in the workbook
+    ws = load_workbook(path)["Content"]
+    cells = [c for row in ws.iter_rows(min_row=2) for c in row if isinstance(c.value, str) and c.value[:1] in "=+-@"]
+    assert len(cells) >= 2 * len(content)
+    assert all(c.data_type == "s" and c.quotePrefix for c in cells)
+    back = read_ledger(path)["content"]
+    assert back["content"].tolist() == evil[: len(content)]
+
+
+def _norm(frame: pd.DataFrame) -> pd.DataFrame:
+    out = frame.copy()
+    for c in out.columns:
+        s = out[c]
+        if isinstance(s.dtype, pd.CategoricalDtype) or s.dtype == object or pd.api.types.is_string_dtype(s.dtype):
+            out[c] = s.astype(object).where(s.notna(), None)
+        elif pd.api.types.is_bool_dtype(s.dtype) or isinstance(s.dtype, pd.BooleanDtype):
+            out[c] = s.astype("boolean")
+        elif pd.api.types.is_datetime64_any_dtype(s.dtype):
+            out[c] = s.astype("datetime64[ns, Asia/Shanghai]" if getattr(s.dt, "tz", None) else "datetime64[ns]")
+        else:
+            out[c] = s.astype("float64")
+    return out.reset_index(drop=True)
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_round_trip(ledgers, books, lang, tmp_path):
+    path = write_ledger(ledgers, tmp_path / "rt.xlsx", lang=lang, unmask=True)
+    back = read_ledger(path)
+    assert set(back) == set(ledgers)
+    for key, frame in ledgers.items():
+        assert list(back[key].columns) == list(frame.columns), key
+        pd.testing.assert_frame_equal(_norm(back[key]), _norm(frame), check_exact=False, rtol=1e-12, obj=key)
+    meta = back["summary"].attrs
+    for k in ("week", "start", "end", "messages", "version"):
+        assert meta[k] == ledgers["summary"].attrs[k]
+    assert meta["masked"] is False and meta["time_zone"] == "Asia/Shanghai"
+
+
+def test_reads_a_hand_kept_ledger(tmp_path):
+    wb = Workbook()
+    ws = wb.active
+    ws.title = "质量监测"
+    ws["A1"] = "2025年第18周 质量监测（手工）"
+    ws.append([])
+    ws.append(["周次", "平台", "运营商", "提交量", "成功", "到达率", "备注"])
+    ws.append(["2025-W18", "阿里云", "中国移动", "1,000", 985, "98.5%", "ok"])
+    ws.append(["2025-W18", "aliyun", "合计", 2000, 1900, 0.95, None])
+    ws.append([])
+    ws.append(["另: 下周复核"])
+    wb.save(tmp_path / "hand.xlsx")
+    q = read_ledger(tmp_path / "hand.xlsx")["quality"]
+    assert list(q.columns) == ["week", "vendor", "carrier", "submitted", "delivered", "arrival_rate", "备注"]
+    assert q["submitted"].tolist() == [1000, 2000]
+    assert q["arrival_rate"].tolist() == pytest.approx([0.985, 0.95])
+    assert q["carrier"].tolist() == ["China Mobile", "All"]
+
+
+def test_failed_write_leaves_the_old_workbook(ledgers, tmp_path, monkeypatch):
+    path = write_ledger(ledgers, tmp_path / "ledger.xlsx")
+    before = path.read_bytes()
+
+    def broken(self, filename):
+        with open(filename, "wb") as fh:
+            fh.write(b"half")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(Workbook, "save", broken)
+    with pytest.raises(OSError, match="disk full"):
+        write_ledger(ledgers, path, lang="en")
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["ledger.xlsx"]
+
+
+def test_history_stacks_weeks(demo_inputs, tmp_path):
+    paths = []
+    for week in ("2025-W17", "2025-W18", "2025-W18"):
+        led = weekly_ledgers(demo_inputs.log, week, bill=demo_inputs.bill)
+        paths.append(write_ledger(led, tmp_path / f"{week}-{len(paths)}.xlsx", lang="en" if len(paths) else "zh"))
+    hist = ledger_history(paths)
+    q = hist["quality"]
+    assert sorted(q["week"].unique()) == ["2025-W17", "2025-W18"]
+    n18 = len(weekly_ledgers(demo_inputs.log, "2025-W18")["quality"])
+    assert (q["week"] == "2025-W18").sum() == n18  # the repeated week is kept once
+    assert np.all(np.diff(q["week"].str[-2:].astype(int)) >= 0)
