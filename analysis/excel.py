@@ -31,10 +31,10 @@ from .schema import DEFAULT_TZ, LABELS
 #: Sheet names per language; ``charts`` holds only derived tables and charts.
 SHEET_NAMES = {
     "zh": {"summary": "概览", "quality": "质量监测", "trend": "周趋势", "failures": "问题溯源",
-           "repeat_failures": "重复失败号码", "content": "内容优化", "billing": "计费对账", "alerts": "预警",
+           "repeat_failures": "重复失败号码", "content": "内容优化", "billing": "计费对账", "cost": "单位成本", "alerts": "预警",
            "charts": "图表"},
     "en": {"summary": "Summary", "quality": "Quality", "trend": "Trend", "failures": "Failures",
-           "repeat_failures": "Repeat failures", "content": "Content", "billing": "Billing", "alerts": "Alerts",
+           "repeat_failures": "Repeat failures", "content": "Content", "billing": "Billing", "cost": "Cost", "alerts": "Alerts",
            "charts": "Charts"},
 }
 TITLE = {"zh": "短信台账", "en": "SMS ledger"}
@@ -45,7 +45,7 @@ _VOCAB_COLUMNS = {"carrier", "province", "status", "failure_reason", "category",
                   "contract_mode", "traffic", "detector", "window", "vendor", "file", "reasons"}
 _INT = {"submitted", "delivered", "originals", "complaints", "unsubscribes", "failed", "failures", "messages",
         "sent", "blocked", "clicks", "opened", "conversions", "segments_submitted", "segments_delivered",
-        "gap_segments", "billed_count", "affected", "rows_read", "loaded", "rejected", "duplicates", "hour",
+        "gap_segments", "billed_count", "billed_segments", "affected", "rows_read", "loaded", "rejected", "duplicates", "hour",
         "best_send_hour", "weekday", "rounds"}
 _TIME = {"first_failure", "last_failure", "period", "began"}
 _ZONED = {"first_failure", "last_failure"}  # the others are local period starts
@@ -79,7 +79,7 @@ def number_format(column: str) -> str | None:
         return "+0.00;-0.00;0.00"
     if column == "p_value":
         return "0.0E+00"
-    if column == "unit_price":
+    if column == "unit_price" or column.startswith("cost_per_"):
         return "0.0000"
     if column.startswith(("amount", "billed_amount", "cost")) or column in {"gap_amount", "overcharge"}:
         return "#,##0.00"

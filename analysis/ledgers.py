@@ -17,15 +17,17 @@ from .measures import (
     TARGET,
     arrival_rates,
     billing_reconciliation,
+    effective_cost,
     failure_reasons,
     iso_weeks,
+    matched_modes,
     open_rates,
     repeat_failures,
 )
 from .monitor import drop_alerts
 
 #: Sheets of a ledger workbook, in order.
-SHEETS = ("summary", "quality", "trend", "failures", "repeat_failures", "content", "billing", "alerts")
+SHEETS = ("summary", "quality", "trend", "failures", "repeat_failures", "content", "billing", "cost", "alerts")
 
 
 def quality_ledger(
@@ -179,7 +181,8 @@ def weekly_ledgers(
     version and inputs in ``attrs``), ``quality``, ``trend`` (arrival per carrier, all
     vendors, for every week up to this one), ``failures``, ``repeat_failures``
     (numbers failing at least twice in the week, unmasked), ``content``, ``billing``
-    (the months the week touches), ``alerts`` (drops that started or lasted in the week).
+    (the months the week touches), ``cost`` (the week's cost per delivered message and
+    per click, vendor × carrier: :func:`analysis.effective_cost`), ``alerts`` (drops that started or lasted in the week).
     """
     from . import __version__
 
@@ -216,6 +219,8 @@ def weekly_ledgers(
         "repeat_failures": repeat_failures(this),
         "content": _only(content_ledger(log), week),
         "billing": billing[billing["month"].isin(months)].reset_index(drop=True),
+        "cost": effective_cost(this, bill, prices=prices, modes={**matched_modes(billing), **(modes or {})},
+                               by=["vendor", "carrier"]),
         "alerts": alerts.reset_index(drop=True),
     }
 

@@ -660,6 +660,16 @@ def billing_reconciliation(
     return out.sort_values(["vendor", "month"], kind="stable")[columns].reset_index(drop=True)
 
 
+def matched_modes(reconciliation: pd.DataFrame) -> dict[str, str]:
+    """The billing mode each vendor's bills match most often (``submission`` /
+    ``delivery``), from :func:`billing_reconciliation`; vendors whose bills match
+    neither or both are left out."""
+    found = reconciliation[reconciliation["billing_mode"].isin(["submission", "delivery"])]
+    if found.empty:
+        return {}
+    return found.groupby("vendor")["billing_mode"].agg(lambda m: m.mode().iloc[0]).to_dict()
+
+
 def effective_cost(
     log: pd.DataFrame,
     bill: pd.DataFrame | None = None,
@@ -671,7 +681,8 @@ def effective_cost(
     """Cost per delivered message (and per click): what one arrival really costs.
 
     Each vendor's billing mode is ``modes[vendor]``, else the mode its bill matches
-    (:func:`billing_reconciliation`), else :data:`BILLING_MODES`, else submission (the
+    (:func:`billing_reconciliation` of ``log``; pass ``modes`` when ``log`` is a slice
+    of the billed months), else :data:`BILLING_MODES`, else submission (the
     mode that never understates cost); its price comes from the bill, else ``prices``.
 
     Returns
@@ -683,10 +694,7 @@ def effective_cost(
     """
     by = list(by)
     rec = billing_reconciliation(log, bill, prices=prices, modes=modes)
-    found = rec.dropna(subset=["billing_mode"])
-    found = found[found["billing_mode"].isin(["submission", "delivery"])]
-    matched = found.groupby("vendor")["billing_mode"].agg(lambda m: m.mode().iloc[0]) if len(found) else pd.Series(dtype=object)
-    vendor_mode = {**BILLING_MODES, **matched.to_dict(), **(modes or {})}
+    vendor_mode = {**BILLING_MODES, **matched_modes(rec), **(modes or {})}
     price = rec.dropna(subset=["unit_price"]).groupby("vendor")["unit_price"].last().to_dict()
     price = {**(prices or {}), **price}
     d = with_keys(log, by)

@@ -31,7 +31,7 @@ def test_sheets_headers_and_formats(ledgers, books, lang):
     names = SHEET_NAMES[lang]
     assert wb.sheetnames == [names[k] for k in
                              ("summary", "quality", "trend", "failures", "repeat_failures", "content", "billing",
-                              "alerts", "charts")]
+                              "cost", "alerts", "charts")]
     ws = wb[names["quality"]]
     headers = [c.value for c in ws[1]]
     assert headers == [label(c, lang) for c in ledgers["quality"].columns]

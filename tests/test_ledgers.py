@@ -101,3 +101,20 @@ def test_demo_billing_sheet_and_summary(demo, outage_week):
     assert (rows["rows_read"] == rows["loaded"] + rows["rejected"] + rows["duplicates"]).all()
     assert s.loc[s["file"].eq(ALL), "rows_read"].iloc[0] == rows["rows_read"].sum()
     assert s.attrs["week"] == demo["outage"]["week"] and s.attrs["start"] == "2025-05-05"
+
+
+def test_demo_cost_per_delivered(demo, demo_inputs, outage_week):
+    cost = outage_week["cost"]
+    log = demo_inputs.log
+    week = log[log["submit_time"].dt.strftime("%G-W%V").eq(demo["outage"]["week"])]
+    prices = demo["billing"]["unit_prices"]
+    for vendor, mode in demo["billing"]["modes"].items():
+        part = week[week["vendor"].eq(vendor)]
+        delivered = part["status"].eq("delivered")
+        billed = part["segments"].sum() if mode == "submission" else part.loc[delivered, "segments"].sum()
+        rows = cost[cost["vendor"].eq(vendor)]
+        assert rows["cost"].sum() == pytest.approx(billed * prices[vendor])
+        assert rows["delivered"].sum() == delivered.sum()
+    aliyun = cost[cost["vendor"].eq("aliyun")]
+    assert (aliyun["cost_per_delivered"] >= prices["aliyun"]).all()  # failures are paid for too
+    assert aliyun["cost"].sum() / aliyun["delivered"].sum() > prices["aliyun"]

@@ -34,3 +34,14 @@ def test_conform_adds_missing_columns_and_localises_naive_times():
     assert log.loc[0, "submit_time"] == pd.Timestamp("2025-05-06 09:00", tz="Asia/Shanghai")
     assert "extra" not in log
     assert not log.loc[0, "is_probe"]
+
+
+def test_display_labels_are_unique_so_workbooks_read_back():
+    from collections import Counter
+
+    from analysis.schema import LABELS
+
+    for lang, labels in LABELS.items():
+        repeated = [v for v, n in Counter(labels.values()).items() if n > 1]
+        assert not repeated, (lang, repeated)
+    assert set(LABELS["zh"]) == set(LABELS["en"])
