@@ -21,6 +21,7 @@ from .measures import (
     failure_reasons,
     iso_weeks,
     matched_modes,
+    trailing_sum,
     open_rates,
     repeat_failures,
 )
@@ -68,11 +69,11 @@ def quality_ledger(
         q[k] = q[k].astype(object)
     q["_total"] = sum((q[k] != ALL).astype(int) for k in by) if by else 0
     q = q.sort_values([*by, "week"], kind="stable")
-    g = q.groupby(by, sort=False, dropna=False) if by else q.groupby(np.zeros(len(q)))
-    q["arrival_change_pp"] = 100 * g["arrival_rate"].diff()
-    prev_n = g["submitted"].transform(lambda s: s.shift().rolling(baseline, min_periods=1).sum())
-    prev_k = g["delivered"].transform(lambda s: s.shift().rolling(baseline, min_periods=1).sum())
-    p0 = prev_k / prev_n.where(prev_n > 0)
+    group = q.groupby(by, sort=False, dropna=False).ngroup().to_numpy() if by else np.zeros(len(q))
+    q["arrival_change_pp"] = 100 * (q["arrival_rate"] - trailing_sum(q["arrival_rate"], group, 1))
+    prev_n = trailing_sum(q["submitted"], group, baseline)
+    prev_k = trailing_sum(q["delivered"], group, baseline)
+    p0 = pd.Series(np.where(prev_n > 0, prev_k / np.where(prev_n > 0, prev_n, 1), np.nan), index=q.index)
     half = 3 * np.sqrt(p0 * (1 - p0) / q["submitted"].where(q["submitted"] > 0))
     q["target"] = target
     q["meets_target"] = q["arrival_rate"] >= target

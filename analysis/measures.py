@@ -129,6 +129,21 @@ def _finish(out: pd.DataFrame, by: Sequence[str]) -> pd.DataFrame:
     return out
 
 
+def trailing_sum(values, groups, window: int) -> np.ndarray:
+    """Sum of the ``window`` previous values within each group (rows sorted by group,
+    then time); NaN on a group's first row."""
+    v = np.asarray(values, dtype=float)
+    g = np.asarray(groups)
+    n = len(v)
+    c = np.concatenate([[0.0], np.cumsum(v)])
+    i = np.arange(n)
+    new = np.ones(n, dtype=bool)
+    new[1:] = g[1:] != g[:-1]
+    start = np.maximum.accumulate(np.where(new, i, 0))
+    lo = np.maximum(start, i - window)
+    return np.where(i > start, c[i] - c[lo], np.nan)
+
+
 # --------------------------------------------------------------------------- resends
 
 

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .measures import _grouped, with_keys
+from .measures import _grouped, trailing_sum, with_keys
 
 #: One-sided false-alarm rate of a 3-sigma limit.
 ALPHA = float(stats.norm.sf(3))
@@ -116,11 +116,12 @@ def period_rates(
     g = _grouped(d[[*keys, "period"]].assign(delivered=ok), [*keys, "period"])
     out = g["delivered"].agg(["size", "sum"]).rename(columns={"size": "submitted", "sum": "delivered"}).reset_index()
     out["arrival_rate"] = out["delivered"] / out["submitted"]
-    gk = out.groupby(keys, observed=True, dropna=False, sort=False)
-    prev_n = gk["submitted"].transform(lambda s: s.shift().rolling(baseline, min_periods=1).sum())
-    prev_k = gk["delivered"].transform(lambda s: s.shift().rolling(baseline, min_periods=1).sum())
-    out["baseline"] = prev_k / prev_n.where(prev_n > 0)
-    out["baseline_messages"] = prev_n.fillna(0).astype("int64")
+    group = out.groupby(keys, observed=True, dropna=False, sort=False).ngroup().to_numpy()
+    prev_n = trailing_sum(out["submitted"], group, baseline)
+    prev_k = trailing_sum(out["delivered"], group, baseline)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out["baseline"] = np.where(prev_n > 0, prev_k / prev_n, np.nan)
+    out["baseline_messages"] = np.nan_to_num(prev_n).astype("int64")
     return out
 
 

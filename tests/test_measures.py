@@ -292,3 +292,13 @@ def test_billing_mode_of_each_demo_vendor(demo_inputs, demo):
     r = billing_reconciliation(demo_inputs.log, demo_inputs.bill).dropna(subset=["billing_mode"])
     found = r.groupby("vendor")["billing_mode"].agg(set).to_dict()
     assert found == {v: {m} for v, m in demo["billing"]["modes"].items()}
+
+
+@given(st.lists(st.tuples(st.integers(0, 3), st.integers(0, 100)), max_size=40), st.integers(1, 5))
+def test_trailing_sum_matches_pandas_rolling(rows, window):
+    from analysis.measures import trailing_sum
+
+    frame = pd.DataFrame(rows, columns=["g", "v"]).sort_values("g", kind="stable")
+    ours = trailing_sum(frame["v"], frame["g"], window)
+    theirs = frame.groupby("g")["v"].transform(lambda s: s.shift().rolling(window, min_periods=1).sum())
+    np.testing.assert_allclose(ours, theirs.to_numpy(dtype=float))
