@@ -19,9 +19,9 @@ EPILOG = """examples:
   sms-ledger ingest data/raw/*.csv --out data/interim
   sms-ledger ingest export.csv --vendor aliyun  force a vendor layout
   sms-ledger ingest odd.csv --mapping odd.toml  read any other layout via a column mapping
-  sms-ledger weekly data/interim data/raw/demo --week 2025-W18
+  sms-ledger weekly data/raw/demo --week 2025-W18
                                                 write reports/ledgers/ledger-2025-W18.xlsx
-  sms-ledger weekly data/raw/demo --all-weeks --lang en
+  sms-ledger weekly data/interim clicks.csv bills.csv --all-weeks --lang en
 """
 
 
@@ -77,12 +77,14 @@ def build_parser() -> argparse.ArgumentParser:
         "demo",
         help="generate the demo data set and ingest it",
         description="Write the seeded demo data set (several vendor formats, with a truth manifest) "
-        "into data/raw/demo, ingest it into data/interim and print the summary.",
+        "into data/raw/demo, ingest it into data/interim, print the summary and write the "
+        "ledger workbook of the demo week into reports/ledgers.",
     )
     demo.add_argument("--n", type=int, default=60_000, help="original messages to simulate (default: %(default)s)")
     demo.add_argument("--seed", type=int, default=7, help="random seed (default: %(default)s)")
     demo.add_argument("--raw", type=Path, default=config.DEMO_RAW, help="where to write the demo exports")
     demo.add_argument("--out", type=Path, default=config.INTERIM, help="store folder (default: %(default)s)")
+    demo.add_argument("--reports", type=Path, default=config.REPORTS, help="reports folder (default: %(default)s)")
     return parser
 
 
@@ -223,6 +225,10 @@ def main(argv: list[str] | None = None) -> int:
             _print_summary(summary, args.out)
             log = read_send_log(store_path(args.out))
             _print_log_overview(log)
+            week = truth["outage"]["week"]
+            events = [truth["files"][k] for k in ("clicks", "replies", "complaints", "bills")]
+            for p in weekly([args.out, *map(Path, events)], args.reports / "ledgers", week=week):
+                print(f"\nweekly ledger ({week}, the week of the injected outage): {p}")
     except Exception as exc:  # one clear line unless --debug
         if args.debug:
             raise

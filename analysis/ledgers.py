@@ -21,9 +21,9 @@ from .measures import (
     failure_reasons,
     iso_weeks,
     matched_modes,
-    trailing_sum,
     open_rates,
     repeat_failures,
+    trailing_sum,
 )
 from .monitor import drop_alerts
 

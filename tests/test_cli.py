@@ -49,11 +49,14 @@ def test_help_explains_itself(capsys):
 
 
 def test_demo_command(tmp_path, capsys):
-    assert main(["demo", "--n", "3000", "--raw", str(tmp_path / "raw"), "--out", str(tmp_path / "interim")]) == 0
+    assert main(["demo", "--n", "3000", "--raw", str(tmp_path / "raw"), "--out", str(tmp_path / "interim"),
+                 "--reports", str(tmp_path / "reports")]) == 0
     out = capsys.readouterr().out
     assert "send log by vendor" in out
     log = read_store(tmp_path / "interim")
     assert set(log["vendor"]) == {"aliyun", "tencent", "gateway", "twilio"}
+    ledger = tmp_path / "reports" / "ledgers" / "ledger-2025-W19.xlsx"
+    assert ledger.exists() and str(ledger) in out
 
 
 def test_weekly_from_the_store_and_event_files(demo, tmp_path, capsys):
