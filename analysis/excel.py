@@ -24,7 +24,6 @@ from openpyxl.formatting.rule import CellIsRule, DataBarRule, FormulaRule
 from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 
-from .enrich import CARRIERS, PROVINCES
 from .normalize import mask_phones
 from .schema import DEFAULT_TZ, LABELS
 
@@ -57,12 +56,7 @@ _AMBER = PatternFill("solid", start_color="FFEB9C", end_color="FFEB9C")
 _HEADER = PatternFill("solid", start_color="DDEBF7", end_color="DDEBF7")
 
 
-def _value_labels(lang: str) -> dict[str, str]:
-    extra = {**CARRIERS, **PROVINCES} if lang == "zh" else {}
-    return {**LABELS[lang], **extra}
-
-
-_REVERSE_VALUES = {v: k for lang in ("en", "zh") for k, v in _value_labels(lang).items()}
+_REVERSE_VALUES = {v: k for lang in ("en", "zh") for k, v in LABELS[lang].items()}
 _REVERSE_HEADERS = {v: k for lang in ("en", "zh") for k, v in LABELS[lang].items()}
 _REVERSE_SHEETS = {v: k for names in SHEET_NAMES.values() for k, v in names.items()}
 
@@ -191,7 +185,7 @@ def _display(s: pd.Series, col: str, lang: str) -> list:
     if pd.api.types.is_datetime64_any_dtype(s.dtype):
         return [None if pd.isna(v) else v.to_pydatetime() for v in s]
     if col in _VOCAB_COLUMNS:
-        labels = _value_labels(lang)
+        labels = LABELS[lang]
         if col == "reasons":
             return [None if pd.isna(v) else "; ".join(labels.get(x, x) for x in str(v).split("; ")) for v in s]
         return [None if pd.isna(v) else labels.get(str(v), str(v)) for v in s.astype(object)]
@@ -270,7 +264,7 @@ def _write_charts(wb: Workbook, ledgers: dict[str, pd.DataFrame], lang: str) -> 
     if (trend is None or trend.empty) and (failures is None or failures.empty):
         return
     ws = wb.create_sheet(SHEET_NAMES[lang]["charts"])
-    labels = _value_labels(lang)
+    labels = LABELS[lang]
     col = 1
     if trend is not None and not trend.empty:
         wide = trend.pivot_table(index="week", columns="carrier", values="arrival_rate", aggfunc="first", observed=True)

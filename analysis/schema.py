@@ -201,6 +201,32 @@ _MEASURE_LABELS = {
     "holiday": ("节假日", "Holiday"), "adjusted_workday": ("调休工作日", "Adjusted workday"),
     "off_peak": ("非高峰", "Off-peak"), "p-chart": ("控制图", "p-chart"), "both": ("控制图+累积和", "p-chart + CUSUM"),
 }
+#: English province name -> Chinese short name (the display label).
+PROVINCES = {
+    "Beijing": "北京", "Tianjin": "天津", "Hebei": "河北", "Shanxi": "山西",
+    "Inner Mongolia": "内蒙古", "Liaoning": "辽宁", "Jilin": "吉林", "Heilongjiang": "黑龙江",
+    "Shanghai": "上海", "Jiangsu": "江苏", "Zhejiang": "浙江", "Anhui": "安徽",
+    "Fujian": "福建", "Jiangxi": "江西", "Shandong": "山东", "Henan": "河南",
+    "Hubei": "湖北", "Hunan": "湖南", "Guangdong": "广东", "Guangxi": "广西",
+    "Hainan": "海南", "Chongqing": "重庆", "Sichuan": "四川", "Guizhou": "贵州",
+    "Yunnan": "云南", "Tibet": "西藏", "Shaanxi": "陕西", "Gansu": "甘肃",
+    "Qinghai": "青海", "Ningxia": "宁夏", "Xinjiang": "新疆",
+    "Hong Kong": "香港", "Macau": "澳门", "Taiwan": "台湾",
+}
+
+CARRIERS = {
+    "China Mobile": "中国移动",
+    "China Unicom": "中国联通",
+    "China Telecom": "中国电信",
+    "China Broadnet": "中国广电",
+    "Virtual (China Mobile)": "虚拟运营商(移动)",
+    "Virtual (China Unicom)": "虚拟运营商(联通)",
+    "Virtual (China Telecom)": "虚拟运营商(电信)",
+    "Satellite": "卫星电话",
+}
+
+for _key, _zh in {**PROVINCES, **CARRIERS}.items():
+    _MEASURE_LABELS.setdefault(_key, (_zh, _key))
 for _key, (_zh, _en) in _MEASURE_LABELS.items():
     LABELS["zh"].setdefault(_key, _zh)
     LABELS["en"].setdefault(_key, _en)

@@ -1,0 +1,393 @@
+"""Charts for review meetings, in Chinese or English, and the CJK font they need.
+
+Every plot function takes the tidy frame a measure returns (or the log) and an optional
+``ax``, draws, and returns the Axes; saving is the caller's (:func:`save_figure`). Colours
+are fixed per carrier and vendor (:func:`color_of`) so a carrier looks the same in every
+chart. matplotlib never falls back to a CJK font by itself: :func:`use_cjk_font` (called
+by every plot function) finds one, registers it and puts it first in the font list.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib import font_manager
+from matplotlib.ticker import PercentFormatter
+
+from .measures import ALL, TARGET
+from .schema import label
+
+#: CJK fonts looked for, best first (family names as matplotlib reports them).
+CJK_FONTS = (
+    "Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC", "Source Han Sans CN", "WenQuanYi Micro Hei",
+    "WenQuanYi Zen Hei", "PingFang SC", "Hiragino Sans GB", "Microsoft YaHei", "SimHei", "Heiti SC",
+    "Sarasa Gothic SC", "Droid Sans Fallback", "AR PL UMing CN",
+)
+#: Where font files are looked for when matplotlib's cache predates their install.
+FONT_DIRS = ("/usr/share/fonts", "/usr/local/share/fonts", "~/.local/share/fonts", "~/.fonts",
+             "/System/Library/Fonts", "/Library/Fonts", "C:/Windows/Fonts")
+_FONT_FILE_HINTS = ("wqy", "notosanscjk", "notosanssc", "sourcehansans", "pingfang", "msyh", "simhei",
+                    "droidsansfallback", "sarasa", "uming")
+
+CARRIER_COLORS = {
+    "China Mobile": "#1f6fb4", "China Unicom": "#d62728", "China Telecom": "#ff8c1a", "China Broadnet": "#8c564b",
+    "Virtual (China Mobile)": "#8fb8de", "Virtual (China Unicom)": "#f0a0a0", "Virtual (China Telecom)": "#ffc58a",
+    "Satellite": "#7f7f7f", ALL: "#222222",
+}
+VENDOR_COLORS = {
+    "aliyun": "#ff6a00", "tencent": "#0052d9", "gateway": "#6b6b6b", "twilio": "#f22f46", "vonage": "#871fff",
+    "aws_sns": "#232f3e", "huawei": "#c7000b",
+}
+_FALLBACK = matplotlib.colormaps["tab20"].colors
+
+#: Provinces in map-like order: north, northeast, east, south-central, southwest, northwest.
+PROVINCE_ORDER = (
+    "Beijing", "Tianjin", "Hebei", "Shanxi", "Inner Mongolia", "Liaoning", "Jilin", "Heilongjiang",
+    "Shanghai", "Jiangsu", "Zhejiang", "Anhui", "Fujian", "Jiangxi", "Shandong", "Henan", "Hubei", "Hunan",
+    "Guangdong", "Guangxi", "Hainan", "Chongqing", "Sichuan", "Guizhou", "Yunnan", "Tibet", "Shaanxi",
+    "Gansu", "Qinghai", "Ningxia", "Xinjiang", "Hong Kong", "Macau", "Taiwan",
+)
+WEEKDAYS = {"zh": ["周一", "周二", "周三", "周四", "周五", "周六", "周日"],
+            "en": ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]}
+
+_font_checked: str | None | bool = False
+
+
+def color_of(key) -> str:
+    """The colour of a carrier or vendor, the same in every chart."""
+    key = str(key)
+    if key in CARRIER_COLORS:
+        return CARRIER_COLORS[key]
+    if key.lower() in VENDOR_COLORS:
+        return VENDOR_COLORS[key.lower()]
+    digest = int(hashlib.md5(key.encode("utf-8")).hexdigest(), 16)
+    return matplotlib.colors.to_hex(_FALLBACK[digest % len(_FALLBACK)])
+
+
+def find_cjk_font() -> str | None:
+    """Family name of an installed CJK font, registering its file with matplotlib when
+    the font cache does not know it yet; None when there is none."""
+    known = {f.name for f in font_manager.fontManager.ttflist}
+    for name in CJK_FONTS:
+        if name in known:
+            return name
+    for folder in FONT_DIRS:
+        root = Path(folder).expanduser()
+        if not root.is_dir():
+            continue
+        for path in root.rglob("*"):
+            stem = path.name.lower().replace("-", "").replace("_", "")
+            if path.suffix.lower() in {".ttf", ".ttc", ".otf"} and any(h in stem for h in _FONT_FILE_HINTS):
+                try:
+                    font_manager.fontManager.addfont(str(path))
+                    name = font_manager.FontProperties(fname=str(path)).get_name()
+                except (OSError, RuntimeError, ValueError):
+                    continue
+                if name:
+                    return name
+    return None
+
+
+def use_cjk_font() -> str | None:
+    """Put a CJK font first in matplotlib's sans-serif list (once per process).
+
+    Returns the font's name, or None after warning how to install one.
+    """
+    global _font_checked
+    if _font_checked is False:
+        name = find_cjk_font()
+        if name is None:
+            warnings.warn(
+                "no CJK font found: Chinese labels will show as boxes. Install one, e.g. "
+                "`sudo apt-get install fonts-noto-cjk` (or fonts-wqy-microhei), or Noto Sans CJK SC "
+                "from your OS, then restart Python.",
+                stacklevel=2,
+            )
+        _font_checked = name
+    if _font_checked:
+        sans = [f for f in plt.rcParams["font.sans-serif"] if f != _font_checked]
+        plt.rcParams["font.sans-serif"] = [_font_checked, *sans]
+        plt.rcParams["font.family"] = ["sans-serif"]
+        plt.rcParams["axes.unicode_minus"] = False
+    return _font_checked or None
+
+
+def save_figure(fig, name: str, folder: str | Path, *, formats: Sequence[str] = ("png", "svg")) -> list[Path]:
+    """Save ``fig`` as ``folder/name.png`` and ``.svg``; returns the paths."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for fmt in formats:
+        path = folder / f"{name}.{fmt}"
+        fig.savefig(path, dpi=150, bbox_inches="tight")
+        paths.append(path)
+    return paths
+
+
+def _ax(ax, size=(9, 4.5)):
+    use_cjk_font()
+    if ax is None:
+        _, ax = plt.subplots(figsize=size, layout="constrained")
+    return ax
+
+
+def _pct(ax, axis="y"):
+    (ax.yaxis if axis == "y" else ax.xaxis).set_major_formatter(PercentFormatter(1.0, decimals=0))
+
+
+def _title(key: str, lang: str) -> str:
+    return TITLES[key][0 if lang == "zh" else 1]
+
+
+TITLES = {
+    "trend": ("到达率趋势", "Arrival rate over time"),
+    "heatmap": ("运营商 × 省份到达率", "Arrival by carrier and province"),
+    "hour_weekday": ("发送时段 × 星期", "Send hour × weekday"),
+    "peak": ("高峰与非高峰", "Peak windows against off-peak"),
+    "rounds": ("压力测试各轮到达率", "Arrival per stress round"),
+    "open_rate": ("发送小时打开率", "Open rate by send hour"),
+    "billing": ("计费差异", "Billing discrepancy"),
+    "pareto": ("失败原因帕累托", "Failure reasons (Pareto)"),
+    "ecdf": ("时延分布", "Latency distribution"),
+    "target": ("目标", "target"),
+    "limits": ("控制限", "control limits"),
+    "cumulative": ("累计占比", "cumulative share"),
+    "ten_min": ("10分钟", "10 minutes"),
+    "lift": ("提升", "lift"),
+}
+
+
+# --------------------------------------------------------------------------- charts
+
+
+def plot_arrival_trend(
+    rates: pd.DataFrame,
+    *,
+    x: str = "week",
+    by: str = "carrier",
+    target: float = TARGET,
+    lang: str = "zh",
+    ax=None,
+):
+    """Arrival over time per ``by`` group, with 95% bands, the target line and, when
+    ``rates`` has them (:func:`analysis.quality_ledger`), the groups' control limits.
+
+    ``rates``: :func:`analysis.arrival_rates` with ``by=[x, by]`` (or the quality ledger
+    filtered to one vendor level).
+    """
+    ax = _ax(ax)
+    for key, part in rates.sort_values(x).groupby(by, observed=True, sort=True):
+        c = color_of(key)
+        xs = part[x].astype(str)
+        ax.plot(xs, part["arrival_rate"], marker="o", color=c, label=label(key, lang))
+        ax.fill_between(xs, part["arrival_low"], part["arrival_high"], color=c, alpha=0.15, linewidth=0)
+        if "control_low" in part and part["control_low"].notna().any():
+            ax.plot(xs, part["control_low"], color=c, linestyle=":", linewidth=1)
+    ax.axhline(target, color="#2ca02c", linestyle="--", linewidth=1.2, label=f"{_title('target', lang)} {target:.0%}")
+    if "control_low" in rates:
+        ax.plot([], [], color="#555555", linestyle=":", label=_title("limits", lang))
+    _pct(ax)
+    ax.set_xlabel(label(x, lang))
+    ax.set_ylabel(label("arrival_rate", lang))
+    ax.set_title(_title("trend", lang))
+    ax.legend(loc="lower left", fontsize=8, ncol=2)
+    ax.grid(axis="y", alpha=0.3)
+    return ax
+
+
+def plot_carrier_province(rates: pd.DataFrame, *, value: str = "arrival_rate", lang: str = "zh", ax=None):
+    """Heat map of ``value`` by province (rows, in map-like order) and carrier (columns).
+
+    ``rates``: :func:`analysis.arrival_rates` with ``by=["province", "carrier"]``.
+    """
+    ax = _ax(ax, size=(7, 9))
+    wide = rates.pivot_table(index="province", columns="carrier", values=value, aggfunc="first", observed=True)
+    order = [p for p in PROVINCE_ORDER if p in wide.index] + sorted(p for p in wide.index if p not in PROVINCE_ORDER)
+    wide = wide.reindex(order)
+    im = ax.imshow(wide.to_numpy(dtype=float), aspect="auto", cmap="RdYlGn", vmin=np.nanmin([wide.min().min(), 0.9]),
+                   vmax=1.0)
+    ax.set_yticks(range(len(wide.index)), [label(p, lang) for p in wide.index], fontsize=8)
+    ax.set_xticks(range(len(wide.columns)), [label(c, lang) for c in wide.columns], rotation=30, ha="right",
+                  fontsize=8)
+    for (i, j), v in np.ndenumerate(wide.to_numpy(dtype=float)):
+        if not np.isnan(v):
+            ax.text(j, i, f"{v:.0%}", ha="center", va="center", fontsize=6)
+    ax.figure.colorbar(im, ax=ax, format=PercentFormatter(1.0, decimals=0), label=label(value, lang))
+    ax.set_title(_title("heatmap", lang))
+    return ax
+
+
+def plot_hour_weekday(rates: pd.DataFrame, *, value: str = "arrival_rate", lang: str = "zh", ax=None):
+    """Heat map of ``value`` by send hour (columns) and weekday (rows).
+
+    ``rates``: :func:`analysis.arrival_rates` with ``by=["weekday", "hour"]`` (``value``
+    may be ``latency_p50_s`` …).
+    """
+    ax = _ax(ax, size=(10, 3.6))
+    wide = rates.pivot_table(index="weekday", columns="hour", values=value, aggfunc="first").reindex(
+        index=range(7), columns=range(24))
+    percent = value.endswith("_rate")
+    im = ax.imshow(wide.to_numpy(dtype=float), aspect="auto", cmap="RdYlGn" if percent else "viridis_r")
+    ax.set_yticks(range(7), WEEKDAYS[lang])
+    ax.set_xticks(range(24), [str(h) for h in range(24)], fontsize=8)
+    ax.set_xlabel(label("hour", lang))
+    fmt = PercentFormatter(1.0, decimals=0) if percent else None
+    ax.figure.colorbar(im, ax=ax, format=fmt, label=label(value, lang))
+    ax.set_title(f"{_title('hour_weekday', lang)}: {label(value, lang)}")
+    return ax
+
+
+def plot_peak_comparison(variance: pd.DataFrame, *, by: str = "vendor", lang: str = "zh", ax=None):
+    """Arrival with 95% intervals in each peak window against off-peak, per ``by``.
+
+    ``variance``: :func:`analysis.peak_variance`.
+    """
+    ax = _ax(ax)
+    windows = [w for w in ("weekday_peak", "holiday", "adjusted_workday", "off_peak") if w in set(variance["window"])]
+    groups = list(dict.fromkeys(variance[by].astype(str))) if by in variance else [ALL]
+    width = 0.8 / max(len(windows), 1)
+    shades = {"weekday_peak": "#d62728", "holiday": "#9467bd", "adjusted_workday": "#bcbd22", "off_peak": "#7f7f7f"}
+    for k, w in enumerate(windows):
+        part = variance[variance["window"].astype(str).eq(w)]
+        if by in part:
+            part = part.set_index(part[by].astype(str)).reindex(groups)
+        xs = np.arange(len(groups)) + (k - (len(windows) - 1) / 2) * width
+        err = np.vstack([part["arrival_rate"] - part["arrival_low"], part["arrival_high"] - part["arrival_rate"]])
+        ax.bar(xs, part["arrival_rate"], width, yerr=err, capsize=2, color=shades[w], label=label(w, lang))
+    ax.set_xticks(range(len(groups)), [label(g, lang) for g in groups])
+    lo = np.nanmin(variance["arrival_low"]) if len(variance) else 0.8
+    ax.set_ylim(max(0.0, lo - 0.05), 1.0)
+    _pct(ax)
+    ax.set_ylabel(label("arrival_rate", lang))
+    ax.set_title(_title("peak", lang))
+    ax.legend(fontsize=8)
+    return ax
+
+
+def plot_rounds(per_round: pd.DataFrame, *, by: str = "vendor", lang: str = "zh", ax=None):
+    """Arrival per stress-test round and group, with 95% bands: the round-to-round spread.
+
+    ``per_round``: :func:`analysis.arrival_rates` with ``by=[by, "round"]`` (rounds from
+    :func:`analysis.measures.with_rounds`).
+    """
+    ax = _ax(ax)
+    for key, part in per_round.groupby(by, observed=True):
+        c = color_of(key)
+        spread = 100 * (part["arrival_rate"].max() - part["arrival_rate"].min())
+        ax.errorbar(part["round"], part["arrival_rate"], yerr=[part["arrival_rate"] - part["arrival_low"],
+                    part["arrival_high"] - part["arrival_rate"]], marker="o", capsize=3, color=c,
+                    label=f"{label(key, lang)} ({spread:.1f} pp)")
+    ax.set_xlabel(label("round", lang))
+    ax.set_ylabel(label("arrival_rate", lang))
+    _pct(ax)
+    ax.set_title(_title("rounds", lang))
+    ax.legend(fontsize=8)
+    return ax
+
+
+def plot_open_rate(rates: pd.DataFrame, lift: pd.DataFrame | None = None, *, lang: str = "zh", ax=None):
+    """Open rate by send hour with its 95% band; ``lift`` (one row of
+    :func:`analysis.open_rate_lift`, with ``hour_a`` / ``hour_b``) is annotated.
+
+    ``rates``: :func:`analysis.open_rates` with ``by=["hour"]``.
+    """
+    ax = _ax(ax)
+    r = rates.sort_values("hour")
+    ax.plot(r["hour"], r["open_rate"], marker="o", color="#1f6fb4")
+    ax.fill_between(r["hour"], r["open_low"], r["open_high"], color="#1f6fb4", alpha=0.2, linewidth=0)
+    if lift is not None and len(lift):
+        row = lift.iloc[0]
+        a, b = int(row["hour_a"]), int(row["hour_b"])
+        ya = float(r.loc[r["hour"].eq(a), "open_rate"].iloc[0])
+        yb = float(r.loc[r["hour"].eq(b), "open_rate"].iloc[0])
+        ax.annotate("", xy=(a, ya), xytext=(b, yb), arrowprops={"arrowstyle": "->", "color": "#d62728"})
+        ax.text((a + b) / 2, max(ya, yb) * 1.04,
+                f"{a}:00 vs {b}:00 {_title('lift', lang)} {row['lift']:+.0%} "
+                f"[{row['lift_low']:+.0%}, {row['lift_high']:+.0%}]", ha="center", color="#d62728", fontsize=9)
+    ax.set_xticks(range(0, 24, 2))
+    ax.set_xlabel(label("hour", lang))
+    ax.set_ylabel(label("open_rate", lang))
+    _pct(ax)
+    ax.set_title(_title("open_rate", lang))
+    ax.grid(alpha=0.3)
+    return ax
+
+
+def plot_billing(reconciliation: pd.DataFrame, *, lang: str = "zh", ax=None):
+    """Segments submitted, delivered, billed under the contract mode and invoiced, per
+    vendor and month, with the money difference labelled.
+
+    ``reconciliation``: :func:`analysis.billing_reconciliation`.
+    """
+    ax = _ax(ax)
+    r = reconciliation.reset_index(drop=True)
+    names = [f"{label(v, lang)}\n{m}" for v, m in zip(r["vendor"], r["month"])]
+    contract = np.where(r["contract_mode"].eq("delivery"), r["segments_delivered"],
+                        np.where(r["contract_mode"].eq("submission"), r["segments_submitted"], np.nan))
+    series = [("segments_submitted", r["segments_submitted"], "#9ecae1"),
+              ("segments_delivered", r["segments_delivered"], "#3182bd"),
+              ("contract_mode", contract, "#fdae6b"),
+              ("billed_count", r["billed_count"].astype(float), "#e6550d")]
+    width = 0.2
+    for k, (key, values, colour) in enumerate(series):
+        ax.bar(np.arange(len(r)) + (k - 1.5) * width, values, width, color=colour, label=label(key, lang))
+    for i, row in r.iterrows():
+        money = row["gap_amount"]
+        if pd.notna(money):
+            top = np.nanmax([row["segments_submitted"], row["billed_count"] if pd.notna(row["billed_count"]) else 0])
+            ax.text(i, top * 1.02, f"{label('gap_amount', lang)} {money:,.2f}", ha="center", fontsize=7)
+    ax.set_xticks(range(len(r)), names, fontsize=8)
+    ax.set_ylabel(label("segments", lang))
+    ax.set_title(_title("billing", lang))
+    ax.legend(fontsize=7, ncol=2)
+    return ax
+
+
+def plot_failure_pareto(failures: pd.DataFrame, *, lang: str = "zh", ax=None):
+    """Failure reasons, largest first, with the cumulative share.
+
+    ``failures``: :func:`analysis.failure_reasons` (any grouping; summed by reason).
+    """
+    ax = _ax(ax)
+    counts = failures.groupby("failure_reason", observed=True)["failed"].sum().sort_values(ascending=False)
+    names = [label(k, lang) for k in counts.index]
+    ax.bar(names, counts.to_numpy(), color="#d62728")
+    ax.set_ylabel(label("failed", lang))
+    ax.tick_params(axis="x", rotation=30, labelsize=8)
+    twin = ax.twinx()
+    twin.plot(names, counts.cumsum().to_numpy() / max(counts.sum(), 1), color="#222222", marker="o")
+    twin.set_ylim(0, 1.05)
+    twin.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
+    twin.set_ylabel(_title("cumulative", lang))
+    ax.set_title(_title("pareto", lang))
+    return ax
+
+
+def plot_latency_ecdf(log: pd.DataFrame, *, by: str = "vendor", lang: str = "zh", ax=None):
+    """Empirical distribution of delivered messages' latency per group, log scale, with
+    the 10-minute line."""
+    ax = _ax(ax)
+    ok = log["status"].astype(object).eq("delivered").to_numpy(dtype=bool)
+    d = log[ok]
+    seconds = (d["done_time"] - d["submit_time"]).dt.total_seconds()
+    for key, s in seconds.groupby(d[by].astype(object), sort=True):
+        v = np.sort(s.dropna().clip(lower=0.5).to_numpy())
+        if len(v):
+            ax.step(v, np.arange(1, len(v) + 1) / len(v), where="post", color=color_of(key),
+                    label=label(key, lang))
+    ax.axvline(600, color="#d62728", linestyle="--", linewidth=1, label=_title("ten_min", lang))
+    ax.set_xscale("log")
+    ax.set_xlabel(label("latency_p50_s", lang).replace("中位数", "").replace(" p50", ""))
+    _pct(ax)
+    ax.set_ylabel(_title("cumulative", lang))
+    ax.set_title(_title("ecdf", lang))
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return ax
