@@ -210,7 +210,8 @@ def weekly_ledgers(
         "version": __version__,
     }
     quality = quality_ledger(log)
-    trend = quality[quality["vendor"].eq(ALL) & quality["week"].astype(object).le(week)]
+    trend = pd.concat([arrival_rates(log, by=["week", "carrier"]), arrival_rates(log, by=["week"]).assign(carrier=ALL)])
+    trend = trend[trend["week"].astype(object).le(week)].sort_values(["week", "carrier"], kind="stable")
     return {
         "summary": summary,
         "quality": _only(quality, week),

@@ -161,6 +161,7 @@ TITLES = {
     "cumulative": ("累计占比", "cumulative share"),
     "ten_min": ("10分钟", "10 minutes"),
     "lift": ("提升", "lift"),
+    "contract_billed": ("按合同应计条数", "Billed under the contract"),
 }
 
 
@@ -194,6 +195,8 @@ def plot_arrival_trend(
     if "control_low" in rates:
         ax.plot([], [], color="#555555", linestyle=":", label=_title("limits", lang))
     _pct(ax)
+    low = np.nanmin([rates["arrival_low"].min(), target]) if len(rates) else 0.9
+    ax.set_ylim(max(0.0, low - 0.02), 1.005)
     ax.set_xlabel(label(x, lang))
     ax.set_ylabel(label("arrival_rate", lang))
     ax.set_title(_title("trend", lang))
@@ -333,11 +336,12 @@ def plot_billing(reconciliation: pd.DataFrame, *, lang: str = "zh", ax=None):
                         np.where(r["contract_mode"].eq("submission"), r["segments_submitted"], np.nan))
     series = [("segments_submitted", r["segments_submitted"], "#9ecae1"),
               ("segments_delivered", r["segments_delivered"], "#3182bd"),
-              ("contract_mode", contract, "#fdae6b"),
+              ("contract_billed", contract, "#fdae6b"),
               ("billed_count", r["billed_count"].astype(float), "#e6550d")]
     width = 0.2
     for k, (key, values, colour) in enumerate(series):
-        ax.bar(np.arange(len(r)) + (k - 1.5) * width, values, width, color=colour, label=label(key, lang))
+        name = _title(key, lang) if key in TITLES else label(key, lang)
+        ax.bar(np.arange(len(r)) + (k - 1.5) * width, values, width, color=colour, label=name)
     for i, row in r.iterrows():
         money = row["gap_amount"]
         if pd.notna(money):

@@ -178,7 +178,7 @@ _MEASURE_LABELS = {
     "segments_submitted": ("提交计费条数", "Segments submitted"), "segments_delivered": ("成功计费条数", "Segments delivered"),
     "gap_segments": ("条数差", "Segment gap"), "unit_price": ("单价", "Unit price"),
     "amount_submission": ("按提交计费金额", "Amount on submission"), "amount_delivery": ("按成功计费金额", "Amount on delivery"),
-    "gap_amount": ("金额差", "Amount gap"), "billed_count": ("账单条数", "Billed count"),
+    "gap_amount": ("提交与成功金额差", "Submitted minus delivered amount"), "billed_count": ("账单条数", "Billed count"),
     "billed_amount": ("账单金额", "Billed amount"), "bill_vs_submission": ("账单减提交", "Bill minus submitted"),
     "bill_vs_delivery": ("账单减成功", "Bill minus delivered"), "billing_mode": ("账单计费方式", "Bill matches"),
     "contract_mode": ("合同计费方式", "Contract mode"), "overcharge": ("多收金额", "Overcharge"),
