@@ -15,6 +15,7 @@ from .measures import (
     billing_reconciliation,
     effective_cost,
     failure_reasons,
+    in_week,
     open_rate_lift,
     open_rates,
     peak_variance,
@@ -25,6 +26,19 @@ from .measures import (
 )
 from .monitor import drop_alerts
 from .normalize import count_segments, infer_attempts, mask_phones, normalize_phones
+from .plots import (
+    plot_arrival_trend,
+    plot_billing,
+    plot_carrier_province,
+    plot_failure_pareto,
+    plot_hour_weekday,
+    plot_latency_ecdf,
+    plot_open_rate,
+    plot_peak_comparison,
+    plot_rounds,
+    save_figure,
+    use_cjk_font,
+)
 from .readers import LoadError, LoadResult, load_send_log, read_send_log
 from .schema import COLUMNS, FAILURE_REASONS, LABELS, STATUSES, label
 from .simulate import simulate
@@ -51,6 +65,7 @@ __all__ = [
     "enrich",
     "failure_ledger",
     "failure_reasons",
+    "in_week",
     "infer_attempts",
     "label",
     "ledger_history",
@@ -62,6 +77,15 @@ __all__ = [
     "open_rates",
     "peak_variance",
     "peak_windows",
+    "plot_arrival_trend",
+    "plot_billing",
+    "plot_carrier_province",
+    "plot_failure_pareto",
+    "plot_hour_weekday",
+    "plot_latency_ecdf",
+    "plot_open_rate",
+    "plot_peak_comparison",
+    "plot_rounds",
     "quality_ledger",
     "read_events",
     "read_ledger",
@@ -69,7 +93,9 @@ __all__ = [
     "read_store",
     "repeat_failures",
     "round_spread",
+    "save_figure",
     "simulate",
+    "use_cjk_font",
     "weekly_ledgers",
     "wilson_interval",
     "write_ledger",

@@ -13,3 +13,13 @@ DEMO_RAW = RAW / "demo"  # the only part of data/raw the package writes (the dem
 INTERIM = DATA / "interim"
 SAMPLE = DATA / "sample"
 REPORTS = PROJECT_ROOT / "reports"
+NOTEBOOKS = PROJECT_ROOT / "notebooks"
+DEMO_EVENTS = ("clicks.csv", "replies.csv", "complaints.csv", "bills.csv")
+
+
+def default_inputs() -> list[Path]:
+    """What the notebooks read when not told otherwise: the ingested store (or the demo's
+    raw exports when nothing was ingested) and the demo's event files."""
+    log = [INTERIM] if (INTERIM / "send_log").exists() else [DEMO_RAW]
+    events = [DEMO_RAW / name for name in DEMO_EVENTS if (DEMO_RAW / name).exists()] if log[0] != DEMO_RAW else []
+    return [*log, *events]

@@ -270,7 +270,13 @@ _SUFFIXES = {".csv", ".txt", ".tsv", ".xlsx", ".xlsm", ".xls", ".parquet", ".pq"
 
 
 def load_inputs(
-    paths, *, tz: str = DEFAULT_TZ, vendor: str | None = None, mapping=None, progress: bool = False
+    paths=None,
+    *,
+    vendors=None,
+    tz: str = DEFAULT_TZ,
+    vendor: str | None = None,
+    mapping=None,
+    progress: bool = False,
 ) -> Inputs:
     """Read send-log exports, stores and event files together, telling them apart by
     their headers, and join the events to the log.
@@ -278,10 +284,16 @@ def load_inputs(
     ``paths`` may hold export files, the Parquet store (``data/interim``) and folders
     (every export in them). Click, reply, complaint and bill files are recognised by
     their headers (:func:`event_kind`); everything else is read as a send log
-    (:func:`analysis.load_send_log`).
+    (:func:`analysis.load_send_log`). Without ``paths``, :func:`analysis.config.default_inputs`
+    (the store and the demo's event files). ``vendors`` keeps only those vendors' messages
+    and bills; ``vendor`` forces a layout as in :func:`analysis.load_send_log`.
     """
     from .readers import load_send_log
 
+    if paths is None or (not isinstance(paths, (str, Path)) and not len(paths)):
+        from .config import default_inputs
+
+        paths = default_inputs()
     files = _expand(paths)
     logs, events = [], {}
     for f in files:
@@ -306,6 +318,10 @@ def load_inputs(
     summary = pd.concat([summary, *[r.summary for r in every]], ignore_index=True)
     rejects = pd.concat([result.rejects, *[r.rejects for r in every]], ignore_index=True)
     bill = joined.get("bill", pd.DataFrame(columns=list(KINDS["bill"])))
+    if vendors:
+        keep = {str(v).lower() for v in ([vendors] if isinstance(vendors, str) else vendors)}
+        log = log[log["vendor"].astype(str).str.lower().isin(keep).to_numpy()].reset_index(drop=True)
+        bill = bill[bill["vendor"].astype(str).str.lower().isin(keep)].reset_index(drop=True)
     return Inputs(log=log, bill=bill, summary=summary, rejects=rejects, files=files)
 
 

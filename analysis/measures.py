@@ -81,6 +81,11 @@ def iso_weeks(times: pd.Series) -> pd.Series:
     return _per_day(times, "%G-W%V")
 
 
+def in_week(log: pd.DataFrame, week: str) -> pd.DataFrame:
+    """The rows of ``log`` submitted in ISO week ``week`` (``"2025-W19"``)."""
+    return log[iso_weeks(log["submit_time"]).eq(week).to_numpy(dtype=bool)]
+
+
 def _per_day(times: pd.Series, fmt: str) -> pd.Series:
     days = times.dt.floor("D")
     codes, uniques = pd.factorize(days)

@@ -119,8 +119,11 @@ def use_cjk_font() -> str | None:
     return _font_checked or None
 
 
-def save_figure(fig, name: str, folder: str | Path, *, formats: Sequence[str] = ("png", "svg")) -> list[Path]:
-    """Save ``fig`` as ``folder/name.png`` and ``.svg``; returns the paths."""
+def save_figure(fig, name: str, folder: str | Path | None, *, formats: Sequence[str] = ("png", "svg")) -> list[Path]:
+    """Save ``fig`` as ``folder/name.png`` and ``.svg``; returns the paths (none when
+    ``folder`` is empty, so a notebook can call it whether or not it was asked to save)."""
+    if not folder:
+        return []
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
@@ -331,7 +334,7 @@ def plot_billing(reconciliation: pd.DataFrame, *, lang: str = "zh", ax=None):
     """
     ax = _ax(ax)
     r = reconciliation.reset_index(drop=True)
-    names = [f"{label(v, lang)}\n{m}" for v, m in zip(r["vendor"], r["month"])]
+    names = [f"{label(v, lang)}\n{m}" for v, m in zip(r["vendor"], r["month"], strict=True)]
     contract = np.where(r["contract_mode"].eq("delivery"), r["segments_delivered"],
                         np.where(r["contract_mode"].eq("submission"), r["segments_submitted"], np.nan))
     series = [("segments_submitted", r["segments_submitted"], "#9ecae1"),
