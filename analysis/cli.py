@@ -22,6 +22,7 @@ EPILOG = """examples:
   sms-ledger weekly data/raw/demo --week 2025-W18
                                                 write reports/ledgers/ledger-2025-W18.xlsx
   sms-ledger weekly data/interim clicks.csv bills.csv --all-weeks --lang en
+  sms-ledger report --week 2025-W19             workbook, figures and HTML report of a week
 """
 
 
@@ -73,12 +74,27 @@ def build_parser() -> argparse.ArgumentParser:
                         help="contract billing mode, submission or delivery (repeatable)")
     _load_options(weekly)
 
+    report = sub.add_parser(
+        "report",
+        help="write the week's review report (workbook, figures, HTML)",
+        description="Write the week's ledger workbook, execute the notebooks in notebooks/ with "
+        "the week's parameters and render them to HTML without code cells, with their figures "
+        "as PNG and SVG: reports/ledgers, reports/html, reports/figures/<week> and "
+        "reports/report-<week>.html. Without INPUT: the ingested store and the demo's event files.",
+    )
+    report.add_argument("inputs", nargs="*", type=Path, metavar="INPUT", help="exports, the store, event files or folders")
+    report.add_argument("--week", required=True, help="ISO week to report, e.g. 2025-W18")
+    report.add_argument("--lang", choices=["zh", "en"], default="zh", help="labels (default: %(default)s)")
+    report.add_argument("--vendors", default="", help="only these vendors, comma-separated (default: all)")
+    report.add_argument("--out", type=Path, default=config.REPORTS, help="reports folder (default: %(default)s)")
+    report.add_argument("--timeout", type=int, default=600, help="seconds allowed per notebook cell (default: %(default)s)")
+
     demo = sub.add_parser(
         "demo",
         help="generate the demo data set and ingest it",
         description="Write the seeded demo data set (several vendor formats, with a truth manifest) "
         "into data/raw/demo, ingest it into data/interim, print the summary and write the "
-        "ledger workbook of the demo week into reports/ledgers.",
+        "demo week's workbook, figures and HTML report into reports/.",
     )
     demo.add_argument("--n", type=int, default=60_000, help="original messages to simulate (default: %(default)s)")
     demo.add_argument("--seed", type=int, default=7, help="random seed (default: %(default)s)")
@@ -148,6 +164,16 @@ def weekly(
     return written
 
 
+def report(inputs: list[Path], out: Path, *, week: str, lang: str = "zh", vendors=(), timeout: int = 600) -> Path:
+    """The week's workbook, then the executed notebooks as HTML; returns the index page."""
+    from .config import default_inputs
+    from .report import run_report
+
+    inputs = list(inputs) or default_inputs()
+    weekly(inputs, out / "ledgers", week=week, lang=lang)
+    return run_report(week, inputs=inputs, vendors=vendors, lang=lang, out=out, timeout=timeout, progress=True)
+
+
 def _progress(items: list, unit: str):
     if len(items) < 2:
         return items
@@ -209,6 +235,10 @@ def main(argv: list[str] | None = None) -> int:
             )
             for p in paths:
                 print(f"wrote {p}")
+        elif args.command == "report":
+            index = report(args.inputs, args.out, week=args.week, lang=args.lang,
+                           vendors=[v.strip() for v in args.vendors.split(",") if v.strip()], timeout=args.timeout)
+            print(f"report: {index}")
         elif args.command == "demo":
             from .readers import read_send_log
             from .simulate import simulate
@@ -227,8 +257,12 @@ def main(argv: list[str] | None = None) -> int:
             _print_log_overview(log)
             week = truth["outage"]["week"]
             events = [truth["files"][k] for k in ("clicks", "replies", "complaints", "bills")]
-            for p in weekly([args.out, *map(Path, events)], args.reports / "ledgers", week=week):
-                print(f"\nweekly ledger ({week}, the week of the injected outage): {p}")
+            print(f"\nreport of {week}, the week of the injected outage (executing the notebooks) …")
+            index = report([args.out, *map(Path, events)], args.reports, week=week)
+            print(f"workbook: {args.reports / 'ledgers' / f'ledger-{week}.xlsx'}")
+            print(f"figures:  {args.reports / 'figures' / week}")
+            print(f"report:   {index}")
+            print("open the notebooks: make lab")
     except Exception as exc:  # one clear line unless --debug
         if args.debug:
             raise

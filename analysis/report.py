@@ -1,0 +1,117 @@
+"""The review report: the notebooks executed with a week's parameters, rendered to HTML
+without code, their figures saved as PNG and SVG, beside the week's workbook."""
+
+from __future__ import annotations
+
+import contextlib
+import html
+import os
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from . import config
+
+
+def notebooks(folder: str | Path | None = None) -> list[Path]:
+    """The report's notebooks, in order (``1.0-…``, ``2.0-…``)."""
+    folder = Path(folder) if folder else config.NOTEBOOKS
+    found = sorted(folder.glob("[0-9]*.ipynb"))
+    if not found:
+        raise FileNotFoundError(f"{folder}: no notebooks to run")
+    return found
+
+
+def run_report(
+    week: str,
+    *,
+    inputs: Sequence[str | Path] = (),
+    vendors: Sequence[str] = (),
+    lang: str = "zh",
+    out: str | Path | None = None,
+    folder: str | Path | None = None,
+    timeout: int = 600,
+    progress: bool = False,
+) -> Path:
+    """Execute every notebook for ``week`` and write the report.
+
+    Writes, under ``out`` (default ``reports/``): ``notebooks/<name>-<week>.ipynb`` (executed),
+    ``html/<name>-<week>.html`` (outputs only, no code), ``figures/<week>/*.png|svg`` and
+    ``report-<week>.html`` linking them. A notebook that fails stops the report with its
+    error; nothing is left half-written in ``html/``.
+
+    Returns
+    -------
+    Path of ``report-<week>.html``.
+    """
+    import nbformat
+    import papermill
+    from nbconvert import HTMLExporter
+
+    out = Path(out) if out else config.REPORTS
+    figures = out / "figures" / week
+    for sub in ("notebooks", "html"):
+        (out / sub).mkdir(parents=True, exist_ok=True)
+    params = {"week": week, "vendors": list(vendors), "inputs": [str(Path(p).resolve()) for p in inputs],
+              "lang": lang, "figures": str(figures.resolve())}
+    exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
+    pages = []
+    books = notebooks(folder)
+    if progress:
+        from tqdm.auto import tqdm
+
+        books = tqdm(books, unit="notebook", disable=not sys.stderr.isatty())
+    for nb in books:
+        executed = out / "notebooks" / f"{nb.stem}-{week}.ipynb"
+        with _quiet_kernel() as chatter:
+            try:
+                papermill.execute_notebook(str(nb), str(executed), parameters=params, kernel_name="python3",
+                                           cwd=str(config.PROJECT_ROOT), progress_bar=False,
+                                           execution_timeout=timeout, log_output=False)
+            except papermill.PapermillExecutionError as exc:
+                raise RuntimeError(f"{nb.name}: cell {exc.exec_count} failed: {exc.ename}: {exc.evalue}") from None
+            except Exception as exc:
+                raise RuntimeError(f"{nb.name}: {exc}; kernel said: {chatter.read()[-500:].strip()}") from None
+        body, _ = exporter.from_notebook_node(nbformat.read(executed, as_version=4))
+        page = out / "html" / f"{nb.stem}-{week}.html"
+        tmp = page.with_suffix(".html.tmp")
+        tmp.write_text(body, encoding="utf-8")
+        tmp.replace(page)
+        pages.append(page)
+    index = out / f"report-{week}.html"
+    links = "\n".join(f'<li><a href="html/{html.escape(p.name)}">{html.escape(p.stem)}</a></li>' for p in pages)
+    ledger = out / "ledgers" / f"ledger-{week}.xlsx"
+    extra = f'<li><a href="ledgers/{ledger.name}">{ledger.name}</a></li>' if ledger.exists() else ""
+    index.write_text(
+        f"<!doctype html><meta charset='utf-8'><title>SMS Ledger {week}</title>"
+        f"<h1>SMS Ledger · {week}</h1><ul>{links}{extra}</ul>"
+        f"<p>Figures: <code>{html.escape(str(figures))}</code></p>",
+        encoding="utf-8",
+    )
+    return index
+
+
+@contextlib.contextmanager
+def _quiet_kernel():
+    """Keep the kernels' start-up chatter (which they write straight to file descriptor 2)
+    off the terminal; yields the captured text for error messages."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile(mode="w+", encoding="utf-8", errors="replace") as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield _Captured(sink)
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+class _Captured:
+    def __init__(self, sink):
+        self._sink = sink
+
+    def read(self) -> str:
+        self._sink.flush()
+        self._sink.seek(0)
+        return self._sink.read()
