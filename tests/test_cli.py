@@ -57,6 +57,9 @@ def test_demo_command(tmp_path, capsys):
     assert set(log["vendor"]) == {"aliyun", "tencent", "gateway", "twilio"}
     ledger = tmp_path / "reports" / "ledgers" / "ledger-2025-W19.xlsx"
     assert ledger.exists() and str(ledger) in out
+    index = tmp_path / "reports" / "report-2025-W19.html"
+    assert index.exists() and str(index) in out
+    assert len(list((tmp_path / "reports" / "figures" / "2025-W19").glob("*.svg"))) >= 8
 
 
 def test_weekly_from_the_store_and_event_files(demo, tmp_path, capsys):
