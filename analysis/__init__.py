@@ -8,7 +8,7 @@ Analysts import from here only::
 
 from .enrich import enrich
 from .events import Inputs, attach_events, load_inputs, read_events
-from .excel import ledger_history, read_ledger, write_ledger
+from .excel import ledger_history, read_ledger, styled, write_ledger
 from .ledgers import content_ledger, failure_ledger, quality_ledger, weekly_ledgers
 from .measures import (
     arrival_rates,
@@ -23,6 +23,7 @@ from .measures import (
     repeat_failures,
     round_spread,
     wilson_interval,
+    with_rounds,
 )
 from .monitor import drop_alerts
 from .normalize import count_segments, infer_attempts, mask_phones, normalize_phones
@@ -95,9 +96,11 @@ __all__ = [
     "round_spread",
     "save_figure",
     "simulate",
+    "styled",
     "use_cjk_font",
     "weekly_ledgers",
     "wilson_interval",
+    "with_rounds",
     "write_ledger",
     "write_store",
 ]

@@ -177,7 +177,7 @@ def report(inputs: list[Path], out: Path, *, week: str, lang: str = "zh", vendor
 def _progress(items: list, unit: str):
     if len(items) < 2:
         return items
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     return tqdm(items, unit=unit, disable=not sys.stderr.isatty())
 

@@ -71,6 +71,8 @@ def number_format(column: str) -> str | None:
         return "#,##0"
     if column.endswith("_pp") or column in {"cusum"}:
         return "+0.00;-0.00;0.00"
+    if column in {"z", "cohens_h"}:
+        return "0.00"
     if column == "p_value":
         return "0.0E+00"
     if column == "unit_price" or column.startswith("cost_per_"):
@@ -79,7 +81,10 @@ def number_format(column: str) -> str | None:
         return "#,##0.00"
     if column.endswith("_s"):
         return "#,##0.0"
-    if column.endswith(("_rate", "_low", "_high", "_gap")) or column in {
+    if column.startswith(("delivered_", "rounds")):
+        return "#,##0"
+    if column.endswith(("_rate", "_low", "_high", "_gap", "_a", "_b", "_arrival")) or column in {
+        "lift",
         "receipt_coverage", "share", "share_of_week", "target", "baseline"}:
         return "0.00%"
     return None
@@ -438,7 +443,7 @@ def _typed(frame: pd.DataFrame, tz: str) -> pd.DataFrame:
             out[col] = s.map(_bool).astype("boolean")
         elif col in _INT:
             out[col] = pd.to_numeric(s.map(_number), errors="coerce").astype("Int64")
-        elif number_format(col) is not None or col in {"z", "cohens_h"}:
+        elif number_format(col) is not None:
             out[col] = pd.to_numeric(s.map(_number), errors="coerce").astype(float)
         elif s.map(lambda v: v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))).all() and s.notna().any():
             out[col] = pd.to_numeric(s, errors="coerce").astype(float)
@@ -464,3 +469,32 @@ def _bool(v):
     if isinstance(v, str):
         return v.strip().upper() in {"TRUE", "是", "Y", "YES", "1"}
     return bool(v)
+
+
+# --------------------------------------------------------------------------- notebooks
+
+_PY_FORMATS = {
+    "0.00%": "{:.2%}", "#,##0": "{:,.0f}", "0": "{:.0f}", "#,##0.00": "{:,.2f}", "0.0000": "{:.4f}",
+    "#,##0.0": "{:,.1f}", "+0.00;-0.00;0.00": "{:+.2f}", "0.00": "{:.2f}", "0.0E+00": "{:.1e}", "yyyy-mm-dd hh:mm": "{:%Y-%m-%d %H:%M}",
+}
+
+
+def styled(frame: pd.DataFrame, *, lang: str = "zh", columns=None, mask: bool = True):
+    """A ledger frame ready to show in a notebook or report: labelled headers and values
+    in ``lang``, the workbook's number formats, no index, phones masked.
+
+    Returns a pandas ``Styler``.
+    """
+    frame = frame if columns is None else frame[list(columns)]
+    if "phone" in frame and mask:
+        frame = frame.assign(phone=mask_phones(frame["phone"]))
+    shown = pd.DataFrame({c: _display(frame[c], c, lang) for c in frame.columns}, index=frame.index)
+    shown = shown.astype(object)
+    yes, no = ("是", "否") if lang == "zh" else ("yes", "no")
+    for c in frame.columns:
+        if c in _BOOL or pd.api.types.is_bool_dtype(frame[c].dtype):
+            shown[c] = shown[c].map(lambda v: None if v is None else (yes if v else no))
+    formats = {LABELS[lang].get(c, c): _PY_FORMATS[number_format(c)] for c in frame.columns
+               if number_format(c) in _PY_FORMATS}
+    shown.columns = [LABELS[lang].get(c, c) for c in frame.columns]
+    return shown.style.format(formats, na_rep="—").hide(axis="index")

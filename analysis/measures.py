@@ -450,6 +450,7 @@ def peak_variance(log: pd.DataFrame, *, by: Sequence[str] = ("vendor",)) -> pd.D
     m["diff_pp"] = np.where(off, np.nan, 100 * (m["arrival_rate"] - m["base_arrival_rate"]))
     m["z"], m["p_value"], m["cohens_h"] = (np.where(off, np.nan, x) for x in (z, p, h))
     m["latency_p50_change_s"] = np.where(off, np.nan, m["latency_p50_s"] - m["base_latency_p50_s"])
+    m = m.sort_values([*by, "window"], kind="stable").reset_index(drop=True)
     return m.drop(columns=[c for c in m.columns if c.startswith("base_")])
 
 

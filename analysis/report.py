@@ -59,7 +59,7 @@ def run_report(
     pages = []
     books = notebooks(folder)
     if progress:
-        from tqdm.auto import tqdm
+        from tqdm import tqdm
 
         books = tqdm(books, unit="notebook", disable=not sys.stderr.isatty())
     for nb in books:

@@ -160,3 +160,17 @@ def test_history_stacks_weeks(demo_inputs, tmp_path):
     n18 = len(weekly_ledgers(demo_inputs.log, "2025-W18")["quality"])
     assert (q["week"] == "2025-W18").sum() == n18  # the repeated week is kept once
     assert np.all(np.diff(q["week"].str[-2:].astype(int)) >= 0)
+
+
+def test_styled_tables_for_notebooks(ledgers):
+    from analysis import styled
+
+    q = ledgers["quality"]
+    html = styled(q, lang="zh", columns=["vendor", "carrier", "arrival_rate", "meets_target"]).to_html()
+    first = q.iloc[0]
+    assert "到达率" in html and "合计" in html
+    assert f"{first['arrival_rate']:.2%}" in html
+    assert ">否<" in html or ">是<" in html
+    rf = ledgers["repeat_failures"]
+    shown = styled(rf, lang="en").to_html()
+    assert rf["phone"].iloc[0] not in shown and "****" in shown

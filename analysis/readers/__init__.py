@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from ..codes import classify_failures
 from ..enrich import enrich, normalize_carriers, normalize_provinces
