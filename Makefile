@@ -34,7 +34,7 @@ test: setup  ## run the whole test suite
 
 lab: setup  ## open the notebooks in JupyterLab with the project's environment
 	$(BIN)/python -m pip install --quiet -e ".[lab]"
-	$(BIN)/jupyter lab notebooks/
+	$(BIN)/jupyter lab notebooks/ $$([ "$$(id -u)" = 0 ] && echo --allow-root)
 
 lint: setup
 	$(BIN)/ruff check analysis tests
