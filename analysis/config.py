@@ -9,7 +9,8 @@ from pathlib import Path
 PROJECT_ROOT = Path(os.environ.get("SMS_LEDGER_HOME", Path(__file__).resolve().parent.parent))
 DATA = PROJECT_ROOT / "data"
 RAW = DATA / "raw"
-DEMO_RAW = RAW / "demo"  # the only part of data/raw the package writes (the demo generator)
+DEMO_RAW = RAW / "demo"  # the only parts of data/raw the package writes (the demo generator)
+DEMO_TRIAL = RAW / "demo-trial"
 INTERIM = DATA / "interim"
 SAMPLE = DATA / "sample"
 REPORTS = PROJECT_ROOT / "reports"

@@ -31,9 +31,13 @@ from .schema import DEFAULT_TZ, LABELS
 SHEET_NAMES = {
     "zh": {"summary": "概览", "quality": "质量监测", "trend": "周趋势", "failures": "问题溯源",
            "repeat_failures": "重复失败号码", "content": "内容优化", "billing": "计费对账", "cost": "单位成本", "alerts": "预警",
+           "scorecard": "通道测试评分", "plan": "样本量规划", "wording": "文案检查", "send_windows": "发送时段检查",
+           "concentration": "客户集中度",
            "charts": "图表"},
     "en": {"summary": "Summary", "quality": "Quality", "trend": "Trend", "failures": "Failures",
            "repeat_failures": "Repeat failures", "content": "Content", "billing": "Billing", "cost": "Cost", "alerts": "Alerts",
+           "scorecard": "Scorecard", "plan": "Sample plan", "wording": "Wording", "send_windows": "Send windows",
+           "concentration": "Concentration",
            "charts": "Charts"},
 }
 TITLE = {"zh": "短信台账", "en": "SMS ledger"}
@@ -41,14 +45,15 @@ TITLE = {"zh": "短信台账", "en": "SMS ledger"}
 SUMMARY_KEYS = ("week", "start", "end", "messages", "inputs", "generated", "version", "time_zone", "masked")
 
 _VOCAB_COLUMNS = {"carrier", "province", "status", "failure_reason", "category", "advice", "billing_mode",
+                  "stage", "criterion", "evidence", "rule", "switch_to",
                   "contract_mode", "traffic", "detector", "window", "vendor", "file", "reasons"}
 _INT = {"submitted", "delivered", "originals", "complaints", "unsubscribes", "failed", "failures", "messages",
         "sent", "blocked", "clicks", "opened", "conversions", "segments_submitted", "segments_delivered",
         "gap_segments", "billed_count", "billed_segments", "affected", "rows_read", "loaded", "rejected", "duplicates", "hour",
-        "best_send_hour", "weekday", "rounds"}
+        "best_send_hour", "weekday", "rounds", "customers", "head_customers"}
 _TIME = {"first_failure", "last_failure", "period", "began"}
 _ZONED = {"first_failure", "last_failure"}  # the others are local period starts
-_BOOL = {"meets_target", "in_control"}
+_BOOL = {"meets_target", "in_control", "passed", "inverted"}
 _TEXT_START = ("=", "+", "-", "@")
 
 _RED = PatternFill("solid", start_color="FFC7CE", end_color="FFC7CE")
@@ -81,10 +86,10 @@ def number_format(column: str) -> str | None:
         return "#,##0.00"
     if column.endswith("_s"):
         return "#,##0.0"
-    if column.startswith(("delivered_", "rounds")):
+    if column.startswith(("delivered_", "rounds")) or column in {"needed", "messages_needed", "all_arrive_needed"}:
         return "#,##0"
-    if column.endswith(("_rate", "_low", "_high", "_gap", "_a", "_b", "_arrival")) or column in {
-        "lift",
+    if column.endswith(("_rate", "_low", "_high", "_gap", "_a", "_b", "_arrival", "_share")) or column in {
+        "lift", "low", "high", "expected", "confidence",
         "receipt_coverage", "share", "share_of_week", "target", "baseline"}:
         return "0.00%"
     return None
@@ -196,7 +201,7 @@ def _display(s: pd.Series, col: str, lang: str) -> list:
         return [None if pd.isna(v) else labels.get(str(v), str(v)) for v in s.astype(object)]
     out = []
     for v in s.astype(object):
-        if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)):
+        if v is None or v is pd.NA or (isinstance(v, float) and not np.isfinite(v)):
             out.append(None)
         elif isinstance(v, (np.bool_, bool)):
             out.append(bool(v))

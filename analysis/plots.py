@@ -398,3 +398,54 @@ def plot_latency_ecdf(log: pd.DataFrame, *, by: str = "vendor", lang: str = "zh"
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     return ax
+
+
+def plot_scorecard(scorecard: pd.DataFrame, *, lang: str = "zh", ax=None):
+    """Vendors side by side: one column per vendor, one row per criterion, green where
+    passed, amber where passed on too small a sample, red where failed.
+
+    ``scorecard``: :func:`analysis.trial_scorecard`.
+    """
+    vendors = list(dict.fromkeys(scorecard["vendor"].astype(str)))
+    criteria = list(dict.fromkeys(scorecard["criterion"].astype(str)))
+    ax = _ax(ax, size=(2.2 + 1.8 * len(vendors), 0.9 + 0.42 * len(criteria)))
+    table = scorecard.assign(vendor=scorecard["vendor"].astype(str)).set_index(["criterion", "vendor"])
+    colours = {"pass": "#b7e1a1", "weak": "#ffe08a", "fail": "#f4a6a6", "none": "#eeeeee"}
+    for i, crit in enumerate(criteria):
+        for j, vendor in enumerate(vendors):
+            if (crit, vendor) not in table.index:
+                state, text = "none", "—"
+            else:
+                row = table.loc[(crit, vendor)]
+                state = "fail" if not row["passed"] else ("weak" if row["evidence"] == "too small" else "pass")
+                text = _cell_text(row, crit)
+            ax.add_patch(matplotlib.patches.Rectangle((j, i), 1, 1, facecolor=colours[state], edgecolor="white"))
+            ax.text(j + 0.5, i + 0.5, text, ha="center", va="center", fontsize=8)
+    ax.set_xlim(0, len(vendors))
+    ax.set_ylim(len(criteria), 0)
+    ax.set_xticks(np.arange(len(vendors)) + 0.5, [label(v, lang) for v in vendors])
+    ax.set_yticks(np.arange(len(criteria)) + 0.5, [label(c, lang) for c in criteria], fontsize=8)
+    ax.xaxis.tick_top()
+    ax.tick_params(length=0)
+    for side in ax.spines.values():
+        side.set_visible(False)
+    ax.set_title("通道测试评分" if lang == "zh" else "Channel trial scorecard", pad=24)
+    return ax
+
+
+def _cell_text(row, crit: str) -> str:
+    v = row["value"]
+    if pd.isna(v):
+        return "—"
+    if crit in {"within_10min", "arrival", "resend_gap"}:
+        text = f"{v:.1%}"
+        if pd.notna(row["low"]):
+            text += f"\n≥{row['low']:.1%}"
+        return text
+    if crit == "homogeneity":
+        return f"p={v:.2g}"
+    if crit == "round_spread":
+        return f"{v:.1f} pp"
+    if crit == "latency":
+        return f"×{v:.1f}"
+    return f"{v:.0f}"

@@ -436,3 +436,102 @@ def _truth(msgs: pd.DataFrame, files: dict) -> dict:
                        "gateway_enroute_lines": files.pop("_gateway_enroute_lines")},
         "files": files,
     }
+
+
+# --------------------------------------------------------------------------- channel trial
+
+TRIAL_DAY = pd.Timestamp("2025-06-10 08:00", tz=TZ)  # a Tuesday
+_TRIAL_PREFIX = {"China Mobile": "139", "China Unicom": "186", "China Telecom": "189",
+                 "Virtual (China Mobile)": "1705"}
+_TRIAL_TEXT = {
+    "verification": "【乐享商城】您的验证码是{n:06d}，5分钟内有效。",
+    "notification": "【乐享商城】您的订单已发货，快递单号{n:06d}。",
+    "marketing": "【乐享商城】会员日全场八折 https://s.lx.cn/m 回T退订",
+}
+
+
+def simulate_trial(out_dir: str | Path | None = None) -> dict:
+    """Write a three-vendor channel trial with known verdicts to ``out_dir`` (default
+    ``data/raw/demo-trial``) as ``trial.csv``: the canonical layout plus ``stage`` and
+    ``round`` columns. Counts are fixed, not random, so every verdict is known:
+
+    * ``alpha`` passes every criterion (its basic arrival is 100% but, with 24 messages,
+      too small a sample to prove 98%);
+    * ``beta`` misses the virtual operator, has one message at 15 minutes and one failure
+      in the basic test, drifts 10 points across stress rounds while latency quadruples,
+      and its marketing arrival lags;
+    * ``gamma`` silently resends: 10% of originals fail and are resent and delivered.
+
+    Returns the truth manifest (also ``truth.json``).
+    """
+    from .config import DEMO_TRIAL
+
+    out = Path(out_dir) if out_dir is not None else DEMO_TRIAL
+    out.mkdir(parents=True, exist_ok=True)
+    rows: list[dict] = []
+    counter = iter(range(1, 10**6))
+
+    def send(vendor, stage, n, ok, *, at, category="verification", carriers=tuple(_TRIAL_PREFIX), numbers=None,
+             latency=8, slow=0, rnd=None, resend=0.0):
+        numbers = numbers or n
+        failed_idx = set(range(ok, n))
+        resent = set(range(int(round(n * resend)))) if resend else set()
+        for i in range(n):
+            carrier = carriers[i % len(carriers)]
+            phone = _TRIAL_PREFIX[carrier] + f"{(i % numbers):0{11 - len(_TRIAL_PREFIX[carrier])}d}"
+            t = at + pd.Timedelta(seconds=3 * i)
+            fail = i in failed_idx or i in resent
+            lat = 900 if i < slow else latency
+            k = next(counter)
+            base = {"vendor": vendor, "message_id": f"{vendor[:2].upper()}{k:06d}", "phone": phone, "carrier": carrier,
+                    "template_id": f"T-{category[:3]}", "category": category,
+                    "content": _TRIAL_TEXT[category].format(n=k % 10**6), "submit_time": t,
+                    "done_time": t + pd.Timedelta(seconds=lat), "status": "failed" if fail else "delivered",
+                    "error_code": "MK:0005" if fail else None, "attempt": 1, "stage": stage, "round": rnd}
+            rows.append(base)
+            if i in resent:
+                k2 = next(counter)
+                t2 = t + pd.Timedelta(minutes=2)
+                rows.append({**base, "message_id": f"{vendor[:2].upper()}{k2:06d}", "submit_time": t2,
+                             "done_time": t2 + pd.Timedelta(seconds=lat), "status": "delivered", "error_code": None,
+                             "attempt": 2})
+
+    day = TRIAL_DAY
+    # alpha: passes everything
+    send("alpha", "basic", 24, 24, at=day, numbers=12)
+    for r, ok, lat in ((1, 198, 10), (2, 197, 12), (3, 198, 11)):
+        send("alpha", "stress", 200, ok, at=day + pd.Timedelta(minutes=60 + 30 * (r - 1)), rnd=r, latency=lat)
+    for c, ok in (("verification", 99), ("notification", 99), ("marketing", 98)):
+        send("alpha", "scenario", 100, ok, at=day + pd.Timedelta(hours=5), category=c)
+    # beta: fails basic, stress and scenario
+    send("beta", "basic", 20, 19, at=day, numbers=10, carriers=("China Mobile", "China Unicom", "China Telecom"), slow=1)
+    for r, ok, lat in ((1, 196, 10), (2, 190, 20), (3, 176, 40)):
+        send("beta", "stress", 200, ok, at=day + pd.Timedelta(minutes=60 + 30 * (r - 1)), rnd=r, latency=lat)
+    for c, ok in (("verification", 99), ("notification", 98), ("marketing", 80)):
+        send("beta", "scenario", 100, ok, at=day + pd.Timedelta(hours=5), category=c)
+    # gamma: silent resends everywhere
+    send("gamma", "basic", 30, 30, at=day, numbers=15, resend=0.1)
+    for r in (1, 2, 3):
+        send("gamma", "stress", 200, 200, at=day + pd.Timedelta(minutes=60 + 30 * (r - 1)), rnd=r, resend=0.1)
+    for c in SCENARIO_ORDER:
+        send("gamma", "scenario", 100, 100, at=day + pd.Timedelta(hours=5), category=c, resend=0.1)
+    frame = pd.DataFrame(rows)
+    for col in ("submit_time", "done_time"):
+        frame[col] = frame[col].dt.strftime("%Y-%m-%d %H:%M:%S")
+    frame["round"] = frame["round"].astype("Int64")
+    path = out / "trial.csv"
+    frame.to_csv(path, index=False, encoding="utf-8")
+    truth = {
+        "file": str(path),
+        "fails": {"alpha": [],
+                  "beta": ["carriers", "within_10min", "arrival", "round_spread", "latency", "homogeneity"],
+                  "gamma": ["within_10min", "arrival", "resend_gap"]},
+        "too_small": {"alpha": {"arrival": 189}},
+        "lagging_category": {"beta": "marketing"},
+        "missing_carrier": {"beta": "Virtual"},
+    }
+    (out / "truth.json").write_text(json.dumps(truth, indent=2, ensure_ascii=False), encoding="utf-8")
+    return truth
+
+
+SCENARIO_ORDER = ("verification", "notification", "marketing")
