@@ -10,6 +10,7 @@ from .enrich import enrich
 from .events import Inputs, attach_events, load_inputs, read_events
 from .excel import ledger_history, read_ledger, styled, write_ledger
 from .ledgers import content_ledger, failure_ledger, quality_ledger, weekly_ledgers
+from .lint import check_send_windows, check_templates
 from .measures import (
     arrival_rates,
     billing_reconciliation,
@@ -37,13 +38,15 @@ from .plots import (
     plot_open_rate,
     plot_peak_comparison,
     plot_rounds,
+    plot_scorecard,
     save_figure,
     use_cjk_font,
 )
 from .readers import LoadError, LoadResult, load_send_log, read_send_log
 from .schema import COLUMNS, FAILURE_REASONS, LABELS, STATUSES, label
-from .simulate import simulate
+from .simulate import simulate, simulate_trial
 from .store import read_store, write_store
+from .trial import customer_concentration, load_trial, plan_trial, trial_scorecard
 
 __version__ = "0.1.0"
 
@@ -59,8 +62,11 @@ __all__ = [
     "arrival_rates",
     "attach_events",
     "billing_reconciliation",
+    "check_send_windows",
+    "check_templates",
     "content_ledger",
     "count_segments",
+    "customer_concentration",
     "drop_alerts",
     "effective_cost",
     "enrich",
@@ -72,12 +78,14 @@ __all__ = [
     "ledger_history",
     "load_inputs",
     "load_send_log",
+    "load_trial",
     "mask_phones",
     "normalize_phones",
     "open_rate_lift",
     "open_rates",
     "peak_variance",
     "peak_windows",
+    "plan_trial",
     "plot_arrival_trend",
     "plot_billing",
     "plot_carrier_province",
@@ -87,6 +95,7 @@ __all__ = [
     "plot_open_rate",
     "plot_peak_comparison",
     "plot_rounds",
+    "plot_scorecard",
     "quality_ledger",
     "read_events",
     "read_ledger",
@@ -96,7 +105,9 @@ __all__ = [
     "round_spread",
     "save_figure",
     "simulate",
+    "simulate_trial",
     "styled",
+    "trial_scorecard",
     "use_cjk_font",
     "weekly_ledgers",
     "wilson_interval",

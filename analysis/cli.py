@@ -23,6 +23,8 @@ EPILOG = """examples:
                                                 write reports/ledgers/ledger-2025-W18.xlsx
   sms-ledger weekly data/interim clicks.csv bills.csv --all-weeks --lang en
   sms-ledger report --week 2025-W19             workbook, figures and HTML report of a week
+  sms-ledger trial data/raw/demo-trial/trial.csv
+                                                channel trial scorecard, vendors side by side
 """
 
 
@@ -86,8 +88,31 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--week", required=True, help="ISO week to report, e.g. 2025-W18")
     report.add_argument("--lang", choices=["zh", "en"], default="zh", help="labels (default: %(default)s)")
     report.add_argument("--vendors", default="", help="only these vendors, comma-separated (default: all)")
+    report.add_argument("--trial", nargs="*", type=Path, default=[], metavar="TRIAL",
+                        help="channel-trial logs for the trial notebook (default: the demo trial)")
     report.add_argument("--out", type=Path, default=config.REPORTS, help="reports folder (default: %(default)s)")
     report.add_argument("--timeout", type=int, default=600, help="seconds allowed per notebook cell (default: %(default)s)")
+
+    trial = sub.add_parser(
+        "trial",
+        help="score a channel trial, vendors side by side",
+        description="Score a three-stage channel trial (basic, stress, scenario, and resend honesty) "
+        "for every vendor in the input, with the evidence behind each verdict and the sample "
+        "sizes a conclusive trial needs; check the templates' wording and the send windows. "
+        "Writes trial-scorecard.xlsx and the side-by-side chart (PNG, SVG). Stages and rounds "
+        "come from 'stage' and 'round' columns when the export has them, otherwise from the "
+        "send time (peak windows are the stress test) and the category.",
+        epilog="example: sms-ledger trial data/raw/demo-trial/trial.csv --lang en",
+    )
+    trial.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="trial send logs (any layout)")
+    trial.add_argument("--lang", choices=["zh", "en"], default="zh", help="labels (default: %(default)s)")
+    trial.add_argument("--out", type=Path, default=config.REPORTS / "trial", help="output folder (default: %(default)s)")
+    trial.add_argument("--threshold", type=float, default=0.98, help="arrival to prove (default: %(default)s)")
+    trial.add_argument("--confidence", type=float, default=0.95, help="confidence of the bounds (default: %(default)s)")
+    trial.add_argument("--industry", choices=["finance", "ecommerce"], help="send windows this industry avoids")
+    trial.add_argument("--marketing-hours", default="08:00-21:00", metavar="HH:MM-HH:MM",
+                       help="hours marketing may be sent (default: %(default)s)")
+    _load_options(trial)
 
     demo = sub.add_parser(
         "demo",
@@ -164,14 +189,52 @@ def weekly(
     return written
 
 
-def report(inputs: list[Path], out: Path, *, week: str, lang: str = "zh", vendors=(), timeout: int = 600) -> Path:
+def report(inputs: list[Path], out: Path, *, week: str, lang: str = "zh", vendors=(), trial=(),
+           timeout: int = 600) -> Path:
     """The week's workbook, then the executed notebooks as HTML; returns the index page."""
     from .config import default_inputs
     from .report import run_report
 
     inputs = list(inputs) or default_inputs()
     weekly(inputs, out / "ledgers", week=week, lang=lang)
-    return run_report(week, inputs=inputs, vendors=vendors, lang=lang, out=out, timeout=timeout, progress=True)
+    return run_report(week, inputs=inputs, trial=trial, vendors=vendors, lang=lang, out=out, timeout=timeout,
+                      progress=True)
+
+
+def run_trial(inputs: list[Path], out: Path, *, lang: str = "zh", threshold: float = 0.98,
+              confidence: float = 0.95, industry=None, marketing_hours=("08:00", "21:00"), **load):
+    """Score the trial and write its workbook and chart; returns (workbook path, scorecard)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .excel import write_ledger
+    from .lint import check_send_windows, check_templates
+    from .plots import plot_scorecard, save_figure
+    from .trial import load_trial, plan_trial, trial_scorecard
+
+    log = load_trial(inputs, **load)
+    scorecard = trial_scorecard(log, threshold=threshold, confidence=confidence)
+    frames = {
+        "scorecard": scorecard,
+        "plan": plan_trial(threshold=threshold, confidence=confidence),
+        "wording": check_templates(log),
+        "send_windows": check_send_windows(log, industry=industry, marketing_hours=marketing_hours),
+    }
+    book = write_ledger(frames, out / "trial-scorecard.xlsx", lang=lang)
+    ax = plot_scorecard(scorecard, lang=lang)
+    save_figure(ax.figure, "trial-scorecard", out)
+    plt.close(ax.figure)
+    return book, scorecard
+
+
+def _print_scorecard(scorecard: pd.DataFrame) -> None:
+    wide = scorecard.assign(
+        verdict=scorecard["passed"].map({True: "pass", False: "FAIL"})
+        + scorecard["evidence"].eq("too small").map({True: " (too small)", False: ""})
+    ).pivot_table(index=["stage", "criterion"], columns="vendor", values="verdict", aggfunc="first", sort=False)
+    print(wide.to_string())
 
 
 def _progress(items: list, unit: str):
@@ -236,9 +299,19 @@ def main(argv: list[str] | None = None) -> int:
             for p in paths:
                 print(f"wrote {p}")
         elif args.command == "report":
-            index = report(args.inputs, args.out, week=args.week, lang=args.lang,
+            index = report(args.inputs, args.out, week=args.week, lang=args.lang, trial=args.trial,
                            vendors=[v.strip() for v in args.vendors.split(",") if v.strip()], timeout=args.timeout)
             print(f"report: {index}")
+        elif args.command == "trial":
+            start, sep, end = args.marketing_hours.partition("-")
+            if not sep:
+                raise ValueError(f"--marketing-hours must look like 08:00-21:00, not {args.marketing_hours!r}")
+            book, scorecard = run_trial(args.inputs, args.out, lang=args.lang, threshold=args.threshold,
+                                        confidence=args.confidence, industry=args.industry,
+                                        marketing_hours=(start, end), vendor=args.vendor, mapping=args.mapping,
+                                        tz=args.tz)
+            _print_scorecard(scorecard)
+            print(f"scorecard: {book}")
         elif args.command == "demo":
             from .readers import read_send_log
             from .simulate import simulate
@@ -257,8 +330,11 @@ def main(argv: list[str] | None = None) -> int:
             _print_log_overview(log)
             week = truth["outage"]["week"]
             events = [truth["files"][k] for k in ("clicks", "replies", "complaints", "bills")]
+            from .simulate import simulate_trial
+
+            trial_truth = simulate_trial(args.raw.parent / f"{args.raw.name}-trial")
             print(f"\nreport of {week}, the week of the injected outage (executing the notebooks) …")
-            index = report([args.out, *map(Path, events)], args.reports, week=week)
+            index = report([args.out, *map(Path, events)], args.reports, week=week, trial=[Path(trial_truth["file"])])
             print(f"workbook: {args.reports / 'ledgers' / f'ledger-{week}.xlsx'}")
             print(f"figures:  {args.reports / 'figures' / week}")
             print(f"report:   {index}")

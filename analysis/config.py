@@ -24,3 +24,8 @@ def default_inputs() -> list[Path]:
     log = [INTERIM] if (INTERIM / "send_log").exists() else [DEMO_RAW]
     events = [DEMO_RAW / name for name in DEMO_EVENTS if (DEMO_RAW / name).exists()] if log[0] != DEMO_RAW else []
     return [*log, *events]
+
+
+def default_trial() -> list[Path]:
+    """The demo's channel trial, when it has been written (``make demo``)."""
+    return [DEMO_TRIAL / "trial.csv"] if (DEMO_TRIAL / "trial.csv").exists() else []

@@ -174,9 +174,9 @@ def check_send_windows(
     ``vendor``, ``template_id``, ``category``, ``messages``, ``share`` (of the template's
     sends), ``first``, ``last``.
     """
-    windows = list(avoid or []) + (INDUSTRY_WINDOWS[industry] if industry else [])
     if industry and industry not in INDUSTRY_WINDOWS:
         raise ValueError(f"unknown industry {industry!r}: one of {', '.join(INDUSTRY_WINDOWS)} or pass avoid=")
+    windows = list(avoid or []) + (INDUSTRY_WINDOWS[industry] if industry else [])
     t = log["submit_time"]
     minutes = (t.dt.hour * 60 + t.dt.minute).to_numpy(dtype=float, na_value=np.nan)
     rules: list[tuple[str, np.ndarray]] = []

@@ -65,7 +65,15 @@ def drop_alerts(
     * ``affected``: messages lost against the baseline (submitted × baseline − delivered);
     * ``began``: estimated start of the drop: where the CUSUM run behind the first of
       a group's consecutive alarms began;
-    * ``advice``: ``switch_channel`` (and contact the vendor) or ``contact_vendor``.
+    * ``advice``: ``switch_channel`` (to ``switch_to``, and contact the vendor),
+      ``carrier_wide`` (a drop of ``switch_pp`` or more that every other vendor with
+      traffic there shows too: the carrier's fault, no channel to switch to; contact the
+      vendors and hold campaigns)
+      or ``contact_vendor`` (a smaller drop);
+    * ``switch_to``, ``switch_to_arrival``: the vendor that delivered best to the same
+      group in the same period (another vendor when ``by`` holds ``vendor``), with at
+      least half ``min_messages`` messages and no drop of its own beyond ``switch_pp`` below
+      the group's baseline; missing when none qualifies.
     """
     periods = period_rates(log, by=by, freq=freq, baseline=baseline)
     periods.loc[periods["baseline_messages"] < min_baseline, "baseline"] = np.nan
@@ -91,8 +99,9 @@ def drop_alerts(
     alerts["diff_pp"] = 100 * (alerts["arrival_rate"] - alerts["baseline"])
     alerts["affected"] = np.maximum(0, np.round(alerts["submitted"] * alerts["baseline"] - alerts["delivered"])).astype("int64")
     alerts["advice"] = np.where(alerts["diff_pp"] <= -switch_pp, "switch_channel", "contact_vendor")
+    alerts = _switch_to(alerts, log, by=list(by), freq=freq, min_messages=min_messages, switch_pp=switch_pp)
     cols = [*keys, "period", "submitted", "delivered", "arrival_rate", "baseline", "diff_pp", "control_low",
-            "p_value", "cusum", "detector", "affected", "began", "advice"]
+            "p_value", "cusum", "detector", "affected", "began", "advice", "switch_to", "switch_to_arrival"]
     return alerts.sort_values(["period", *keys], kind="stable")[cols].reset_index(drop=True)
 
 
@@ -151,3 +160,32 @@ def _run_start(periods: pd.DataFrame, keys: list[str], alarm: np.ndarray) -> np.
     run = np.cumsum(first) - 1
     starts = began[first]
     return np.where(alarm & (run >= 0), starts[np.maximum(run, 0)] if len(starts) else began, began)
+
+
+def _switch_to(alerts: pd.DataFrame, log: pd.DataFrame, *, by: list[str], freq: str, min_messages: int,
+               switch_pp: float) -> pd.DataFrame:
+    """Add the best-delivering healthy vendor for each alert's group and period; where a
+    switch was advised but every vendor dropped, the fault is the carrier's."""
+    where = [k for k in by if k not in ("vendor", "channel")]
+    d = with_keys(log, [*where, "period"], freq=freq)
+    ok = d["status"].astype(object).eq("delivered").to_numpy(dtype=bool)
+    frame = d[[*where, "period"]].astype({k: object for k in where}).assign(vendor=d["vendor"].astype(str), ok=ok)
+    alt = frame.groupby([*where, "period", "vendor"], dropna=False, sort=False)["ok"].agg(["size", "mean"]).reset_index()
+    alt = alt[alt["size"] >= max(1, min_messages // 2)].rename(columns={"vendor": "switch_to", "mean": "switch_to_arrival"})
+    a = alerts.reset_index(drop=True).astype({k: object for k in where})
+    a["_row"] = np.arange(len(a))
+    m = a[["_row", *where, "period", *(["vendor"] if "vendor" in by else [])]].merge(alt, on=[*where, "period"])
+    if "vendor" in by:
+        m = m[m["switch_to"] != m["vendor"].astype(str)]
+    m = m.merge(a[["_row", "baseline"]], on="_row")
+    vendors = m.groupby("_row").size()  # alerts with other vendors to compare with
+    compared = set(vendors[vendors >= (1 if "vendor" in by else 2)].index)
+    m = m[m["switch_to_arrival"] >= m["baseline"] - switch_pp / 100]  # only a vendor that did not drop too
+    best = m.sort_values(["_row", "switch_to_arrival"], ascending=[True, False]).drop_duplicates("_row")
+    out = alerts.reset_index(drop=True)
+    pick = best.set_index("_row")
+    out["switch_to"] = pick["switch_to"].reindex(range(len(out))).to_numpy()
+    out["switch_to_arrival"] = pick["switch_to_arrival"].reindex(range(len(out))).to_numpy()
+    nowhere = out["advice"].eq("switch_channel") & out["switch_to"].isna() & np.isin(np.arange(len(out)), list(compared))
+    out.loc[nowhere, "advice"] = "carrier_wide"
+    return out

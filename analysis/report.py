@@ -27,6 +27,7 @@ def run_report(
     week: str,
     *,
     inputs: Sequence[str | Path] = (),
+    trial: Sequence[str | Path] = (),
     vendors: Sequence[str] = (),
     lang: str = "zh",
     out: str | Path | None = None,
@@ -38,7 +39,8 @@ def run_report(
 
     Writes, under ``out`` (default ``reports/``): ``notebooks/<name>-<week>.ipynb`` (executed),
     ``html/<name>-<week>.html`` (outputs only, no code), ``figures/<week>/*.png|svg`` and
-    ``report-<week>.html`` linking them. A notebook that fails stops the report with its
+    ``report-<week>.html`` linking them. ``trial`` (trial send logs) goes to the notebooks
+    that take a ``trial`` parameter. A notebook that fails stops the report with its
     error; nothing is left half-written in ``html/``.
 
     Returns
@@ -64,9 +66,12 @@ def run_report(
         books = tqdm(books, unit="notebook", disable=not sys.stderr.isatty())
     for nb in books:
         executed = out / "notebooks" / f"{nb.stem}-{week}.ipynb"
+        own = dict(params)
+        if "trial" in papermill.inspect_notebook(str(nb)):
+            own["trial"] = [str(Path(p).resolve()) for p in trial]
         with _quiet_kernel() as chatter:
             try:
-                papermill.execute_notebook(str(nb), str(executed), parameters=params, kernel_name="python3",
+                papermill.execute_notebook(str(nb), str(executed), parameters=own, kernel_name="python3",
                                            cwd=str(config.PROJECT_ROOT), progress_bar=False,
                                            execution_timeout=timeout, log_output=False)
             except papermill.PapermillExecutionError as exc:

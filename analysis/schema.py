@@ -222,7 +222,8 @@ _MEASURE_LABELS = {
     "All": ("合计", "All"), "submission": ("按提交", "On submission"), "delivery": ("按成功", "On delivery"),
     "either": ("两者相同", "Either"), "neither": ("都不符", "Neither"), "canary": ("探针短信", "Canary"),
     "regular": ("常规", "Regular"), "switch_channel": ("切换通道并联系平台", "Switch channel, contact the vendor"),
-    "contact_vendor": ("联系平台核查", "Contact the vendor"), "weekday_peak": ("工作日高峰", "Weekday peak"),
+    "contact_vendor": ("联系平台核查", "Contact the vendor"),
+    "carrier_wide": ("运营商侧故障：各平台同降，联系平台并暂缓大批量发送", "Carrier-wide: every vendor dropped; contact them, hold campaigns"), "weekday_peak": ("工作日高峰", "Weekday peak"),
     "holiday": ("节假日", "Holiday"), "adjusted_workday": ("调休工作日", "Adjusted workday"),
     "off_peak": ("非高峰", "Off-peak"), "p-chart": ("控制图", "p-chart"), "both": ("控制图+累积和", "p-chart + CUSUM"),
 }

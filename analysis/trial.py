@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -97,8 +98,11 @@ def load_trial(paths, **load) -> pd.DataFrame:
     ``stage``, ``round`` and ``scenario`` columns a trial export may carry (joined back by
     message id)."""
     from .events import load_inputs
+    from .readers import LoadError
     from .readers._files import read_raw
 
+    if paths is None or (not isinstance(paths, (str, Path)) and not len(paths)):
+        raise LoadError("no trial logs given (the demo's is written by `make demo`: data/raw/demo-trial)")
     data = load_inputs(paths, **load)
     log = data.log
     extra = []

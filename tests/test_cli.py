@@ -108,3 +108,23 @@ def test_weekly_errors(demo, tmp_path, capsys):
     assert not list(tmp_path.glob("*.xlsx"))
     with pytest.raises(SystemExit):
         main(["weekly", folder])  # --week or --all-weeks is required
+
+
+def test_trial_command(tmp_path, capsys):
+    from openpyxl import load_workbook
+
+    from analysis import read_ledger, simulate_trial
+
+    truth = simulate_trial(tmp_path / "raw")
+    out = tmp_path / "trial"
+    assert main(["trial", truth["file"], "--out", str(out), "--lang", "en", "--industry", "finance"]) == 0
+    printed = capsys.readouterr().out
+    assert "FAIL" in printed and "scorecard:" in printed
+    book = out / "trial-scorecard.xlsx"
+    assert load_workbook(book).sheetnames == ["Scorecard", "Sample plan", "Wording", "Send windows"]
+    sc = read_ledger(book)["scorecard"]
+    failing = {v: sorted(sc.loc[sc["vendor"].eq(v) & ~sc["passed"].astype(bool), "criterion"]) for v in ("alpha", "beta", "gamma")}
+    assert failing == {v: sorted(c) for v, c in truth["fails"].items()}
+    assert (out / "trial-scorecard.png").exists() and (out / "trial-scorecard.svg").exists()
+    assert main(["trial", truth["file"], "--out", str(out), "--marketing-hours", "8"]) == 2
+    assert "--marketing-hours must look like" in capsys.readouterr().err

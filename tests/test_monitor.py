@@ -71,8 +71,13 @@ def test_outage_found_within_a_day_of_its_start(demo_logs):
     during = hit[hit["period"] >= start.normalize()]
     assert not during.empty
     assert during["period"].iloc[0] - start <= pd.Timedelta(days=1)
-    assert during["advice"].iloc[0] == "switch_channel"
     assert during["began"].iloc[0] == start.normalize()
+    # every vendor dropped there: no channel to switch to, the carrier is at fault
+    day = log[log["carrier"].eq(o["carrier"]) & log["province"].eq(o["province"])
+              & log["submit_time"].dt.strftime("%Y-%m-%d").eq(o["start"][:10])]
+    per_vendor = day.groupby(day["vendor"].astype(str))["status"].apply(lambda s: (s == "delivered").mean())
+    assert (per_vendor < 0.8).all()
+    assert during["advice"].iloc[0] == "carrier_wide" and pd.isna(during["switch_to"].iloc[0])
 
 
 def test_at_most_one_false_alarm_per_group_and_month_without_the_outage(demo_logs):
@@ -83,3 +88,13 @@ def test_at_most_one_false_alarm_per_group_and_month_without_the_outage(demo_log
     # and far fewer alarms than groups × months
     groups = log.groupby(["carrier", "province"], observed=True).ngroups
     assert len(a) <= groups * 2 * 0.05
+
+
+def test_switch_to_the_vendor_that_kept_delivering():
+    rows = []
+    for vendor, last in (("a", 60), ("b", 95)):
+        rows += _days([(100, 95)] * 5 + [(100, last)], vendor=vendor, carrier="China Mobile", province="Hebei")
+    a = drop_alerts(make_log(rows), by=["vendor", "carrier", "province"], min_baseline=100)
+    assert a["vendor"].tolist() == ["a"]
+    assert a["advice"].iloc[0] == "switch_channel"
+    assert a["switch_to"].iloc[0] == "b" and a["switch_to_arrival"].iloc[0] == pytest.approx(0.95)

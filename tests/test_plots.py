@@ -20,11 +20,11 @@ from analysis import (  # noqa: E402
     open_rate_lift,
     open_rates,
     peak_variance,
+    plots,  # noqa: E402
     quality_ledger,
+    trial_scorecard,
 )
-from analysis import plots  # noqa: E402
 from analysis.measures import ALL, with_rounds  # noqa: E402
-
 
 
 @pytest.fixture(scope="module")
@@ -32,6 +32,7 @@ def charts(demo_inputs):
     log = demo_inputs.log
     q = quality_ledger(log)
     lift = open_rate_lift(log, 15, 20).assign(hour_a=15, hour_b=20)
+    scorecard = trial_scorecard(log)
     return {
         "trend": lambda lang, ax: plots.plot_arrival_trend(q[q["vendor"].ne(ALL) & q["carrier"].eq(ALL)], by="vendor",
                                                            lang=lang, ax=ax),
@@ -50,6 +51,7 @@ def charts(demo_inputs):
         "billing": lambda lang, ax: plots.plot_billing(billing_reconciliation(log, demo_inputs.bill), lang=lang, ax=ax),
         "pareto": lambda lang, ax: plots.plot_failure_pareto(failure_reasons(log), lang=lang, ax=ax),
         "ecdf": lambda lang, ax: plots.plot_latency_ecdf(log, lang=lang, ax=ax),
+        "scorecard": lambda lang, ax: plots.plot_scorecard(scorecard, lang=lang, ax=ax),
     }
 
 
@@ -59,7 +61,7 @@ def test_a_cjk_font_is_found():
 
 @pytest.mark.parametrize("lang", ["zh", "en"])
 @pytest.mark.parametrize("name", ["trend", "trend_vendor", "heatmap", "hour_weekday", "latency_hours", "peak",
-                                  "rounds", "open_rate", "billing", "pareto", "ecdf"])
+                                  "rounds", "open_rate", "billing", "pareto", "ecdf", "scorecard"])
 def test_chart_renders_without_missing_glyphs(charts, name, lang, tmp_path):
     fig, ax = plt.subplots()
     with warnings.catch_warnings(record=True) as caught:

@@ -8,7 +8,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from analysis import config
+from analysis import config, simulate_trial
 from analysis.report import notebooks, run_report
 
 BOOKS = notebooks()
@@ -26,7 +26,7 @@ def test_notebook_form(path):
     code = [c for c in nb.cells if c.cell_type == "code"]
     tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
     assert len(tagged) == 1 and tagged[0] is code[0], "one cell tagged parameters, the first code cell"
-    for name in ("week", "vendors", "inputs", "lang", "figures"):
+    for name in ("week", "vendors", "inputs", "lang", "figures"):  # the 5.0 notebook also takes trial
         assert re.search(rf"^{name} = ", tagged[0].source, re.M), name
     # committed with outputs stripped
     assert all(not c.outputs and c.execution_count is None for c in code)
@@ -40,7 +40,8 @@ def test_notebook_form(path):
 def report(demo, tmp_path_factory):
     out = tmp_path_factory.mktemp("reports")
     folder = Path(demo["files"]["bills"]).parent
-    index = run_report("2025-W19", inputs=[folder], lang="zh", out=out, timeout=300)
+    trial = simulate_trial(tmp_path_factory.mktemp("trial"))["file"]
+    index = run_report("2025-W19", inputs=[folder], trial=[trial], lang="zh", out=out, timeout=300)
     return out, index
 
 
