@@ -1,50 +1,47 @@
 """The three weekly ledgers (三本台账), billing reconciliation and alerts, as tidy frames.
 
-Column names are English snake_case; :mod:`analysis.excel` applies the Chinese or English
-display labels when it writes a workbook.
+They are built from partial aggregates (:mod:`analysis.cubes`), so the same code serves a
+log in memory, a store streamed partition by partition and a Dask cluster. Column names
+are English snake_case; :mod:`analysis.excel` applies the Chinese or English display
+labels when it writes a workbook.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
 
 import numpy as np
 import pandas as pd
 
+from .cubes import Cubes, hist_quantiles, partial_cubes
 from .measures import (
     ALL,
     TARGET,
-    arrival_rates,
-    billing_reconciliation,
-    effective_cost,
-    failure_reasons,
+    _rates,
+    billing_terms,
+    cost_table,
+    failure_table,
     iso_weeks,
-    matched_modes,
-    open_rates,
-    repeat_failures,
+    reconcile,
+    repeat_candidates,
+    repeat_table,
     trailing_sum,
+    wilson_interval,
 )
-from .monitor import drop_alerts
+from .monitor import alerts_from_counts
 
 #: Sheets of a ledger workbook, in order.
 SHEETS = ("summary", "quality", "trend", "failures", "repeat_failures", "content", "billing", "cost", "alerts")
+_SUMS = ["submitted", "delivered", "final", "originals", "first_ok", "any_ok", "fast", "complained", "unsubscribed"]
 
 
-def quality_ledger(
-    log: pd.DataFrame,
-    *,
-    by: Sequence[str] = ("vendor", "carrier"),
-    target: float = TARGET,
-    baseline: int = 8,
-) -> pd.DataFrame:
-    """Quality monitoring (质量监测表): one row per week × group, with totals.
+def quality_ledger(log_or_cubes, *, target: float = TARGET, baseline: int = 8) -> pd.DataFrame:
+    """Quality monitoring (质量监测表): one row per week × vendor × carrier, with totals.
 
     Parameters
     ----------
-    log : canonical send log (with :func:`analysis.attach_events` columns for the
-        complaint and unsubscribe rates).
-    by : the group levels; totals are added for every prefix (``vendor`` = ``All`` …).
+    log_or_cubes : canonical send log (with :func:`analysis.attach_events` columns for the
+        complaint and unsubscribe rates), or its :class:`analysis.cubes.Cubes`.
     target : the arrival target.
     baseline : how many earlier weeks of the group form its control limits.
 
@@ -52,24 +49,31 @@ def quality_ledger(
     -------
     DataFrame sorted by ``week`` then the keys (totals, ``All``, first):
 
-    * ``week`` and the keys; the :func:`analysis.arrival_rates` columns;
+    * ``week``, ``vendor``, ``carrier``; the :func:`analysis.arrival_rates` columns
+      (latency percentiles from the histogram, see :mod:`analysis.cubes`);
     * ``arrival_change_pp``: arrival minus the group's previous week, in points;
     * ``target``, ``meets_target`` (arrival ≥ target);
     * ``control_low``, ``control_high``: p-chart limits, p̄ ± 3·√(p̄(1 − p̄)/n), from
       the pooled arrival of the group's ``baseline`` previous weeks; ``in_control``
       (arrival ≥ control_low; missing in a group's first week).
     """
-    by = list(by)
+    cubes = _cubes(log_or_cubes)
+    by = ["vendor", "carrier"]
     parts = []
     for depth in range(len(by) + 1):
-        level = arrival_rates(log, by=["week", *by[:depth]])
+        keys = ["week", *by[:depth]]
+        sums = cubes.quality.groupby(keys, dropna=False, sort=True)[_SUMS].sum().reset_index()
+        q = hist_quantiles(cubes.latency, keys).rename(columns={"q0.5": "latency_p50_s", "q0.95": "latency_p95_s"})
+        sums = sums.merge(q, on=keys, how="left")
+        level = _rates(sums, keys, events={"complained": cubes.events.get("complained", False),
+                                           "unsubscribed": cubes.events.get("unsubscribed", False)})
         parts.append(level.assign(**{k: ALL for k in by[depth:]}))
     q = pd.concat(parts, ignore_index=True)
     for k in by:
         q[k] = q[k].astype(object)
-    q["_total"] = sum((q[k] != ALL).astype(int) for k in by) if by else 0
-    q = q.sort_values([*by, "week"], kind="stable")
-    group = q.groupby(by, sort=False, dropna=False).ngroup().to_numpy() if by else np.zeros(len(q))
+    q["_total"] = sum((q[k] != ALL).astype(int) for k in by)
+    q = q.sort_values([*by, "week"], kind="stable", na_position="last")
+    group = q.groupby(by, sort=False, dropna=False).ngroup().to_numpy()
     q["arrival_change_pp"] = 100 * (q["arrival_rate"] - trailing_sum(q["arrival_rate"], group, 1))
     prev_n = trailing_sum(q["submitted"], group, baseline)
     prev_k = trailing_sum(q["delivered"], group, baseline)
@@ -80,33 +84,57 @@ def quality_ledger(
     q["control_low"] = (p0 - half).clip(lower=0)
     q["control_high"] = (p0 + half).clip(upper=1)
     q["in_control"] = (q["arrival_rate"] >= q["control_low"]).astype("boolean").where(p0.notna())
-    q = q.sort_values(["week", "_total", *by], kind="stable").drop(columns="_total")
+    q = q.sort_values(["week", "_total", *by], kind="stable", na_position="last").drop(columns="_total")
     return q[["week", *by, *[c for c in q.columns if c not in {"week", *by}]]].reset_index(drop=True)
 
 
-def failure_ledger(log: pd.DataFrame, *, by: Sequence[str] = ("carrier", "province")) -> pd.DataFrame:
+def trend_table(log_or_cubes) -> pd.DataFrame:
+    """Arrival per week and carrier across vendors, and in total (``carrier`` = ``All``).
+
+    Returns
+    -------
+    DataFrame sorted by week and carrier: ``week``, ``carrier``, ``submitted``,
+    ``delivered``, ``arrival_rate``, ``arrival_low``, ``arrival_high``.
+    """
+    cubes = _cubes(log_or_cubes)
+    by_carrier = cubes.quality.groupby(["week", "carrier"], dropna=False)[["submitted", "delivered"]].sum().reset_index()
+    total = cubes.quality.groupby("week")[["submitted", "delivered"]].sum().reset_index().assign(carrier=ALL)
+    t = pd.concat([by_carrier, total], ignore_index=True)
+    t["carrier"] = t["carrier"].astype(object)
+    low, high = wilson_interval(t["delivered"], t["submitted"])
+    t = t.assign(arrival_rate=t["delivered"] / t["submitted"], arrival_low=low, arrival_high=high)
+    t = t.sort_values(["week", "carrier"], kind="stable", na_position="last")
+    return t[["week", "carrier", "submitted", "delivered", "arrival_rate", "arrival_low", "arrival_high"]].reset_index(drop=True)
+
+
+def failure_ledger(log_or_cubes, *, top: int = 3) -> pd.DataFrame:
     """Failure tracing (问题溯源表): failures by week × carrier × province × reason.
 
     Returns
     -------
     DataFrame, the :func:`analysis.failure_reasons` columns with ``week`` first, sorted by
-    week then ``failed`` descending; ``share`` is the group's share of the week's failures
-    in ``share_of_week``.
+    week then ``failed`` descending, plus ``share_of_week`` (of the week's failures).
     """
-    f = failure_reasons(log, by=["week", *by])
+    cubes = _cubes(log_or_cubes)
+    by = ["week", "carrier", "province"]
+    daily = cubes.daily.assign(week=iso_weeks(pd.to_datetime(cubes.daily["period"])).astype(object).to_numpy())
+    submitted = daily.groupby(by, dropna=False)["submitted"].sum().reset_index()
+    f = failure_table(cubes.failures, submitted, by=by, top=top)
     if f.empty:
         return f.assign(share_of_week=pd.Series(dtype=float))
-    f["share_of_week"] = f["failed"] / f.groupby("week", observed=True)["failed"].transform("sum")
-    return f.sort_values(["week", "failed", *by], ascending=[True, False, *[True] * len(by)], kind="stable").reset_index(drop=True)
+    f["share_of_week"] = f["failed"] / f.groupby("week")["failed"].transform("sum")
+    return f.sort_values(["week", "failed", "carrier", "province"], ascending=[True, False, True, True],
+                         kind="stable", na_position="last").reset_index(drop=True)
 
 
-def content_ledger(log: pd.DataFrame, *, min_delivered: int = 30) -> pd.DataFrame:
+def content_ledger(log_or_cubes, *, min_delivered: int = 30) -> pd.DataFrame:
     """Content optimization (内容优化表): each template / copy variant per week.
 
     Parameters
     ----------
-    log : canonical send log (with the click columns of :func:`analysis.attach_events`
-        for the click and conversion figures; NaN without).
+    log_or_cubes : canonical send log (with the click columns of
+        :func:`analysis.attach_events` for the click and conversion figures; NaN
+        without), or its cubes.
     min_delivered : an hour needs this many delivered messages to be a best send hour.
 
     Returns
@@ -123,35 +151,42 @@ def content_ledger(log: pd.DataFrame, *, min_delivered: int = 30) -> pd.DataFram
     * ``best_send_hour``, ``best_hour_rate``: the send hour with the highest
       click-through among hours with at least ``min_delivered`` delivered.
     """
+    cubes = _cubes(log_or_cubes)
     keys = ["week", "template_id", "category"]
-    d = log.assign(week=iso_weeks(log["submit_time"]), template_id=log["template_id"].astype(object).fillna("—"),
-                   category=log["category"].astype(object))
-    rates = arrival_rates(d, by=keys)[[*keys, "submitted", "delivered", "arrival_rate", "arrival_low", "arrival_high"]]
-    blocked = d["failure_reason"].astype(object).eq("content_blocked").to_numpy(dtype=bool)
-    clicks = d["clicks"].to_numpy() if "clicks" in d else np.zeros(len(d))
-    sums = d[keys].assign(blocked=blocked, clicks=clicks).groupby(keys, observed=True, dropna=False)[["blocked", "clicks"]].sum()
-    text = d.dropna(subset=["content"]).groupby(keys, observed=True, dropna=False)["content"].agg(
-        lambda s: s.value_counts().index[0])
-    out = rates.merge(sums.reset_index(), on=keys, how="left").merge(text.rename("content").reset_index(), on=keys, how="left")
-    out = out.rename(columns={"submitted": "sent"})
-    out["blocked_rate"] = out["blocked"] / out["sent"]
-    if "clicked" in d:
-        o = open_rates(d, by=keys).rename(columns=lambda c: c.replace("open_", "click_through_"))
-        out = out.merge(o.drop(columns="delivered"), on=keys, how="left")
-        hours = open_rates(d, by=[*keys, "hour"])
-        hours = hours[hours["delivered"] >= min_delivered].sort_values(
-            [*keys, "open_rate", "hour"], ascending=[True, True, True, False, True], kind="stable")
-        best = hours.groupby(keys, observed=True, dropna=False).head(1)[[*keys, "hour", "open_rate"]]
-        out = out.merge(best.rename(columns={"hour": "best_send_hour", "open_rate": "best_hour_rate"}), on=keys, how="left")
+    c = cubes.content.groupby(keys, dropna=False, sort=True)[["sent", "delivered", "blocked", "clicks", "opened",
+                                                            "conversions"]].sum().reset_index()
+    text = cubes.texts.sort_values(["n", "content"], ascending=[False, True], kind="stable")
+    text = text.drop_duplicates(keys)[[*keys, "content"]]
+    out = c.merge(text, on=keys, how="left")
+    low, high = wilson_interval(out["delivered"], out["sent"])
+    out = out.assign(arrival_rate=out["delivered"] / out["sent"], arrival_low=low, arrival_high=high,
+                     blocked_rate=out["blocked"] / out["sent"])
+    rates = {"click_through": "opened", "conversion": "conversions"}
+    if cubes.events.get("clicked"):
+        for name, k in rates.items():
+            lo, hi = wilson_interval(out[k], out["delivered"])
+            out[f"{name}_rate"] = out[k] / out["delivered"].where(out["delivered"] > 0)
+            out[f"{name}_low"], out[f"{name}_high"] = lo, hi
+        hours = cubes.content[cubes.content["delivered"] >= min_delivered]
+        hours = hours.assign(rate=hours["opened"] / hours["delivered"])
+        best = hours.sort_values([*keys, "rate", "hour"], ascending=[True, True, True, False, True], kind="stable")
+        best = best.drop_duplicates(keys)[[*keys, "hour", "rate"]]
+        out = out.merge(best.rename(columns={"hour": "best_send_hour", "rate": "best_hour_rate"}), on=keys, how="left")
+        out["best_send_hour"] = out["best_send_hour"].astype("Int64")
     else:
-        out["clicks"] = np.nan
-        for c in ("opened", "click_through_rate", "click_through_low", "click_through_high", "conversions",
-                  "conversion_rate", "conversion_low", "conversion_high", "best_send_hour", "best_hour_rate"):
-            out[c] = np.nan
+        for c_ in ("clicks", "opened", "conversions", "best_send_hour", "best_hour_rate"):
+            out[c_] = np.nan
+        for name in rates:
+            for suffix in ("rate", "low", "high"):
+                out[f"{name}_{suffix}"] = np.nan
     cols = [*keys, "content", "sent", "delivered", "arrival_rate", "arrival_low", "arrival_high", "blocked",
             "blocked_rate", "clicks", "opened", "click_through_rate", "click_through_low", "click_through_high",
             "conversions", "conversion_rate", "conversion_low", "conversion_high", "best_send_hour", "best_hour_rate"]
-    return out.sort_values(["week", "category", "template_id"], kind="stable")[cols].reset_index(drop=True)
+    return out.sort_values(["week", "category", "template_id"], kind="stable", na_position="last")[cols].reset_index(drop=True)
+
+
+def _cubes(log_or_cubes) -> Cubes:
+    return log_or_cubes if isinstance(log_or_cubes, Cubes) else partial_cubes(log_or_cubes)
 
 
 def weekly_ledgers(
@@ -162,7 +197,7 @@ def weekly_ledgers(
     accounting: pd.DataFrame | None = None,
     prices: dict[str, float] | None = None,
     modes: dict[str, str] | None = None,
-    inputs: Sequence[str] = (),
+    inputs=(),
 ) -> dict[str, pd.DataFrame]:
     """Every sheet of one week's ledger workbook, as tidy frames.
 
@@ -180,49 +215,69 @@ def weekly_ledgers(
     -------
     dict with keys :data:`SHEETS`: ``summary`` (row accounting per input; the period,
     version and inputs in ``attrs``), ``quality``, ``trend`` (arrival per carrier, all
-    vendors, for every week up to this one), ``failures``, ``repeat_failures``
-    (numbers failing at least twice in the week, unmasked), ``content``, ``billing``
-    (the months the week touches), ``cost`` (the week's cost per delivered message and
-    per click, vendor × carrier: :func:`analysis.effective_cost`), ``alerts`` (drops that started or lasted in the week).
+    vendors, and in total, for every week up to this one), ``failures``,
+    ``repeat_failures`` (numbers failing at least twice in the week, unmasked),
+    ``content``, ``billing`` (the months the week touches), ``cost`` (the week's cost per
+    delivered message and per click, vendor × carrier: :func:`analysis.effective_cost`),
+    ``alerts`` (drops that started or lasted in the week).
     """
+    cubes = partial_cubes(log)
+    failed = cubes.failed[cubes.failed["week"].eq(week)]
+    phones = repeat_candidates(failed)
+    messages = log.loc[log["phone"].isin(phones) & iso_weeks(log["submit_time"]).eq(week).to_numpy(dtype=bool),
+                       "phone"].astype(object).value_counts()
+    return ledgers_from_cubes(cubes, week, messages=messages, bill=bill, accounting=accounting, prices=prices,
+                              modes=modes, inputs=inputs)
+
+
+def ledgers_from_cubes(
+    cubes: Cubes,
+    week: str,
+    *,
+    messages: pd.Series | None = None,
+    bill: pd.DataFrame | None = None,
+    accounting: pd.DataFrame | None = None,
+    prices: dict[str, float] | None = None,
+    modes: dict[str, str] | None = None,
+    inputs=(),
+) -> dict[str, pd.DataFrame]:
+    """:func:`weekly_ledgers` from merged cubes; ``messages`` are the week's sends per
+    phone for the repeat-failure candidates (:func:`analysis.measures.repeat_candidates`)."""
     from . import __version__
 
-    weeks = iso_weeks(log["submit_time"])
-    if week not in set(weeks.astype(object).dropna()):
-        found = ", ".join(sorted(weeks.astype(object).dropna().unique())) or "none"
-        raise ValueError(f"no messages in week {week} (weeks in the input: {found})")
-    in_week = weeks.eq(week).to_numpy(dtype=bool)
-    this = log[in_week]
+    weeks = sorted(set(cubes.quality["week"].dropna()))
+    if week not in weeks:
+        raise ValueError(f"no messages in week {week} (weeks in the input: {', '.join(weeks) or 'none'})")
     start = datetime.strptime(f"{week}-1", "%G-W%V-%u").date()
     end = datetime.strptime(f"{week}-7", "%G-W%V-%u").date()
     months = sorted({start.strftime("%Y-%m"), end.strftime("%Y-%m")})
-    billing = billing_reconciliation(log, bill, prices=prices, modes=modes)
-    alerts = drop_alerts(log)
-    alerts = alerts[iso_weeks(alerts["period"].dt.tz_localize(log["submit_time"].dt.tz)).eq(week).to_numpy(dtype=bool)]
+    billing = reconcile(cubes.billing, bill, prices=prices, modes=modes)
+    vendor_mode, price = billing_terms(billing, prices=prices, modes=modes)
+    cost = cubes.cost[cubes.cost["week"].eq(week)]
+    alerts = alerts_from_counts(cubes.daily)
+    alerts = alerts[iso_weeks(pd.to_datetime(alerts["period"])).eq(week).to_numpy(dtype=bool)]
     summary = _accounting(accounting)
     summary.attrs = {
         "week": week,
         "start": start.isoformat(),
         "end": end.isoformat(),
-        "messages": int(in_week.sum()),
+        "messages": int(cubes.quality.loc[cubes.quality["week"].eq(week), "submitted"].sum()),
         "inputs": "; ".join(map(str, inputs)),
         "generated": datetime.now().astimezone().isoformat(timespec="seconds"),
         "version": __version__,
     }
-    quality = quality_ledger(log)
-    trend = pd.concat([arrival_rates(log, by=["week", "carrier"]), arrival_rates(log, by=["week"]).assign(carrier=ALL)])
-    trend = trend[trend["week"].astype(object).le(week)].sort_values(["week", "carrier"], kind="stable")
+    trend = trend_table(cubes)
+    failed = cubes.failed[cubes.failed["week"].eq(week)].drop(columns="week")
     return {
         "summary": summary,
-        "quality": _only(quality, week),
-        "trend": trend[["week", "carrier", "submitted", "delivered", "arrival_rate", "arrival_low", "arrival_high"]]
-        .reset_index(drop=True),
-        "failures": _only(failure_ledger(log), week),
-        "repeat_failures": repeat_failures(this),
-        "content": _only(content_ledger(log), week),
+        "quality": _only(quality_ledger(cubes), week),
+        "trend": trend[trend["week"].le(week)].reset_index(drop=True),
+        "failures": _only(failure_ledger(cubes), week),
+        "repeat_failures": repeat_table(failed, messages if messages is not None else pd.Series(dtype="int64")),
+        "content": _only(content_ledger(cubes), week),
         "billing": billing[billing["month"].isin(months)].reset_index(drop=True),
-        "cost": effective_cost(this, bill, prices=prices, modes={**matched_modes(billing), **(modes or {})},
-                               by=["vendor", "carrier"]),
+        "cost": cost_table(cost, by=["vendor", "carrier"], modes=vendor_mode, prices=price,
+                           clicks=bool(cubes.events.get("clicked"))),
         "alerts": alerts.reset_index(drop=True),
     }
 

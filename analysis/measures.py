@@ -335,25 +335,36 @@ def failure_reasons(log: pd.DataFrame, *, by: Sequence[str] = ("carrier", "provi
     by = list(by)
     d = with_keys(log, by)
     failed = d["status"].astype(object).isin(FINAL_FAILURES).to_numpy(dtype=bool)
-    submitted = _grouped(d.assign(_n=1), by)["_n"].size().rename("submitted")
-    f = d[failed].assign(
+    submitted = _grouped(d.assign(_n=1), by)["_n"].size().rename("submitted").reset_index() if by else \
+        pd.DataFrame({"submitted": [len(d)]})
+    f = d.loc[failed, by].assign(
         code=d.loc[failed, "error_code"].astype(object).fillna(d.loc[failed, "status_code"].astype(object)).fillna("—"),
         failure_reason=d.loc[failed, "failure_reason"].astype(object).fillna("unknown"),
     )
+    codes = f.groupby([*by, "failure_reason", "code"], observed=True, dropna=False).size().rename("failed").reset_index()
+    return failure_table(codes, submitted, by=by, top=top)
+
+
+def failure_table(codes: pd.DataFrame, submitted: pd.DataFrame, *, by: list[str], top: int = 3) -> pd.DataFrame:
+    """:func:`failure_reasons` from counts: ``codes`` (``by`` keys, ``failure_reason``,
+    ``code``, ``failed``) and ``submitted`` (``by`` keys, ``submitted``)."""
     keys = [*by, "failure_reason"]
     columns = [*keys, "failed", "share", "submitted", "failure_rate", "top_codes"]
-    if f.empty:
+    codes = codes[codes["failed"] > 0]
+    if codes.empty:
         return pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
-    codes = f.groupby([*keys, "code"], observed=True, dropna=False).size().rename("n").reset_index()
-    codes = codes.sort_values([*keys, "n", "code"], ascending=[True] * len(keys) + [False, True], kind="stable")
-    codes = codes.groupby(keys, dropna=False, sort=False).head(top)
-    codes["text"] = codes["code"].astype(str) + " ×" + codes["n"].astype(str)
-    top_codes = codes.groupby(keys, dropna=False, sort=False)["text"].agg("; ".join)
-    out = f.groupby(keys, observed=True, dropna=False).size().rename("failed").reset_index()
+    ranked = codes.sort_values([*keys, "failed", "code"], ascending=[True] * len(keys) + [False, True], kind="stable")
+    ranked = ranked.groupby(keys, dropna=False, sort=False).head(top)
+    ranked = ranked.assign(text=ranked["code"].astype(str) + " ×" + ranked["failed"].astype(str))
+    top_codes = ranked.groupby(keys, dropna=False, sort=False)["text"].agg("; ".join)
+    out = codes.groupby(keys, observed=True, dropna=False)["failed"].sum().reset_index()
     out = out.merge(top_codes.reset_index(), on=keys, how="left").rename(columns={"text": "top_codes"})
     group_failed = out.groupby(by, dropna=False, observed=True)["failed"].transform("sum") if by else out["failed"].sum()
     out["share"] = out["failed"] / group_failed
-    out["submitted"] = out.merge(submitted.reset_index(), on=by, how="left")["submitted"].to_numpy() if by else len(d)
+    if by:
+        out["submitted"] = out.merge(submitted, on=by, how="left")["submitted"].to_numpy()
+    else:
+        out["submitted"] = int(submitted["submitted"].sum())
     out["failure_rate"] = out["failed"] / out["submitted"]
     out = out.sort_values([*by, "failed"], ascending=[True] * len(by) + [False], kind="stable")
     return out[columns].reset_index(drop=True)
@@ -371,24 +382,43 @@ def repeat_failures(log: pd.DataFrame, *, min_failures: int = 2) -> pd.DataFrame
     """
     d = log[log["phone"].notna()]
     failed = d["status"].astype(object).isin(FINAL_FAILURES).to_numpy(dtype=bool)
-    f = d[failed]
-    counts = f.groupby("phone", observed=True).size()
-    keep = counts[counts >= min_failures].index
-    f = f[f["phone"].isin(keep)]
+    rows = pd.DataFrame({
+        "phone": d["phone"].astype(object).to_numpy()[failed],
+        "carrier": d["carrier"].astype(object).to_numpy()[failed],
+        "province": d["province"].astype(object).to_numpy()[failed],
+        "failure_reason": d["failure_reason"].astype(object).fillna("unknown").to_numpy()[failed],
+        "submit_time": d["submit_time"][failed].reset_index(drop=True),
+    })
+    candidates = repeat_candidates(rows, min_failures=min_failures)
+    messages = d.loc[d["phone"].isin(candidates), "phone"].astype(object).value_counts()
+    return repeat_table(rows, messages, min_failures=min_failures)
+
+
+def repeat_candidates(failed_rows: pd.DataFrame, *, min_failures: int = 2) -> set:
+    """Phones among ``failed_rows`` with at least ``min_failures`` failures."""
+    counts = failed_rows["phone"].value_counts()
+    return set(counts[counts >= min_failures].index)
+
+
+def repeat_table(failed_rows: pd.DataFrame, messages: pd.Series, *, min_failures: int = 2) -> pd.DataFrame:
+    """:func:`repeat_failures` from the failed messages (``phone``, ``carrier``,
+    ``province``, ``failure_reason``, ``submit_time``) and the sends per phone."""
     columns = ["phone", "carrier", "province", "failures", "messages", "reasons", "first_failure", "last_failure"]
+    f = failed_rows[failed_rows["phone"].isin(repeat_candidates(failed_rows, min_failures=min_failures))]
     if f.empty:
         return pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
-    g = f.groupby("phone", observed=True)
+    f = f.sort_values("submit_time", kind="stable")
+    g = f.groupby("phone")
     out = pd.DataFrame({
         "carrier": g["carrier"].first(),
         "province": g["province"].first(),
         "failures": g.size(),
-        "messages": d[d["phone"].isin(keep)].groupby("phone", observed=True).size(),
-        "reasons": f.assign(r=f["failure_reason"].astype(object).fillna("unknown"))
-        .drop_duplicates(["phone", "r"]).sort_values("r").groupby("phone", observed=True)["r"].agg("; ".join),
+        "reasons": f.drop_duplicates(["phone", "failure_reason"]).sort_values("failure_reason")
+        .groupby("phone")["failure_reason"].agg("; ".join),
         "first_failure": g["submit_time"].min(),
         "last_failure": g["submit_time"].max(),
     })
+    out["messages"] = messages.reindex(out.index).fillna(out["failures"]).astype("int64")
     out = out.reset_index().sort_values(["failures", "phone"], ascending=[False, True], kind="stable")
     return out[columns].reset_index(drop=True)
 
@@ -647,7 +677,20 @@ def billing_reconciliation(
     g = f.groupby(["vendor", "month"], dropna=False)
     out = g[["delivered", "segments_submitted", "segments_delivered"]].sum()
     out.insert(0, "submitted", g.size())
-    out = out.reset_index()
+    return reconcile(out.reset_index(), bill, prices=prices, modes=modes, tolerance=tolerance)
+
+
+def reconcile(
+    counts: pd.DataFrame,
+    bill: pd.DataFrame | None = None,
+    *,
+    prices: dict[str, float] | None = None,
+    modes: dict[str, str] | None = None,
+    tolerance: float = 0.005,
+) -> pd.DataFrame:
+    """:func:`billing_reconciliation` from counts per vendor and month (``vendor``,
+    ``month``, ``submitted``, ``delivered``, ``segments_submitted``, ``segments_delivered``)."""
+    out = counts
     if bill is not None and len(bill):
         b = bill.rename(columns={"period": "month"}).groupby(["vendor", "month"], as_index=False).agg(
             billed_count=("billed_count", "sum"), billed_amount=("amount", "sum"), bill_price=("unit_price", "last"))
@@ -691,6 +734,14 @@ def matched_modes(reconciliation: pd.DataFrame) -> dict[str, str]:
     return found.groupby("vendor")["billing_mode"].agg(lambda m: m.mode().iloc[0]).to_dict()
 
 
+def billing_terms(reconciliation: pd.DataFrame, *, prices=None, modes=None) -> tuple[dict, dict]:
+    """Each vendor's billing mode (given, else what its bills match, else
+    :data:`BILLING_MODES`) and price per segment (the bill's, else given)."""
+    mode = {**BILLING_MODES, **matched_modes(reconciliation), **(modes or {})}
+    price = reconciliation.dropna(subset=["unit_price"]).groupby("vendor")["unit_price"].last().to_dict()
+    return mode, {**(prices or {}), **price}
+
+
 def effective_cost(
     log: pd.DataFrame,
     bill: pd.DataFrame | None = None,
@@ -715,33 +766,41 @@ def effective_cost(
     """
     by = list(by)
     rec = billing_reconciliation(log, bill, prices=prices, modes=modes)
-    vendor_mode = {**BILLING_MODES, **matched_modes(rec), **(modes or {})}
-    price = rec.dropna(subset=["unit_price"]).groupby("vendor")["unit_price"].last().to_dict()
-    price = {**(prices or {}), **price}
+    vendor_mode, price = billing_terms(rec, prices=prices, modes=modes)
     d = with_keys(log, by)
     f = _billing_frame(d)
-    vendor = f["vendor"]
-    mode = vendor.map(vendor_mode).fillna("submission")
-    f["billed"] = np.where(mode.eq("delivery"), f["segments_delivered"], f["segments_submitted"])
-    f["cost"] = f["billed"] * vendor.map(price).astype(float)
-    f["clicks"] = d["clicks"].to_numpy() if "clicks" in d else 0
-    work = pd.concat([d[by], f[["delivered", "billed", "cost", "clicks"]]], axis=1)
-    g = _grouped(work, by)
-    out = g[["delivered", "billed", "clicks"]].sum()
-    out.insert(0, "submitted", g.size())
-    out["cost"] = g["cost"].sum(min_count=len(work) and 1)
+    keys = list(dict.fromkeys([*by, "vendor"]))
+    work = pd.concat([d[[k for k in by if k != "vendor"]], f[["vendor", "delivered", "segments_submitted",
+                                                               "segments_delivered"]]], axis=1)
+    work["clicks"] = d["clicks"].to_numpy() if "clicks" in d else 0
+    g = _grouped(work, keys)
+    counts = g[["delivered", "segments_submitted", "segments_delivered", "clicks"]].sum()
+    counts.insert(0, "submitted", g.size())
+    return cost_table(_finish(counts, keys), by=by, modes=vendor_mode, prices=price, clicks="clicks" in d)
+
+
+def cost_table(counts: pd.DataFrame, *, by: list[str], modes: dict, prices: dict, clicks: bool) -> pd.DataFrame:
+    """:func:`effective_cost` from counts per ``by`` keys and vendor (``submitted``,
+    ``delivered``, ``segments_submitted``, ``segments_delivered``, ``clicks``)."""
+    mode = counts["vendor"].map(modes).fillna("submission")
+    price = counts["vendor"].map(prices).astype(float)
+    work = counts.assign(billed=np.where(mode.eq("delivery"), counts["segments_delivered"], counts["segments_submitted"]))
+    work["cost"] = work["billed"] * price
+    g = work.groupby(by, dropna=False, sort=True) if by else work.groupby(np.zeros(len(work)))
+    out = g[["submitted", "delivered", "billed", "clicks"]].sum()
+    out["cost"] = g["cost"].sum(min_count=1)
     out = _finish(out, by).rename(columns={"billed": "billed_segments"})
     if "vendor" in by:
-        out["unit_price"] = out["vendor"].map(price).astype(float)
-        out["billing_mode"] = out["vendor"].map(vendor_mode).fillna("submission")
+        out["unit_price"] = out["vendor"].map(prices).astype(float)
+        out["billing_mode"] = out["vendor"].map(modes).fillna("submission")
     with np.errstate(invalid="ignore", divide="ignore"):
         out["arrival_rate"] = out["delivered"] / out["submitted"]
         out["cost_per_submitted"] = out["cost"] / out["submitted"]
         out["cost_per_delivered"] = out["cost"] / out["delivered"].where(out["delivered"] > 0)
         out["cost_per_click"] = out["cost"] / out["clicks"].where(out["clicks"] > 0)
-    if "clicks" not in d:
+    if not clicks:
         out["clicks"] = pd.NA
         out["cost_per_click"] = np.nan
     cols = [*by, "submitted", "delivered", "arrival_rate", "billed_segments", "unit_price", "billing_mode",
             "cost", "cost_per_submitted", "cost_per_delivered", "clicks", "cost_per_click"]
-    return out[[c for c in cols if c in out]]
+    return out[[c for c in cols if c in out]].reset_index(drop=True)

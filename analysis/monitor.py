@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .measures import _grouped, trailing_sum, with_keys
+from .measures import trailing_sum, with_keys
 
 #: One-sided false-alarm rate of a 3-sigma limit.
 ALPHA = float(stats.norm.sf(3))
@@ -75,7 +75,26 @@ def drop_alerts(
       least half ``min_messages`` messages and no drop of its own beyond ``switch_pp`` below
       the group's baseline; missing when none qualifies.
     """
-    periods = period_rates(log, by=by, freq=freq, baseline=baseline)
+    return alerts_from_counts(period_counts(log, by=by, freq=freq), by=by, baseline=baseline,
+                              min_messages=min_messages, min_baseline=min_baseline, alpha=alpha, cusum_k=cusum_k,
+                              cusum_h=cusum_h, switch_pp=switch_pp)
+
+
+def alerts_from_counts(
+    counts: pd.DataFrame,
+    *,
+    by: Sequence[str] = ("carrier", "province"),
+    baseline: int = 14,
+    min_messages: int = 20,
+    min_baseline: int = 200,
+    alpha: float = ALPHA,
+    cusum_k: float = 0.5,
+    cusum_h: float = 5.0,
+    switch_pp: float = 10.0,
+) -> pd.DataFrame:
+    """:func:`drop_alerts` from :func:`period_counts` (which merge across partitions)."""
+    by = list(by)
+    periods = _rates(counts, by=by, baseline=baseline)
     periods.loc[periods["baseline_messages"] < min_baseline, "baseline"] = np.nan
     keys = [*by, "traffic"]
     p0 = periods["baseline"].to_numpy(dtype=float)
@@ -99,10 +118,22 @@ def drop_alerts(
     alerts["diff_pp"] = 100 * (alerts["arrival_rate"] - alerts["baseline"])
     alerts["affected"] = np.maximum(0, np.round(alerts["submitted"] * alerts["baseline"] - alerts["delivered"])).astype("int64")
     alerts["advice"] = np.where(alerts["diff_pp"] <= -switch_pp, "switch_channel", "contact_vendor")
-    alerts = _switch_to(alerts, log, by=list(by), freq=freq, min_messages=min_messages, switch_pp=switch_pp)
+    alerts = _switch_to(alerts, counts, by=by, min_messages=min_messages, switch_pp=switch_pp)
     cols = [*keys, "period", "submitted", "delivered", "arrival_rate", "baseline", "diff_pp", "control_low",
             "p_value", "cusum", "detector", "affected", "began", "advice", "switch_to", "switch_to_arrival"]
     return alerts.sort_values(["period", *keys], kind="stable")[cols].reset_index(drop=True)
+
+
+def period_counts(log: pd.DataFrame, *, by: Sequence[str] = ("carrier", "province"), freq: str = "D") -> pd.DataFrame:
+    """Submitted and delivered per group, vendor, ``traffic`` (canary / regular) and
+    ``period``: the counts alerts are computed from; they add up across partitions."""
+    keys = list(dict.fromkeys([*by, "vendor"]))
+    traffic = np.where(log["is_probe"].to_numpy(dtype=bool, na_value=False), "canary", "regular")
+    d = with_keys(log.assign(traffic=traffic), [*keys, "period"], freq=freq)
+    ok = d["status"].astype(object).eq("delivered").to_numpy(dtype=bool)
+    frame = d[[*keys, "traffic", "period"]].astype({k: object for k in keys}).assign(submitted=1, delivered=ok)
+    frame["delivered"] = frame["delivered"].astype("int64")
+    return frame.groupby([*keys, "traffic", "period"], dropna=False, sort=False)[["submitted", "delivered"]].sum().reset_index()
 
 
 def period_rates(
@@ -117,13 +148,12 @@ def period_rates(
     ``baseline`` previous periods of the group that had messages; NaN for the first),
     ``baseline_messages``.
     """
-    by = list(by)
-    traffic = np.where(log["is_probe"].to_numpy(dtype=bool, na_value=False), "canary", "regular")
-    d = with_keys(log.assign(traffic=traffic), [*by, "period"], freq=freq)
+    return _rates(period_counts(log, by=by, freq=freq), by=list(by), baseline=baseline)
+
+
+def _rates(counts: pd.DataFrame, *, by: list[str], baseline: int) -> pd.DataFrame:
     keys = [*by, "traffic"]
-    ok = d["status"].astype(object).eq("delivered").to_numpy(dtype=bool)
-    g = _grouped(d[[*keys, "period"]].assign(delivered=ok), [*keys, "period"])
-    out = g["delivered"].agg(["size", "sum"]).rename(columns={"size": "submitted", "sum": "delivered"}).reset_index()
+    out = counts.groupby([*keys, "period"], dropna=False, sort=True)[["submitted", "delivered"]].sum().reset_index()
     out["arrival_rate"] = out["delivered"] / out["submitted"]
     group = out.groupby(keys, observed=True, dropna=False, sort=False).ngroup().to_numpy()
     prev_n = trailing_sum(out["submitted"], group, baseline)
@@ -162,16 +192,15 @@ def _run_start(periods: pd.DataFrame, keys: list[str], alarm: np.ndarray) -> np.
     return np.where(alarm & (run >= 0), starts[np.maximum(run, 0)] if len(starts) else began, began)
 
 
-def _switch_to(alerts: pd.DataFrame, log: pd.DataFrame, *, by: list[str], freq: str, min_messages: int,
+def _switch_to(alerts: pd.DataFrame, counts: pd.DataFrame, *, by: list[str], min_messages: int,
                switch_pp: float) -> pd.DataFrame:
     """Add the best-delivering healthy vendor for each alert's group and period; where a
     switch was advised but every vendor dropped, the fault is the carrier's."""
     where = [k for k in by if k not in ("vendor", "channel")]
-    d = with_keys(log, [*where, "period"], freq=freq)
-    ok = d["status"].astype(object).eq("delivered").to_numpy(dtype=bool)
-    frame = d[[*where, "period"]].astype({k: object for k in where}).assign(vendor=d["vendor"].astype(str), ok=ok)
-    alt = frame.groupby([*where, "period", "vendor"], dropna=False, sort=False)["ok"].agg(["size", "mean"]).reset_index()
-    alt = alt[alt["size"] >= max(1, min_messages // 2)].rename(columns={"vendor": "switch_to", "mean": "switch_to_arrival"})
+    alt = counts.groupby([*where, "period", "vendor"], dropna=False, sort=False)[["submitted", "delivered"]].sum()
+    alt = alt.reset_index().assign(switch_to_arrival=lambda f: f["delivered"] / f["submitted"])
+    alt = alt[alt["submitted"] >= max(1, min_messages // 2)].rename(columns={"vendor": "switch_to"})
+    alt = alt.drop(columns=["submitted", "delivered"])
     a = alerts.reset_index(drop=True).astype({k: object for k in where})
     a["_row"] = np.arange(len(a))
     m = a[["_row", *where, "period", *(["vendor"] if "vendor" in by else [])]].merge(alt, on=[*where, "period"])

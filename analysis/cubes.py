@@ -1,0 +1,204 @@
+"""Partial aggregates that merge: the ledgers of a year of logs, one partition at a time.
+
+Each partition of the send log (a vendor-month of the Parquet store, or any chunk) becomes
+a few small count tables, :class:`Cubes`; cubes of many partitions are summed
+(:func:`merge_cubes`) and the weekly ledgers are built from the sum
+(:func:`analysis.ledgers.ledgers_from_cubes`). Memory is bounded by one partition plus the
+cubes, whatever the number of partitions, and the same code runs in one process or on a
+Dask cluster (:mod:`analysis.engine`).
+
+Latency percentiles come from a histogram: one bin per whole second below one hour, then
+bins 1% wide. **Error bound:** p50 and p95 are exact when latencies are whole seconds
+below an hour (what delivery receipts carry); otherwise they are at most 1 second low
+below an hour, and at most 1% low above.
+
+Resend chains and event joins are made within a partition: a resend that crosses a
+month boundary, or a reply attributed to a message in another partition, is not linked.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+
+import numpy as np
+import pandas as pd
+
+from .measures import iso_weeks, resend_chains
+
+HIST_EXACT = 3600  # whole-second bins below this many seconds
+HIST_RATIO = 1.01  # then bins this much wider each
+
+FAILED = ("failed", "expired", "rejected", "unknown")
+
+#: The group keys of each cube (the other columns are summed).
+KEYS = {
+    "quality": ["week", "vendor", "carrier"],
+    "latency": ["week", "vendor", "carrier", "bin"],
+    "daily": ["period", "vendor", "carrier", "province", "traffic"],
+    "failures": ["week", "carrier", "province", "failure_reason", "code"],
+    "content": ["week", "template_id", "category", "hour"],
+    "texts": ["week", "template_id", "category", "content"],
+    "billing": ["vendor", "month"],
+    "cost": ["week", "vendor", "carrier"],
+}
+
+
+@dataclass
+class Cubes:
+    """The count tables of one or many partitions (see :data:`KEYS`), the failed
+    messages (for the repeat-failure list) and which event columns were present."""
+
+    quality: pd.DataFrame
+    latency: pd.DataFrame
+    daily: pd.DataFrame
+    failures: pd.DataFrame
+    content: pd.DataFrame
+    texts: pd.DataFrame
+    billing: pd.DataFrame
+    cost: pd.DataFrame
+    failed: pd.DataFrame
+    events: dict = field(default_factory=dict)
+
+
+def latency_bins(seconds: np.ndarray) -> np.ndarray:
+    """Histogram bin of each latency (-1 where missing or negative)."""
+    s = np.asarray(seconds, dtype=float)
+    out = np.full(len(s), -1, dtype=np.int64)
+    ok = np.isfinite(s) & (s >= 0)
+    low = ok & (s < HIST_EXACT)
+    out[low] = np.floor(s[low]).astype(np.int64)
+    high = ok & ~low
+    out[high] = HIST_EXACT + np.floor(np.log(s[high] / HIST_EXACT) / np.log(HIST_RATIO) + 1e-9).astype(np.int64)
+    return out
+
+
+def bin_values(bins: np.ndarray) -> np.ndarray:
+    """The lower edge of each bin, in seconds."""
+    b = np.asarray(bins, dtype=float)
+    return np.where(b < HIST_EXACT, b, HIST_EXACT * HIST_RATIO ** (b - HIST_EXACT))
+
+
+def hist_quantiles(hist: pd.DataFrame, keys: list[str], qs=(0.5, 0.95)) -> pd.DataFrame:
+    """Quantiles per group from a histogram (``keys``, ``bin``, ``n``), interpolated
+    between order statistics as pandas does."""
+    if hist.empty:
+        return pd.DataFrame(columns=[*keys, *[f"q{q}" for q in qs]])
+    h = hist.groupby([*keys, "bin"], dropna=False, sort=True)["n"].sum().reset_index()
+    h = h[h["n"] > 0]
+    gid = h.groupby(keys, dropna=False, sort=False).ngroup().to_numpy() if keys else np.zeros(len(h), int)
+    n = h["n"].to_numpy(dtype=np.int64)
+    cum = np.cumsum(n)
+    totals = np.bincount(gid, weights=n).astype(np.int64)
+    starts = np.concatenate([[0], np.cumsum(totals)[:-1]])
+    values = bin_values(h["bin"].to_numpy())
+    first = ~pd.Series(gid).duplicated().to_numpy()
+    out = h.loc[first, keys].reset_index(drop=True) if keys else pd.DataFrame(index=[0])
+    order = gid[first]
+    for q in qs:
+        pos = (totals - 1) * q
+        lo = np.floor(pos).astype(np.int64)
+        frac = pos - lo
+        i_lo = np.searchsorted(cum, starts + lo, side="right")
+        i_hi = np.searchsorted(cum, starts + np.minimum(lo + 1, totals - 1), side="right")
+        val = values[i_lo] + frac * (values[i_hi] - values[i_lo])
+        out[f"q{q}"] = val[order]
+    return out
+
+
+def partial_cubes(chunk: pd.DataFrame, *, events: dict | None = None) -> Cubes:
+    """The cubes of one partition of the canonical log.
+
+    ``events`` (``clicks``, ``replies``, ``complaints`` frames) are joined to the
+    partition first (:func:`analysis.attach_events`) unless it already has their columns.
+    """
+    if events and not {"clicks", "complained", "unsubscribed"} & set(chunk.columns):
+        from .events import attach_events
+
+        chunk = attach_events(chunk, **{k: v for k, v in events.items() if v is not None})
+    t = chunk["submit_time"]
+    status = chunk["status"].astype(object)
+    ok = status.eq("delivered").to_numpy(dtype=bool)
+    failed = status.isin(FAILED).to_numpy(dtype=bool)
+    latency = (chunk["done_time"] - t).dt.total_seconds().to_numpy(dtype=float, na_value=np.nan)
+    latency = np.where(ok, latency, np.nan)
+    chain = resend_chains(chunk).to_numpy()
+    original = chain == np.arange(len(chunk))
+    rescued = np.zeros(len(chunk), dtype=bool)
+    np.logical_or.at(rescued, chain, ok)
+    week = iso_weeks(t).astype(object).to_numpy()
+    seg = chunk["segments"].astype("float64").fillna(1).to_numpy()
+    flag = {c: chunk[c].to_numpy(dtype=bool, na_value=False) if c in chunk else np.zeros(len(chunk), bool)
+            for c in ("complained", "unsubscribed", "clicked", "converted")}
+    clicks = chunk["clicks"].to_numpy(dtype=float) if "clicks" in chunk else np.zeros(len(chunk))
+    col = {
+        "week": week,
+        "vendor": chunk["vendor"].astype(object).to_numpy(),
+        "carrier": chunk["carrier"].astype(object).to_numpy(),
+        "province": chunk["province"].astype(object).to_numpy(),
+    }
+    base = pd.DataFrame(col)
+    quality = _sum(base[["week", "vendor", "carrier"]].assign(
+        submitted=1, delivered=ok, final=status.ne("pending").to_numpy(dtype=bool), originals=original,
+        first_ok=original & ok, any_ok=original & rescued, fast=ok & (latency <= 600),
+        complained=flag["complained"], unsubscribed=flag["unsubscribed"]), KEYS["quality"])
+    bins = latency_bins(latency)
+    has = bins >= 0
+    latency_cube = _sum(base.loc[has, ["week", "vendor", "carrier"]].assign(bin=bins[has], n=1), KEYS["latency"])
+    traffic = np.where(chunk["is_probe"].to_numpy(dtype=bool, na_value=False), "canary", "regular")
+    daily = _sum(base[["vendor", "carrier", "province"]].assign(
+        period=t.dt.tz_localize(None).dt.normalize().to_numpy(), traffic=traffic, submitted=1, delivered=ok),
+        KEYS["daily"])
+    code = chunk["error_code"].astype(object).fillna(chunk["status_code"].astype(object)).fillna("—").to_numpy()
+    reason = chunk["failure_reason"].astype(object).fillna("unknown").to_numpy()
+    failures = _sum(base.loc[failed, ["week", "carrier", "province"]].assign(
+        failure_reason=reason[failed], code=code[failed], failed=1), KEYS["failures"])
+    template = chunk["template_id"].astype(object).fillna("—").to_numpy()
+    category = chunk["category"].astype(object).to_numpy()
+    blocked = chunk["failure_reason"].astype(object).eq("content_blocked").to_numpy(dtype=bool)
+    content = _sum(pd.DataFrame({
+        "week": week, "template_id": template, "category": category, "hour": t.dt.hour.to_numpy(),
+        "sent": 1, "delivered": ok, "blocked": blocked, "clicks": clicks, "opened": ok & flag["clicked"],
+        "conversions": ok & flag["converted"]}), KEYS["content"])
+    has_text = chunk["content"].notna().to_numpy()
+    texts = _sum(pd.DataFrame({"week": week[has_text], "template_id": template[has_text],
+                               "category": category[has_text],
+                               "content": chunk["content"].astype(object).to_numpy()[has_text], "n": 1}), KEYS["texts"])
+    month = pd.Series(t.dt.tz_localize(None).dt.to_period("M").astype(str).to_numpy(), dtype=object).to_numpy()
+    billing = _sum(pd.DataFrame({"vendor": col["vendor"], "month": month, "submitted": 1, "delivered": ok,
+                                 "segments_submitted": seg, "segments_delivered": np.where(ok, seg, 0.0)}),
+                   KEYS["billing"])
+    cost = _sum(base[["week", "vendor", "carrier"]].assign(
+        submitted=1, delivered=ok, segments_submitted=seg, segments_delivered=np.where(ok, seg, 0.0), clicks=clicks),
+        KEYS["cost"])
+    failed_rows = pd.DataFrame({
+        "week": week[failed], "phone": chunk["phone"].astype(object).to_numpy()[failed],
+        "carrier": col["carrier"][failed], "province": col["province"][failed], "failure_reason": reason[failed],
+        "submit_time": t[failed].reset_index(drop=True),
+    })
+    return Cubes(quality=quality, latency=latency_cube, daily=daily, failures=failures, content=content, texts=texts,
+                 billing=billing, cost=cost, failed=failed_rows,
+                 events={c: c in chunk for c in ("complained", "unsubscribed", "clicked")})
+
+
+def _sum(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    values = [c for c in frame.columns if c not in keys]
+    frame = frame.astype({c: "int64" for c in values if frame[c].dtype == bool})
+    return frame.groupby(keys, dropna=False, sort=False)[values].sum().reset_index()
+
+
+def merge_cubes(parts: list[Cubes]) -> Cubes:
+    """The cubes of many partitions, summed."""
+    parts = [p for p in parts if p is not None]
+    if not parts:
+        raise ValueError("no partitions to merge")
+    if len(parts) == 1:
+        return parts[0]
+    merged = {}
+    for f in fields(Cubes):
+        if f.name == "events":
+            continue
+        frames = [getattr(p, f.name) for p in parts if len(getattr(p, f.name))]
+        frame = pd.concat(frames, ignore_index=True) if frames else getattr(parts[0], f.name)
+        merged[f.name] = frame if f.name == "failed" else _sum(frame, KEYS[f.name])
+    events = {k: any(p.events.get(k) for p in parts) for k in parts[0].events}
+    return Cubes(**merged, events=events)
