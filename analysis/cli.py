@@ -74,6 +74,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="contract price per segment where the bill gives none (repeatable)")
     weekly.add_argument("--billing-mode", action="append", default=[], metavar="VENDOR=MODE",
                         help="contract billing mode, submission or delivery (repeatable)")
+    weekly.add_argument("--engine", choices=["pandas", "dask"], default="pandas",
+                        help="pandas streams the store one partition at a time; dask runs the same on a "
+                        "cluster (default: %(default)s)")
+    weekly.add_argument("--scheduler", metavar="ADDRESS",
+                        help="Dask scheduler address, e.g. tcp://10.0.0.5:8786 (default: a local cluster)")
     _load_options(weekly)
 
     report = sub.add_parser(
@@ -168,24 +173,31 @@ def weekly(
     unmask: bool = False,
     prices: dict | None = None,
     modes: dict | None = None,
+    engine: str = "pandas",
+    scheduler: str | None = None,
     **load,
 ) -> list[Path]:
     """Write the ledger workbook of ``week`` (every week when None); returns the paths."""
-    from .events import load_inputs
+    from .engine import ledger_source
     from .excel import write_ledger
-    from .ledgers import weekly_ledgers
-    from .measures import iso_weeks
+    from .ledgers import ledgers_from_cubes
+    from .measures import repeat_candidates
 
-    data = load_inputs(inputs, progress=True, **load)
-    weeks = [week] if week else sorted(iso_weeks(data.log["submit_time"]).dropna().astype(str).unique())
+    source = ledger_source(inputs, engine=engine, scheduler=scheduler, progress=True, **load)
+    found = sorted(set(source.cubes.quality["week"].dropna()))
+    weeks = [week] if week else found
+    failed = source.cubes.failed
+    phones = {w: repeat_candidates(failed[failed["week"].eq(w)]) for w in weeks}
+    messages = source.messages(phones)
     written = []
     for w in _progress(weeks, "weeks"):
-        ledgers = weekly_ledgers(data.log, w, bill=data.bill, accounting=data.summary, prices=prices, modes=modes,
-                                 inputs=[str(f) for f in data.files])
+        ledgers = ledgers_from_cubes(source.cubes, w, messages=messages.get(w), bill=source.bill,
+                                     accounting=source.summary, prices=prices, modes=modes,
+                                     inputs=[str(f) for f in source.files])
         written.append(write_ledger(ledgers, out / f"ledger-{w}.xlsx", lang=lang, unmask=unmask))
-    if len(data.rejects):
+    if len(source.rejects):
         out.mkdir(parents=True, exist_ok=True)
-        _atomic_csv(data.rejects.drop(columns=["_file"], errors="ignore"), out / "rejects.csv")
+        _atomic_csv(source.rejects.drop(columns=["_file"], errors="ignore"), out / "rejects.csv")
     return written
 
 
@@ -294,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
             paths = weekly(
                 args.inputs, args.out, week=args.week, lang=args.lang, unmask=args.unmask,
                 prices=_pairs(args.price, "--price", float), modes=_pairs(args.billing_mode, "--billing-mode", _mode),
-                vendor=args.vendor, mapping=args.mapping, tz=args.tz,
+                engine=args.engine, scheduler=args.scheduler, vendor=args.vendor, mapping=args.mapping, tz=args.tz,
             )
             for p in paths:
                 print(f"wrote {p}")

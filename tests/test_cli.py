@@ -85,6 +85,12 @@ def test_weekly_from_the_store_and_event_files(demo, tmp_path, capsys):
     assert book["quality"]["complaint_rate"].notna().all()
     billing = book["billing"].set_index("vendor")
     assert (billing.loc["twilio", "unit_price"] == 0.3).all()  # W18 spans April and May
+    # the same on a local Dask cluster
+    assert main(["weekly", str(store), *events, "--week", "2025-W18", "--lang", "en", "--out", str(tmp_path / "dask"),
+                 "--price", "twilio=0.3", "--engine", "dask"]) == 0
+    on_dask = read_ledger(tmp_path / "dask" / "ledger-2025-W18.xlsx")
+    for key in ("quality", "failures", "content", "billing", "alerts"):
+        pd.testing.assert_frame_equal(on_dask[key], book[key], obj=key)
 
 
 def test_weekly_all_weeks_from_raw_exports(demo, tmp_path):

@@ -1,0 +1,178 @@
+"""Where the ledgers are computed: in memory, streaming the Parquet store one partition at
+a time, or on a Dask cluster over the same store.
+
+Every engine turns each partition (a vendor-month of the store) into
+:class:`analysis.cubes.Cubes` with the same function and merges them, so the engines give
+the same numbers; only where the work runs differs.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
+
+from .cubes import Cubes, merge_cubes, partial_cubes
+from .events import KINDS, _expand, _peek_kind, load_inputs, read_events
+from .measures import iso_weeks
+from .schema import COLUMNS, DEFAULT_TZ, conform
+from .store import STORE_DIR
+
+ENGINES = ("pandas", "dask")
+
+
+@dataclass
+class Source:
+    """What the ledgers need from the inputs, however they were read.
+
+    Attributes
+    ----------
+    cubes : the merged partial aggregates.
+    messages : ``messages(phones_by_week)`` -> sends per phone for the given phones of
+        each week (the second, narrow pass for the repeat-failure list).
+    bill, summary, rejects, files : as :class:`analysis.events.Inputs`.
+    """
+
+    cubes: Cubes
+    messages: Callable[[dict[str, set]], dict[str, pd.Series]]
+    bill: pd.DataFrame
+    summary: pd.DataFrame
+    rejects: pd.DataFrame
+    files: list[Path]
+
+
+def store_partitions(store: str | Path) -> list[Path]:
+    """The Parquet files of a store folder (``…/send_log``), in vendor and month order."""
+    return sorted(Path(store).glob("vendor=*/month=*/*.parquet"))
+
+
+def read_partition(path: str | Path, *, tz: str = DEFAULT_TZ, columns: list[str] | None = None) -> pd.DataFrame:
+    """One partition of the store as a canonical log (its vendor from the folder name)."""
+    path = Path(path)
+    vendor = path.parent.parent.name.split("=", 1)[1]
+    names = pq.read_schema(path).names
+    wanted = [c for c in (columns or COLUMNS) if c in names]
+    frame = pq.read_table(path, columns=wanted).to_pandas().assign(vendor=vendor)
+    return conform(frame, tz=tz) if columns is None else frame
+
+
+def _cubes_of(path: Path, events: dict | None, tz: str) -> Cubes:
+    return partial_cubes(read_partition(path, tz=tz), events=events)
+
+
+def _phones_of(path: Path, phones_by_week: dict[str, set], tz: str) -> pd.DataFrame:
+    frame = read_partition(path, tz=tz, columns=["phone", "submit_time"])
+    wanted = set().union(*phones_by_week.values()) if phones_by_week else set()
+    frame = frame[frame["phone"].isin(wanted)]
+    if frame.empty:
+        return pd.DataFrame(columns=["week", "phone", "n"])
+    t = pd.to_datetime(frame["submit_time"])
+    t = t.dt.tz_localize("UTC") if t.dt.tz is None else t
+    week = iso_weeks(t.dt.tz_convert(tz)).astype(object)
+    out = frame.assign(week=week.to_numpy()).groupby(["week", "phone"]).size().rename("n").reset_index()
+    keep = [p in phones_by_week.get(w, ()) for w, p in zip(out["week"], out["phone"], strict=True)]
+    return out[keep]
+
+
+def _run(fn, items: list, *, engine: str, scheduler: str | None, progress: bool, **kw) -> list:
+    """``fn(item, **kw)`` for every item, in this process or on a Dask cluster."""
+    if engine == "pandas":
+        if progress and len(items) > 1:
+            from tqdm import tqdm
+
+            items = tqdm(items, unit="partition", disable=not sys.stderr.isatty())
+        return [fn(item, **kw) for item in items]
+    if engine != "dask":
+        raise ValueError(f"engine must be one of {', '.join(ENGINES)}, not {engine!r}")
+    from contextlib import nullcontext
+
+    from distributed import Client, LocalCluster
+
+    local = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) \
+        if scheduler is None else nullcontext()
+    with local as cluster, Client(scheduler or cluster) as client:
+        shared = {k: client.scatter(v, broadcast=True) if isinstance(v, (dict, pd.DataFrame)) else v
+                  for k, v in kw.items()}
+        futures = client.map(fn, items, **shared, pure=False)
+        return client.gather(futures)
+
+
+def ledger_source(
+    inputs: Iterable,
+    *,
+    engine: str = "pandas",
+    scheduler: str | None = None,
+    tz: str = DEFAULT_TZ,
+    vendor: str | None = None,
+    mapping=None,
+    progress: bool = False,
+) -> Source:
+    """Read the inputs for the ledgers.
+
+    When every send-log input is the Parquet store, the store is streamed partition by
+    partition (``engine="pandas"``) or on Dask (``engine="dask"``; ``scheduler`` is a
+    cluster address, a local cluster by default), with bounded memory. Raw exports are
+    read into memory (:func:`analysis.load_inputs`) and aggregated the same way.
+    """
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {', '.join(ENGINES)}, not {engine!r}")
+    files = _expand(list(inputs))
+    stores = [f for f in files if f.is_dir()]
+    others = [f for f in files if not f.is_dir()]
+    kinds = {f: _peek_kind(f) for f in others}
+    exports = [f for f in others if kinds[f] is None]
+    if not stores or exports:  # raw exports: read them (and any store) in memory
+        if engine == "dask":
+            raise ValueError("--engine dask runs on the ingested Parquet store: run `sms-ledger ingest` first")
+        data = load_inputs(files, tz=tz, vendor=vendor, mapping=mapping, progress=progress)
+        log = data.log
+
+        def messages_in_memory(phones_by_week):
+            weeks = iso_weeks(log["submit_time"]).astype(object)
+            out = {}
+            for week, phones in phones_by_week.items():
+                sel = weeks.eq(week).to_numpy(dtype=bool) & log["phone"].isin(phones).to_numpy()
+                out[week] = log.loc[sel, "phone"].astype(object).value_counts()
+            return out
+
+        return Source(cubes=partial_cubes(log), messages=messages_in_memory, bill=data.bill, summary=data.summary,
+                      rejects=data.rejects, files=data.files)
+    loaded = {f: read_events(f, tz=tz) for f in others}
+    joined = {}
+    for f, res in loaded.items():
+        joined.setdefault(kinds[f], []).append(res.log)
+    joined = {k: pd.concat(v, ignore_index=True) for k, v in joined.items()}
+    events = {k: joined.get(k) for k in ("clicks", "replies", "complaints")}
+    events = {k: v for k, v in events.items() if v is not None} or None
+    partitions = [p for s in stores for p in store_partitions(s)]
+    if not partitions:
+        raise FileNotFoundError(f"{', '.join(map(str, stores))}: the store holds no partitions")
+    cubes = merge_cubes(_run(_cubes_of, partitions, engine=engine, scheduler=scheduler, progress=progress,
+                             events=events, tz=tz))
+
+    def messages_streamed(phones_by_week):
+        if not any(phones_by_week.values()):
+            return {w: pd.Series(dtype="int64") for w in phones_by_week}
+        parts = _run(_phones_of, partitions, engine=engine, scheduler=scheduler, progress=False,
+                     phones_by_week=phones_by_week, tz=tz)
+        counts = pd.concat(parts, ignore_index=True).groupby(["week", "phone"])["n"].sum()
+        return {w: counts.xs(w).astype("int64") if w in counts.index.get_level_values(0) else pd.Series(dtype="int64")
+                for w in phones_by_week}
+
+    summary = _store_accounting(stores)
+    summary = pd.concat([summary, *[r.summary for r in loaded.values()]], ignore_index=True)
+    rejects = pd.concat([r.rejects for r in loaded.values()], ignore_index=True) if loaded else \
+        pd.DataFrame(columns=["file", "line", "reason", "record"])
+    bill = joined.get("bill", pd.DataFrame(columns=list(KINDS["bill"])))
+    return Source(cubes=cubes, messages=messages_streamed, bill=bill, summary=summary, rejects=rejects, files=files)
+
+
+def _store_accounting(stores: list[Path]) -> pd.DataFrame:
+    """The ingest's own row accounting, when ``sms-ledger ingest`` wrote it."""
+    found = [s.parent / "ingest-summary.csv" for s in stores if s.name == STORE_DIR]
+    found = [p for p in found if p.exists()]
+    return pd.concat([pd.read_csv(p) for p in found], ignore_index=True) if found else pd.DataFrame()

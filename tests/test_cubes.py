@@ -1,0 +1,51 @@
+"""Partial aggregates: histogram percentiles within the stated bound, merging equals the whole."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from analysis.cubes import HIST_EXACT, HIST_RATIO, KEYS, bin_values, hist_quantiles, latency_bins, merge_cubes, partial_cubes
+
+
+def _hist(values):
+    bins = latency_bins(np.asarray(values, dtype=float))
+    return pd.DataFrame({"g": "a", "bin": bins, "n": 1})
+
+
+@given(st.lists(st.integers(0, HIST_EXACT - 1), min_size=1, max_size=300))
+def test_whole_seconds_below_an_hour_are_exact(values):
+    q = hist_quantiles(_hist(values), ["g"]).iloc[0]
+    assert q["q0.5"] == pytest.approx(np.percentile(values, 50))
+    assert q["q0.95"] == pytest.approx(np.percentile(values, 95))
+
+
+@settings(max_examples=200)
+@given(st.lists(st.floats(0, 7 * 86400, allow_nan=False), min_size=1, max_size=300))
+def test_any_latency_within_the_stated_bound(values):
+    q = hist_quantiles(_hist(values), ["g"]).iloc[0]
+    for p, col in ((50, "q0.5"), (95, "q0.95")):
+        exact = np.percentile(values, p)
+        bound = 1.0 if exact < HIST_EXACT else exact * (1 - 1 / HIST_RATIO) + 1e-6
+        assert exact - bound - 1e-9 <= q[col] <= exact + 1e-9
+
+
+def test_bins_round_trip_their_lower_edges():
+    b = np.array([0, 59, 3599, 3600, 3700, 4200])
+    assert (latency_bins(bin_values(b) + 1e-6) == b).all()
+    assert latency_bins(np.array([np.nan, -1.0])).tolist() == [-1, -1]
+
+
+def test_merging_partitions_equals_the_whole(demo_inputs):
+    log = demo_inputs.log.drop(columns=["unsubscribed"])  # replies join by phone across vendors
+    whole = partial_cubes(log)
+    parts = merge_cubes([partial_cubes(part) for _, part in log.groupby(log["vendor"].astype(str))])
+    for name, keys in KEYS.items():
+        a = getattr(whole, name).sort_values(keys, na_position="last").reset_index(drop=True)
+        b = getattr(parts, name).sort_values(keys, na_position="last").reset_index(drop=True)
+        pd.testing.assert_frame_equal(a, b[a.columns], check_dtype=False, obj=name)
+    assert len(whole.failed) == len(parts.failed)
+    assert whole.quality["submitted"].sum() == len(log)
