@@ -13,6 +13,7 @@ import csv
 import gzip
 import io
 import json
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +23,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.json as pajson
 import pyarrow.parquet as pq
+from tqdm import tqdm
 
 from ..schema import STRING
 
@@ -157,13 +159,15 @@ def _read_csv(path: Path, encoding: str, text: str) -> RawFile:
         return "skip"
 
     try:
-        table = pacsv.read_csv(
+        # streamed in blocks of about 16 MB: a progress bar for big files, bounded buffers
+        reader = pacsv.open_csv(
             path,
             read_options=pacsv.ReadOptions(
                 encoding=encoding.replace("utf-8-sig", "utf-8"),
                 column_names=names,
                 skip_rows=1,
-                use_threads=False,
+                use_threads=False,  # keeps the line numbers of malformed rows known
+                block_size=16 << 20,
             ),
             parse_options=pacsv.ParseOptions(delimiter=delim, invalid_row_handler=on_bad),
             convert_options=pacsv.ConvertOptions(
@@ -172,6 +176,14 @@ def _read_csv(path: Path, encoding: str, text: str) -> RawFile:
                 null_values=[""],
             ),
         )
+        size = path.stat().st_size
+        with tqdm(total=size, unit="B", unit_scale=True, desc=path.name, leave=False,
+                  disable=size < (64 << 20) or not sys.stderr.isatty()) as bar:
+            batches = []
+            for batch in reader:
+                batches.append(batch)
+                bar.update(min(16 << 20, size - bar.n))
+        table = pa.Table.from_batches(batches, schema=reader.schema)
     except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
         raise LoadError(f"{path}: cannot read as {encoding} CSV: {str(exc).splitlines()[0]}") from exc
     frame = table.to_pandas(types_mapper={pa.string(): STRING, pa.large_string(): STRING}.get)
