@@ -180,7 +180,7 @@ def weekly(
     """Write the ledger workbook of ``week`` (every week when None); returns the paths."""
     from .engine import ledger_source
     from .excel import write_ledger
-    from .ledgers import ledgers_from_cubes
+    from .ledgers import ledger_tables, ledgers_from_cubes
     from .measures import repeat_candidates
 
     source = ledger_source(inputs, engine=engine, scheduler=scheduler, progress=True, **load)
@@ -189,11 +189,12 @@ def weekly(
     failed = source.cubes.failed
     phones = {w: repeat_candidates(failed[failed["week"].eq(w)]) for w in weeks}
     messages = source.messages(phones)
+    tables = ledger_tables(source.cubes, bill=source.bill, prices=prices, modes=modes)
     written = []
     for w in _progress(weeks, "weeks"):
         ledgers = ledgers_from_cubes(source.cubes, w, messages=messages.get(w), bill=source.bill,
                                      accounting=source.summary, prices=prices, modes=modes,
-                                     inputs=[str(f) for f in source.files])
+                                     inputs=[str(f) for f in source.files], tables=tables)
         written.append(write_ledger(ledgers, out / f"ledger-{w}.xlsx", lang=lang, unmask=unmask))
     if len(source.rejects):
         out.mkdir(parents=True, exist_ok=True)

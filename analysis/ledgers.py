@@ -230,6 +230,29 @@ def weekly_ledgers(
                               modes=modes, inputs=inputs)
 
 
+def ledger_tables(
+    cubes: Cubes,
+    *,
+    bill: pd.DataFrame | None = None,
+    prices: dict[str, float] | None = None,
+    modes: dict[str, str] | None = None,
+) -> dict:
+    """The ledgers of every week at once (computed once, sliced per week by
+    :func:`ledgers_from_cubes`)."""
+    billing = reconcile(cubes.billing, bill, prices=prices, modes=modes)
+    vendor_mode, price = billing_terms(billing, prices=prices, modes=modes)
+    alerts = alerts_from_counts(cubes.daily)
+    return {
+        "quality": quality_ledger(cubes),
+        "trend": trend_table(cubes),
+        "failures": failure_ledger(cubes),
+        "content": content_ledger(cubes),
+        "billing": billing,
+        "alerts": alerts.assign(_week=iso_weeks(pd.to_datetime(alerts["period"])).astype(object).to_numpy()),
+        "terms": (vendor_mode, price),
+    }
+
+
 def ledgers_from_cubes(
     cubes: Cubes,
     week: str,
@@ -240,22 +263,21 @@ def ledgers_from_cubes(
     prices: dict[str, float] | None = None,
     modes: dict[str, str] | None = None,
     inputs=(),
+    tables: dict | None = None,
 ) -> dict[str, pd.DataFrame]:
     """:func:`weekly_ledgers` from merged cubes; ``messages`` are the week's sends per
-    phone for the repeat-failure candidates (:func:`analysis.measures.repeat_candidates`)."""
+    phone for the repeat-failure candidates (:func:`analysis.measures.repeat_candidates`);
+    ``tables`` the :func:`ledger_tables` of the cubes, when already computed."""
     from . import __version__
 
     weeks = sorted(set(cubes.quality["week"].dropna()))
     if week not in weeks:
         raise ValueError(f"no messages in week {week} (weeks in the input: {', '.join(weeks) or 'none'})")
+    tables = tables or ledger_tables(cubes, bill=bill, prices=prices, modes=modes)
     start = datetime.strptime(f"{week}-1", "%G-W%V-%u").date()
     end = datetime.strptime(f"{week}-7", "%G-W%V-%u").date()
     months = sorted({start.strftime("%Y-%m"), end.strftime("%Y-%m")})
-    billing = reconcile(cubes.billing, bill, prices=prices, modes=modes)
-    vendor_mode, price = billing_terms(billing, prices=prices, modes=modes)
-    cost = cubes.cost[cubes.cost["week"].eq(week)]
-    alerts = alerts_from_counts(cubes.daily)
-    alerts = alerts[iso_weeks(pd.to_datetime(alerts["period"])).eq(week).to_numpy(dtype=bool)]
+    vendor_mode, price = tables["terms"]
     summary = _accounting(accounting)
     summary.attrs = {
         "week": week,
@@ -266,19 +288,20 @@ def ledgers_from_cubes(
         "generated": datetime.now().astimezone().isoformat(timespec="seconds"),
         "version": __version__,
     }
-    trend = trend_table(cubes)
+    trend, billing, alerts = tables["trend"], tables["billing"], tables["alerts"]
     failed = cubes.failed[cubes.failed["week"].eq(week)].drop(columns="week")
+    cost = cubes.cost[cubes.cost["week"].eq(week)]
     return {
         "summary": summary,
-        "quality": _only(quality_ledger(cubes), week),
+        "quality": _only(tables["quality"], week),
         "trend": trend[trend["week"].le(week)].reset_index(drop=True),
-        "failures": _only(failure_ledger(cubes), week),
+        "failures": _only(tables["failures"], week),
         "repeat_failures": repeat_table(failed, messages if messages is not None else pd.Series(dtype="int64")),
-        "content": _only(content_ledger(cubes), week),
+        "content": _only(tables["content"], week),
         "billing": billing[billing["month"].isin(months)].reset_index(drop=True),
         "cost": cost_table(cost, by=["vendor", "carrier"], modes=vendor_mode, prices=price,
                            clicks=bool(cubes.events.get("clicked"))),
-        "alerts": alerts.reset_index(drop=True),
+        "alerts": alerts[alerts["_week"].eq(week)].drop(columns="_week").reset_index(drop=True),
     }
 
 

@@ -1,0 +1,235 @@
+"""Scale benchmark: ingest and weekly-ledger build on N messages, against DuckDB and plain pandas.
+
+    .venv/bin/python benchmarks/bench_scale.py              # 10 million messages, one year
+    .venv/bin/python benchmarks/bench_scale.py --n 1000000  # smaller
+
+It generates a canonical send log of N messages over a year (4 vendors, resends, canaries,
+failures with raw codes) as CSV and as the Parquet store, then times, each in its own
+process (wall time, rows per second, peak memory):
+
+1. pyarrow reading the CSV (all columns as strings): the raw read rate;
+2. ``sms-ledger ingest`` of the CSV (parse, normalise, enrich, write the store);
+3. ``sms-ledger weekly STORE --week W``: the whole ledger build from Parquet, Excel written;
+4. ``sms-ledger weekly STORE --all-weeks``: a year streamed partition by partition;
+5. DuckDB computing the same aggregates from the same Parquet;
+6. plain pandas: default ``read_csv`` (object dtypes) and a per-group ``apply``.
+
+It checks that our aggregates equal DuckDB's and prints the ratios to the targets:
+ledger build ≤ 1.2× DuckDB's time and ≤ 2× its memory; ingest ≥ 0.8× pyarrow's raw CSV
+read rate; the year streamed under 2 GB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parent.parent
+PY = sys.executable
+CLI = [PY, "-m", "analysis.cli"]
+TZ = "Asia/Shanghai"
+
+DUCKDB_SQL = """
+SET TimeZone = 'Asia/Shanghai';
+CREATE OR REPLACE VIEW log AS
+  SELECT *, strftime(submit_time, '%G-W%V') AS week,
+         epoch(done_time) - epoch(submit_time) AS latency
+  FROM read_parquet('{store}/*/*/*.parquet', hive_partitioning = true);
+CREATE OR REPLACE TABLE quality AS
+  SELECT week, vendor, carrier, count(*) AS submitted, sum((status = 'delivered')::INT) AS delivered,
+         quantile_cont(latency, 0.5) FILTER (WHERE status = 'delivered') AS p50,
+         quantile_cont(latency, 0.95) FILTER (WHERE status = 'delivered') AS p95
+  FROM log GROUP BY ALL;
+CREATE OR REPLACE TABLE failures AS
+  SELECT week, carrier, province, coalesce(failure_reason, 'unknown') AS failure_reason,
+         coalesce(error_code, status_code, '—') AS code, count(*) AS failed
+  FROM log WHERE status IN ('failed', 'expired', 'rejected', 'unknown') GROUP BY ALL;
+CREATE OR REPLACE TABLE content AS
+  SELECT week, coalesce(template_id, '—') AS template_id, category, hour(submit_time) AS hour,
+         count(*) AS sent, sum((status = 'delivered')::INT) AS delivered
+  FROM log GROUP BY ALL;
+CREATE OR REPLACE TABLE daily AS
+  SELECT date_trunc('day', submit_time) AS day, vendor, carrier, province, is_probe,
+         count(*) AS submitted, sum((status = 'delivered')::INT) AS delivered
+  FROM log GROUP BY ALL;
+"""
+
+
+def generate(n: int, seed: int = 1) -> pd.DataFrame:
+    """A canonical send log of ``n`` messages over 2025, vectorised."""
+    from analysis.schema import conform
+
+    rng = np.random.default_rng(seed)
+    vendors = np.array(["aliyun", "tencent", "gateway", "twilio"])
+    carriers = np.array(["China Mobile", "China Unicom", "China Telecom", "Virtual (China Unicom)"])
+    prefixes = np.array(["139", "186", "189", "171"])
+    provinces = np.array(["Guangdong", "Beijing", "Shanghai", "Zhejiang", "Sichuan", "Henan", "Hebei", "Hubei"])
+    v = rng.choice(4, n, p=[0.35, 0.35, 0.25, 0.05])
+    c = rng.choice(4, n, p=[0.55, 0.25, 0.15, 0.05])
+    start = pd.Timestamp("2025-01-01", tz=TZ).value // 10**6
+    submit = start + np.sort(rng.integers(0, 365 * 86400, n)) * 1000
+    ok = rng.random(n) < np.where(v == 2, 0.85, 0.95)
+    pending = rng.random(n) < 0.002
+    latency = np.minimum(rng.exponential(12, n).astype(np.int64) + 1, 3000) * 1000
+    status = np.where(pending, "pending", np.where(ok, "delivered", "failed"))
+    codes = np.array(["MK:0001", "MK:0005", "MK:0115", "DB:0144", "IB:0008"])
+    reasons = np.array(["empty_number", "unreachable", "content_blocked", "blacklisted", "flow_controlled"])
+    fc = rng.choice(5, n)
+    templates = np.array(["V1", "N1", "N2", "M1", "M2", "M3"])
+    cats = np.array(["verification", "notification", "notification", "marketing", "marketing", "marketing"])
+    t = rng.choice(6, n, p=[0.4, 0.2, 0.15, 0.1, 0.1, 0.05])
+    phone = np.char.add(np.char.add("+86", prefixes[c]), np.char.zfill(rng.integers(0, 10**8, n).astype(str), 8))
+    failed = status == "failed"
+    frame = pd.DataFrame({
+        "vendor": vendors[v], "message_id": np.char.add("M", np.arange(n).astype(str)), "phone": phone,
+        "country": "CN", "carrier": carriers[c], "province": provinces[rng.choice(8, n)],
+        "template_id": templates[t], "category": cats[t], "segments": 1,
+        "submit_time": pd.to_datetime(submit, unit="ms", utc=True).tz_convert(TZ),
+        "done_time": pd.to_datetime(np.where(pending, np.nan, submit + latency), unit="ms", utc=True).tz_convert(TZ),
+        "status": status, "status_code": np.where(ok, "DELIVRD", np.where(pending, None, "UNDELIV")),
+        "error_code": np.where(failed, codes[fc], None), "failure_reason": np.where(failed, reasons[fc], None),
+        "attempt": 1, "is_probe": rng.random(n) < 0.01,
+    })
+    return conform(frame)
+
+
+# The measured command runs under a small wrapper process: a child forked from this
+# (large) process would count its parent's pages in its peak memory.
+_WRAP = ("import resource, subprocess, sys; p = subprocess.run(sys.argv[1:]); "
+         "print('PEAK_KB', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr); "
+         "sys.exit(p.returncode)")
+
+
+def run(cmd: list[str], *, label: str) -> dict:
+    """Run ``cmd`` in its own process; wall time and peak memory (max RSS)."""
+    t0 = time.perf_counter()
+    proc = subprocess.run([PY, "-c", _WRAP, *cmd], cwd=ROOT, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise SystemExit(f"{label} failed:\n{proc.stderr[-2000:]}")
+    peak = int(next(line.split()[1] for line in proc.stderr.splitlines()[::-1] if line.startswith("PEAK_KB")))
+    return {"what": label, "seconds": round(wall, 2), "peak_mb": round(peak / 1024), "stdout": proc.stdout}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, default=10_000_000, help="messages (default: %(default)s)")
+    parser.add_argument("--work", type=Path, help="scratch folder (default: a temporary one)")
+    parser.add_argument("--json", type=Path, help="also write the results as JSON here")
+    args = parser.parse_args()
+    work = args.work or Path(tempfile.mkdtemp(prefix="sms-ledger-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    n = args.n
+    print(f"generating {n:,} messages in {work} …", flush=True)
+    t0 = time.perf_counter()
+    log = generate(n)
+    csv = work / "send_log.csv"
+    out = log.assign(submit_time=log["submit_time"].dt.strftime("%Y-%m-%d %H:%M:%S"),
+                     done_time=log["done_time"].dt.strftime("%Y-%m-%d %H:%M:%S"))
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    pacsv.write_csv(pa.Table.from_pandas(out.drop(columns=["failure_reason"]), preserve_index=False), csv)
+    from analysis.store import write_store
+
+    parquet_root = work / "parquet"
+    write_store(log, parquet_root)
+    store = parquet_root / "send_log"
+    weeks = sorted(log["submit_time"].dt.strftime("%G-W%V").unique())
+    week = weeks[-2]
+    del log, out
+    print(f"  generated in {time.perf_counter() - t0:.0f} s; CSV {csv.stat().st_size / 2**20:,.0f} MB", flush=True)
+
+    results = [
+        run([PY, "-c", f"import pyarrow as pa, pyarrow.csv as c; h=open({str(csv)!r}).readline().strip().split(','); "
+             f"c.read_csv({str(csv)!r}, convert_options=c.ConvertOptions(column_types={{k: pa.string() for k in h}}))"],
+            label="pyarrow raw CSV read"),
+        run([*CLI, "ingest", str(csv), "--out", str(work / "ingested")], label="sms-ledger ingest (CSV)"),
+        run([*CLI, "weekly", str(parquet_root), "--week", week, "--out", str(work / "ledgers")],
+            label=f"sms-ledger weekly {week} (Parquet)"),
+        run([*CLI, "weekly", str(parquet_root), "--all-weeks", "--out", str(work / "ledgers-all")],
+            label=f"sms-ledger weekly --all-weeks ({len(weeks)} weeks)"),
+        run([PY, "-c", "import duckdb, sys; duckdb.connect().execute(sys.argv[1])",
+             DUCKDB_SQL.format(store=store)], label="DuckDB, same aggregates"),
+        run([PY, "-c", PLAIN_PANDAS.format(csv=str(csv))], label="plain pandas (object dtypes, apply)"),
+    ]
+    check = check_equal(store, week)
+    report(results, n, csv, check)
+    if args.json:
+        args.json.write_text(json.dumps({"n": n, "results": [{k: v for k, v in r.items() if k != "stdout"}
+                                                              for r in results], "check": check}, indent=2))
+    if not args.work:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+PLAIN_PANDAS = """
+import pandas as pd
+df = pd.read_csv({csv!r})
+df['submit_time'] = pd.to_datetime(df['submit_time'])
+df['week'] = df['submit_time'].dt.strftime('%G-W%V')
+df['latency'] = (pd.to_datetime(df['done_time']) - df['submit_time']).dt.total_seconds()
+def stats(g):
+    ok = g['status'] == 'delivered'
+    return pd.Series({{'submitted': len(g), 'delivered': ok.sum(), 'p50': g.loc[ok, 'latency'].median()}})
+q = df.groupby(['week', 'vendor', 'carrier']).apply(stats)
+f = df[df['status'] == 'failed'].groupby(['week', 'carrier', 'province', 'error_code']).apply(len)
+c = df.groupby(['week', 'template_id', 'category']).apply(lambda g: (g['status'] == 'delivered').mean())
+"""
+
+
+def check_equal(store: Path, week: str) -> dict:
+    """Our merged aggregates against DuckDB's on the same Parquet."""
+    import duckdb
+
+    from analysis.cubes import hist_quantiles
+    from analysis.engine import ledger_source
+
+    con = duckdb.connect()
+    con.execute(DUCKDB_SQL.format(store=store))
+    cubes = ledger_source([store]).cubes
+    ours = cubes.quality.groupby(["week", "vendor", "carrier"], dropna=False)[["submitted", "delivered"]].sum()
+    q = hist_quantiles(cubes.latency, ["week", "vendor", "carrier"]).set_index(["week", "vendor", "carrier"])
+    ours = ours.join(q).sort_index()
+    theirs = con.execute("SELECT * FROM quality").df().set_index(["week", "vendor", "carrier"]).sort_index()
+    counts = bool((ours["submitted"] == theirs["submitted"]).all() and (ours["delivered"] == theirs["delivered"]).all())
+    p50 = bool(np.allclose(ours["q0.5"], theirs["p50"]))
+    p95 = bool(np.allclose(ours["q0.95"], theirs["p95"]))
+    f_ours = cubes.failures.groupby(["week", "carrier", "province", "failure_reason", "code"])["failed"].sum()
+    f_theirs = con.execute("SELECT * FROM failures").df().set_index(
+        ["week", "carrier", "province", "failure_reason", "code"])["failed"]
+    failures = bool(f_ours.sort_index().equals(f_theirs.sort_index().astype(f_ours.dtype)))
+    c_ours = cubes.content.groupby(["week", "template_id", "category", "hour"])[["sent", "delivered"]].sum()
+    c_theirs = con.execute("SELECT * FROM content").df().set_index(["week", "template_id", "category", "hour"])
+    content = bool((c_ours.sort_index().to_numpy() == c_theirs.sort_index()[["sent", "delivered"]].to_numpy()).all())
+    return {"quality counts": counts, "p50": p50, "p95": p95, "failures": failures, "content": content}
+
+
+def report(results: list[dict], n: int, csv: Path, check: dict) -> None:
+    raw, ingest = results[0], results[1]
+    weekly, year, duck, plain = results[2], results[3], results[4], results[5]
+    print(f"\n{n:,} messages; CSV {csv.stat().st_size / 2**20:,.0f} MB\n")
+    print("| what | wall (s) | rows/s | peak memory (MB) |\n|---|---:|---:|---:|")
+    for r in results:
+        print(f"| {r['what']} | {r['seconds']:.1f} | {n / r['seconds']:,.0f} | {r['peak_mb']:,} |")
+    print()
+    print(f"ledger build / DuckDB time:   {weekly['seconds'] / duck['seconds']:.2f}x  (target ≤ 1.2x)")
+    print(f"ledger build / DuckDB memory: {weekly['peak_mb'] / duck['peak_mb']:.2f}x  (target ≤ 2x)")
+    print(f"ingest rate / pyarrow raw read rate: {raw['seconds'] / ingest['seconds']:.2f}x  (target ≥ 0.8x)")
+    print(f"a year streamed (--all-weeks) peak: {year['peak_mb']:,} MB  (target < 2048 MB)")
+    print(f"plain pandas / ledger build time: {plain['seconds'] / weekly['seconds']:.1f}x")
+    print("aggregates equal to DuckDB's: " + ", ".join(f"{k} {'yes' if v else 'NO'}" for k, v in check.items()))
+
+
+if __name__ == "__main__":
+    main()
