@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, fields
 import numpy as np
 import pandas as pd
 
-from .measures import iso_weeks, resend_chains
+from .measures import _per_day, iso_weeks, resend_chains
 
 HIST_EXACT = 3600  # whole-second bins below this many seconds
 HIST_RATIO = 1.01  # then bins this much wider each
@@ -116,8 +116,9 @@ def partial_cubes(chunk: pd.DataFrame, *, events: dict | None = None) -> Cubes:
 
         chunk = attach_events(chunk, **{k: v for k, v in events.items() if v is not None})
     t = chunk["submit_time"]
-    status = chunk["status"].astype(object)
-    ok = status.eq("delivered").to_numpy(dtype=bool)
+    idx = chunk.index
+    status = chunk["status"]
+    ok = status.eq("delivered").to_numpy(dtype=bool, na_value=False)
     failed = status.isin(FAILED).to_numpy(dtype=bool)
     latency = (chunk["done_time"] - t).dt.total_seconds().to_numpy(dtype=float, na_value=np.nan)
     latency = np.where(ok, latency, np.nan)
@@ -125,65 +126,62 @@ def partial_cubes(chunk: pd.DataFrame, *, events: dict | None = None) -> Cubes:
     original = chain == np.arange(len(chunk))
     rescued = np.zeros(len(chunk), dtype=bool)
     np.logical_or.at(rescued, chain, ok)
-    week = iso_weeks(t).astype(object).to_numpy()
     seg = chunk["segments"].astype("float64").fillna(1).to_numpy()
     flag = {c: chunk[c].to_numpy(dtype=bool, na_value=False) if c in chunk else np.zeros(len(chunk), bool)
             for c in ("complained", "unsubscribed", "clicked", "converted")}
     clicks = chunk["clicks"].to_numpy(dtype=float) if "clicks" in chunk else np.zeros(len(chunk))
-    col = {
-        "week": week,
-        "vendor": chunk["vendor"].astype(object).to_numpy(),
-        "carrier": chunk["carrier"].astype(object).to_numpy(),
-        "province": chunk["province"].astype(object).to_numpy(),
-    }
-    base = pd.DataFrame(col)
-    quality = _sum(base[["week", "vendor", "carrier"]].assign(
-        submitted=1, delivered=ok, final=status.ne("pending").to_numpy(dtype=bool), originals=original,
+    # group keys stay categorical (integer codes): no Python strings per row
+    week, vendor, carrier, province = iso_weeks(t), _cat(chunk["vendor"]), _cat(chunk["carrier"]), _cat(chunk["province"])
+    template, category = _cat(chunk["template_id"]), _cat(chunk["category"])
+
+    def frame(**cols) -> pd.DataFrame:
+        return pd.DataFrame(cols, index=idx)
+
+    quality = _sum(frame(
+        week=week, vendor=vendor, carrier=carrier, submitted=1, delivered=ok,
+        final=status.ne("pending").to_numpy(dtype=bool, na_value=True), originals=original,
         first_ok=original & ok, any_ok=original & rescued, fast=ok & (latency <= 600),
         complained=flag["complained"], unsubscribed=flag["unsubscribed"]), KEYS["quality"])
     bins = latency_bins(latency)
-    has = bins >= 0
-    latency_cube = _sum(base.loc[has, ["week", "vendor", "carrier"]].assign(bin=bins[has], n=1), KEYS["latency"])
-    traffic = np.where(chunk["is_probe"].to_numpy(dtype=bool, na_value=False), "canary", "regular")
-    daily = _sum(base[["vendor", "carrier", "province"]].assign(
-        period=t.dt.tz_localize(None).dt.normalize().to_numpy(), traffic=traffic, submitted=1, delivered=ok),
-        KEYS["daily"])
-    code = chunk["error_code"].astype(object).fillna(chunk["status_code"].astype(object)).fillna("—").to_numpy()
-    reason = chunk["failure_reason"].astype(object).fillna("unknown").to_numpy()
-    failures = _sum(base.loc[failed, ["week", "carrier", "province"]].assign(
-        failure_reason=reason[failed], code=code[failed], failed=1), KEYS["failures"])
-    template = chunk["template_id"].astype(object).fillna("—").to_numpy()
-    category = chunk["category"].astype(object).to_numpy()
-    blocked = chunk["failure_reason"].astype(object).eq("content_blocked").to_numpy(dtype=bool)
-    content = _sum(pd.DataFrame({
-        "week": week, "template_id": template, "category": category, "hour": t.dt.hour.to_numpy(),
-        "sent": 1, "delivered": ok, "blocked": blocked, "clicks": clicks, "opened": ok & flag["clicked"],
-        "conversions": ok & flag["converted"]}), KEYS["content"])
-    has_text = chunk["content"].notna().to_numpy()
-    texts = _sum(pd.DataFrame({"week": week[has_text], "template_id": template[has_text],
-                               "category": category[has_text],
-                               "content": chunk["content"].astype(object).to_numpy()[has_text], "n": 1}), KEYS["texts"])
-    month = pd.Series(t.dt.tz_localize(None).dt.to_period("M").astype(str).to_numpy(), dtype=object).to_numpy()
-    billing = _sum(pd.DataFrame({"vendor": col["vendor"], "month": month, "submitted": 1, "delivered": ok,
-                                 "segments_submitted": seg, "segments_delivered": np.where(ok, seg, 0.0)}),
-                   KEYS["billing"])
-    cost = _sum(base[["week", "vendor", "carrier"]].assign(
-        submitted=1, delivered=ok, segments_submitted=seg, segments_delivered=np.where(ok, seg, 0.0), clicks=clicks),
-        KEYS["cost"])
-    failed_rows = pd.DataFrame({
-        "week": week[failed], "phone": chunk["phone"].astype(object).to_numpy()[failed],
-        "carrier": col["carrier"][failed], "province": col["province"][failed], "failure_reason": reason[failed],
-        "submit_time": t[failed].reset_index(drop=True),
-    })
+    latency_cube = _sum(frame(week=week, vendor=vendor, carrier=carrier, bin=bins, n=1)[bins >= 0], KEYS["latency"])
+    traffic = pd.Categorical(np.where(chunk["is_probe"].to_numpy(dtype=bool, na_value=False), "canary", "regular"))
+    daily = _sum(frame(period=t.dt.tz_localize(None).dt.normalize(), vendor=vendor, carrier=carrier,
+                       province=province, traffic=traffic, submitted=1, delivered=ok), KEYS["daily"])
+    code = chunk["error_code"].fillna(chunk["status_code"]).fillna("—").astype("category")
+    reason = chunk["failure_reason"].astype(object).fillna("unknown").astype("category")
+    failures = _sum(frame(week=week, carrier=carrier, province=province, failure_reason=reason, code=code,
+                          failed=1)[failed], KEYS["failures"])
+    blocked = chunk["failure_reason"].eq("content_blocked").to_numpy(dtype=bool, na_value=False)
+    content = _sum(frame(week=week, template_id=template, category=category, hour=t.dt.hour.to_numpy(), sent=1,
+                         delivered=ok, blocked=blocked, clicks=clicks, opened=ok & flag["clicked"],
+                         conversions=ok & flag["converted"]), KEYS["content"])
+    texts = _sum(frame(week=week, template_id=template, category=category, content=chunk["content"],
+                       n=1)[chunk["content"].notna().to_numpy()], KEYS["texts"])
+    billing = _sum(frame(vendor=vendor, month=_per_day(t, "%Y-%m"), submitted=1, delivered=ok,
+                         segments_submitted=seg, segments_delivered=np.where(ok, seg, 0.0)), KEYS["billing"])
+    cost = _sum(frame(week=week, vendor=vendor, carrier=carrier, submitted=1, delivered=ok, segments_submitted=seg,
+                      segments_delivered=np.where(ok, seg, 0.0), clicks=clicks), KEYS["cost"])
+    failed_rows = frame(week=week, phone=chunk["phone"], carrier=carrier, province=province,
+                        failure_reason=reason, submit_time=t)[failed].reset_index(drop=True)
+    failed_rows = failed_rows.astype({c: object for c in ("week", "phone", "carrier", "province", "failure_reason")})
     return Cubes(quality=quality, latency=latency_cube, daily=daily, failures=failures, content=content, texts=texts,
                  billing=billing, cost=cost, failed=failed_rows,
                  events={c: c in chunk for c in ("complained", "unsubscribed", "clicked")})
 
 
+def _cat(s: pd.Series) -> pd.Series:
+    return s if isinstance(s.dtype, pd.CategoricalDtype) else s.astype("category")
+
+
 def _sum(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """Sum the value columns per key; keys come back as plain objects (cubes are small)."""
     values = [c for c in frame.columns if c not in keys]
     frame = frame.astype({c: "int64" for c in values if frame[c].dtype == bool})
-    return frame.groupby(keys, dropna=False, sort=False)[values].sum().reset_index()
+    out = frame.groupby(keys, observed=True, dropna=False, sort=False)[values].sum().reset_index()
+    for k in keys:
+        if not (pd.api.types.is_numeric_dtype(out[k].dtype) or pd.api.types.is_datetime64_any_dtype(out[k].dtype)):
+            out[k] = out[k].astype(object).where(out[k].notna(), None)
+    return out
 
 
 def merge_cubes(parts: list[Cubes]) -> Cubes:

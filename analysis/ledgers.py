@@ -182,6 +182,7 @@ def content_ledger(log_or_cubes, *, min_delivered: int = 30) -> pd.DataFrame:
     cols = [*keys, "content", "sent", "delivered", "arrival_rate", "arrival_low", "arrival_high", "blocked",
             "blocked_rate", "clicks", "opened", "click_through_rate", "click_through_low", "click_through_high",
             "conversions", "conversion_rate", "conversion_low", "conversion_high", "best_send_hour", "best_hour_rate"]
+    out["template_id"] = out["template_id"].fillna("—")
     return out.sort_values(["week", "category", "template_id"], kind="stable", na_position="last")[cols].reset_index(drop=True)
 
 

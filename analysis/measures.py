@@ -159,26 +159,31 @@ def resend_chains(log: pd.DataFrame) -> pd.Series:
     with the same template (content when there is none) through the same vendor.
     Returns an int64 Series aligned with ``log``: the positional index of the original.
     """
-    tpl = log["template_id"].astype(object).where(log["template_id"].notna(), log["content"].astype(object))
-    order = pd.DataFrame(
-        {"v": log["vendor"].astype(object), "p": log["phone"].astype(object), "k": tpl, "t": log["submit_time"]}
-    ).reset_index(drop=True)
-    order["pos"] = np.arange(len(order))
-    order = order.sort_values(["v", "p", "k", "t"], kind="stable", na_position="last")
-    attempt = log["attempt"].to_numpy(dtype="float64", na_value=1)[order["pos"].to_numpy()]
-    new_key = np.ones(len(order), dtype=bool)
-    if len(order) > 1:
-        same = np.ones(len(order) - 1, dtype=bool)
-        for c in ("v", "p", "k"):
-            a = order[c].to_numpy()
-            same &= (a[1:] == a[:-1]) & pd.notna(a[1:])
+    n = len(log)
+    v, p = _codes(log["vendor"]), _codes(log["phone"])
+    tpl, text = _codes(log["template_id"]), _codes(log["content"])
+    k = np.where(tpl >= 0, tpl, np.where(text >= 0, text + tpl.max(initial=0) + 1, -1))
+    t = log["submit_time"].to_numpy(dtype="datetime64[ms]").astype(np.int64)
+    order = np.lexsort((t, k, p, v))
+    attempt = log["attempt"].to_numpy(dtype="float64", na_value=1)[order]
+    new_key = np.ones(n, dtype=bool)
+    if n > 1:
+        vs, ps, ks = v[order], p[order], k[order]
+        same = (vs[1:] == vs[:-1]) & (ps[1:] == ps[:-1]) & (ks[1:] == ks[:-1]) & (ps[1:] >= 0) & (ks[1:] >= 0)
         new_key[1:] = ~same
     starts = new_key | (attempt <= 1)
-    start_pos = order["pos"].to_numpy()[starts]
-    chain = start_pos[np.cumsum(starts) - 1]
-    out = np.empty(len(order), dtype=np.int64)
-    out[order["pos"].to_numpy()] = chain
+    chain = order[starts][np.cumsum(starts) - 1]
+    out = np.empty(n, dtype=np.int64)
+    out[order] = chain
     return pd.Series(out, index=log.index, name="chain")
+
+
+def _codes(s: pd.Series) -> np.ndarray:
+    """Integer codes of a key column (-1 for missing), without building Python strings."""
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        return s.cat.codes.to_numpy(dtype=np.int64)
+    codes, _ = pd.factorize(s, use_na_sentinel=True)
+    return np.asarray(codes, dtype=np.int64)
 
 
 # --------------------------------------------------------------------------- arrival
