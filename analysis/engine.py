@@ -8,9 +8,12 @@ the same numbers; only where the work runs differs.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
@@ -102,11 +105,15 @@ def _phones_of(path: Path, phones_by_week: dict[str, set], tz: str) -> pd.DataFr
 def _run(fn, items: list, *, engine: str, scheduler: str | None, progress: bool, **kw) -> list:
     """``fn(item, **kw)`` for every item, in this process or on a Dask cluster."""
     if engine == "pandas":
-        if progress and len(items) > 1:
-            from tqdm import tqdm
+        from tqdm import tqdm
 
-            items = tqdm(items, unit="partition", disable=not sys.stderr.isatty())
-        return [fn(item, **kw) for item in items]
+        bar = dict(total=len(items), unit="partition", disable=not (progress and sys.stderr.isatty()))
+        workers = min(2, os.cpu_count() or 1, len(items))
+        if workers < 2:
+            return [fn(item, **kw) for item in tqdm(items, **bar)]
+        # a partition per worker at a time: memory stays bounded by `workers` partitions
+        with ThreadPoolExecutor(workers) as pool:
+            return list(tqdm(pool.map(partial(fn, **kw), items), **bar))
     if engine != "dask":
         raise ValueError(f"engine must be one of {', '.join(ENGINES)}, not {engine!r}")
     from contextlib import nullcontext
