@@ -15,7 +15,7 @@ import pandas as pd
 from . import config
 
 EPILOG = """examples:
-  sms-ledger demo                               generate the demo data and ingest it
+  sms-ledger demo                               demo data, ingest, and the demo week's report
   sms-ledger ingest data/raw/*.csv --out data/interim
   sms-ledger ingest export.csv --vendor aliyun  force a vendor layout
   sms-ledger ingest odd.csv --mapping odd.toml  read any other layout via a column mapping
@@ -121,7 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser(
         "demo",
-        help="generate the demo data set and ingest it",
+        help="generate the demo data set, ingest it and write the demo week's report",
         description="Write the seeded demo data set (several vendor formats, with a truth manifest) "
         "into data/raw/demo, ingest it into data/interim, print the summary and write the "
         "demo week's workbook, figures and HTML report into reports/.",
