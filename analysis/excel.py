@@ -78,6 +78,8 @@ def number_format(column: str) -> str | None:
         return "+0.00;-0.00;0.00"
     if column in {"z", "cohens_h"}:
         return "0.00"
+    if column in {"value", "threshold"}:  # a trial criterion's own unit (count, rate, points, p)
+        return "General"
     if column == "p_value":
         return "0.0E+00"
     if column == "unit_price" or column.startswith("cost_per_"):
@@ -480,7 +482,7 @@ def _bool(v):
 
 _PY_FORMATS = {
     "0.00%": "{:.2%}", "#,##0": "{:,.0f}", "0": "{:.0f}", "#,##0.00": "{:,.2f}", "0.0000": "{:.4f}",
-    "#,##0.0": "{:,.1f}", "+0.00;-0.00;0.00": "{:+.2f}", "0.00": "{:.2f}", "0.0E+00": "{:.1e}", "yyyy-mm-dd hh:mm": "{:%Y-%m-%d %H:%M}",
+    "#,##0.0": "{:,.1f}", "+0.00;-0.00;0.00": "{:+.2f}", "0.00": "{:.2f}", "General": "{:.4g}", "0.0E+00": "{:.1e}", "yyyy-mm-dd hh:mm": "{:%Y-%m-%d %H:%M}",
 }
 
 
