@@ -25,17 +25,7 @@ ALPHA = float(stats.norm.sf(3))
 
 
 def drop_alerts(
-    log: pd.DataFrame,
-    *,
-    by: Sequence[str] = ("carrier", "province"),
-    freq: str = "D",
-    baseline: int = 14,
-    min_messages: int = 20,
-    min_baseline: int = 200,
-    alpha: float = ALPHA,
-    cusum_k: float = 0.5,
-    cusum_h: float = 5.0,
-    switch_pp: float = 10.0,
+    log: pd.DataFrame, *, by: Sequence[str] = ("carrier", "province"), freq: str = "D", **options
 ) -> pd.DataFrame:
     """Periods in which a group's arrival dropped below its own baseline.
 
@@ -45,13 +35,16 @@ def drop_alerts(
     by : the groups (any :func:`analysis.arrival_rates` key); ``traffic`` (canary /
         regular) is always added.
     freq : length of a period (``"D"``, ``"h"``, ``"W"`` …).
-    baseline : number of earlier periods pooled into the baseline.
-    min_messages : a period with fewer messages is not tested.
-    min_baseline : nor is one whose baseline holds fewer messages.
-    alpha : one-sided significance of the p-chart (default: the 3-sigma rate).
-    cusum_k, cusum_h : CUSUM allowance and decision limit, in standard errors.
-    switch_pp : a drop of at least this many points advises switching channel; smaller
-        ones advise contacting the vendor.
+    **options : those of :func:`alerts_from_counts`:
+
+        * ``baseline`` (14): number of earlier periods pooled into the baseline;
+        * ``min_messages`` (20): a period with fewer messages is not tested;
+        * ``min_baseline`` (200): nor is one whose baseline holds fewer messages;
+        * ``alpha`` (the 3-sigma rate): one-sided significance of the p-chart;
+        * ``cusum_k``, ``cusum_h`` (0.5, 5): CUSUM allowance and decision limit, in
+          standard errors;
+        * ``switch_pp`` (10): a drop of at least this many points advises switching
+          channel; smaller ones advise contacting the vendor.
 
     Returns
     -------
@@ -75,9 +68,7 @@ def drop_alerts(
       least half ``min_messages`` messages and no drop of its own beyond ``switch_pp`` below
       the group's baseline; missing when none qualifies.
     """
-    return alerts_from_counts(period_counts(log, by=by, freq=freq), by=by, baseline=baseline,
-                              min_messages=min_messages, min_baseline=min_baseline, alpha=alpha, cusum_k=cusum_k,
-                              cusum_h=cusum_h, switch_pp=switch_pp)
+    return alerts_from_counts(period_counts(log, by=by, freq=freq), by=by, **options)
 
 
 def alerts_from_counts(
