@@ -112,3 +112,16 @@ def test_customer_concentration():
     assert out.loc["b", "head_share"] == pytest.approx(950 / 1000) and out.loc["b", "inverted"]
     with pytest.raises(ValueError, match="'volume' column"):
         customer_concentration(pd.DataFrame({"x": [1]}))
+
+
+def test_too_few_numbers_and_rounds_fail():
+    # 5 numbers in the basic test, 2 stress rounds: the criteria the built trial always passes
+    rows = [{"phone": f"+8613900000{i % 5:03d}", "carrier": "China Mobile", "category": "verification",
+             "submit": "2025-06-10 15:00"} for i in range(12)]
+    rows += [{"submit": f"2025-06-10 09:{m:02d}", "category": "marketing"} for m in (0, 1, 30, 31)]
+    log = make_log(rows)
+    log["stage"] = ["basic"] * 12 + ["stress"] * 4
+    sc = trial_scorecard(log).set_index("criterion")
+    assert sc.loc["numbers", "value"] == 5 and not sc.loc["numbers", "passed"]
+    assert sc.loc["rounds", "value"] == 2 and not sc.loc["rounds", "passed"]
+    assert sc.loc["carriers", "note"] == "missing: China Unicom, China Telecom, Virtual"
