@@ -46,7 +46,8 @@ def normalize_phones(raw: pd.Series, *, default_plus: bool = False) -> tuple[pd.
     s = s.str.replace(r"\.0+$", "", regex=True).str.replace(r"[\s\-().]", "", regex=True)
     s = s.str.replace(r"^00", "+", regex=True)
     masked = s.str.contains(r"\*", regex=True).fillna(False)
-    digits_masked = s.str.replace(r"^\+?(86)?(?=1[3-9][0-9*]{9}$)", "", regex=True)
+    # no look-ahead: RE2 (Arrow's regex engine) has none, and pandas would fall back to Python per row
+    digits_masked = s.str.replace(r"^\+?(?:86)?(1[3-9][0-9*]{9})$", r"\1", regex=True)
     out = pd.Series(pd.NA, index=s.index, dtype=STRING)
     # Chinese mobiles with or without a country code
     cn = s.str.fullmatch(rf"(\+?86)?{_CN_MOBILE}").fillna(False) & ~masked
