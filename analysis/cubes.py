@@ -9,8 +9,9 @@ Dask cluster (:mod:`analysis.engine`).
 
 Latency percentiles come from a histogram: one bin per whole second below one hour, then
 bins 1% wide. **Error bound:** p50 and p95 are exact when latencies are whole seconds
-below an hour (what delivery receipts carry); otherwise they are at most 1 second low
-below an hour, and at most 1% low above.
+below an hour (what delivery receipts carry); otherwise each order statistic is at most
+1 second low below an hour and 1% low above, so a percentile (interpolated between two
+of them) is at most max(1 s, 1% of the order statistic above it) low.
 
 Resend chains and event joins are made within a partition: a resend that crosses a
 month boundary, or a reply attributed to a message in another partition, is not linked.
