@@ -21,10 +21,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .cubes import Cubes, merge_cubes, partial_cubes
-from .events import KINDS, _expand, _peek_kind, load_inputs, read_events
-from .measures import iso_weeks
+from .events import _expand, load_inputs, read_event_files, split_inputs, store_accounting
+from .measures import iso_weeks, sends_per_phone
 from .schema import COLUMNS, DEFAULT_TZ, STRING, conform
-from .store import STORE_DIR
 
 ENGINES = ("pandas", "dask")
 
@@ -149,33 +148,16 @@ def ledger_source(
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {', '.join(ENGINES)}, not {engine!r}")
     files = _expand(list(inputs))
-    stores = [f for f in files if f.is_dir()]
-    others = [f for f in files if not f.is_dir()]
-    kinds = {f: _peek_kind(f) for f in others}
-    exports = [f for f in others if kinds[f] is None]
-    if not stores or exports:  # raw exports: read them (and any store) in memory
+    logs, event_files = split_inputs(files)
+    stores = [f for f in logs if f.is_dir()]
+    if not stores or len(stores) < len(logs):  # raw exports: read them (and any store) in memory
         if engine == "dask":
             raise ValueError("--engine dask runs on the ingested Parquet store: run `sms-ledger ingest` first")
         data = load_inputs(files, tz=tz, vendor=vendor, mapping=mapping, progress=progress)
-        log = data.log
-
-        def messages_in_memory(phones_by_week):
-            weeks = iso_weeks(log["submit_time"]).astype(object)
-            out = {}
-            for week, phones in phones_by_week.items():
-                sel = weeks.eq(week).to_numpy(dtype=bool) & log["phone"].isin(phones).to_numpy()
-                out[week] = log.loc[sel, "phone"].astype(object).value_counts()
-            return out
-
-        return Source(cubes=partial_cubes(log), messages=messages_in_memory, bill=data.bill, summary=data.summary,
-                      rejects=data.rejects, files=data.files)
-    loaded = {f: read_events(f, tz=tz) for f in others}
-    joined = {}
-    for f, res in loaded.items():
-        joined.setdefault(kinds[f], []).append(res.log)
-    joined = {k: pd.concat(v, ignore_index=True) for k, v in joined.items()}
-    events = {k: joined.get(k) for k in ("clicks", "replies", "complaints")}
-    events = {k: v for k, v in events.items() if v is not None} or None
+        return Source(cubes=partial_cubes(data.log), messages=lambda phones: sends_per_phone(data.log, phones),
+                      bill=data.bill, summary=data.summary, rejects=data.rejects, files=data.files)
+    joined, read = read_event_files(event_files, tz=tz)
+    events = {k: joined[k] for k in ("clicks", "replies", "complaints") if k in joined} or None
     partitions = [p for s in stores for p in store_partitions(s)]
     if not partitions:
         raise FileNotFoundError(f"{', '.join(map(str, stores))}: the store holds no partitions")
@@ -191,16 +173,8 @@ def ledger_source(
         return {w: counts.xs(w).astype("int64") if w in counts.index.get_level_values(0) else pd.Series(dtype="int64")
                 for w in phones_by_week}
 
-    summary = _store_accounting(stores)
-    summary = pd.concat([summary, *[r.summary for r in loaded.values()]], ignore_index=True)
-    rejects = pd.concat([r.rejects for r in loaded.values()], ignore_index=True) if loaded else \
+    summary = pd.concat([store_accounting(stores), *[r.summary for r in read]], ignore_index=True)
+    rejects = pd.concat([r.rejects for r in read], ignore_index=True) if read else \
         pd.DataFrame(columns=["file", "line", "reason", "record"])
-    bill = joined.get("bill", pd.DataFrame(columns=list(KINDS["bill"])))
+    bill = joined["bill"]
     return Source(cubes=cubes, messages=messages_streamed, bill=bill, summary=summary, rejects=rejects, files=files)
-
-
-def _store_accounting(stores: list[Path]) -> pd.DataFrame:
-    """The ingest's own row accounting, when ``sms-ledger ingest`` wrote it."""
-    found = [s.parent / "ingest-summary.csv" for s in stores if s.name == STORE_DIR]
-    found = [p for p in found if p.exists()]
-    return pd.concat([pd.read_csv(p) for p in found], ignore_index=True) if found else pd.DataFrame()

@@ -295,34 +295,53 @@ def load_inputs(
 
         paths = default_inputs()
     files = _expand(paths)
+    logs, events = split_inputs(files)
+    if not logs:
+        raise LoadError("no send log among the inputs: give exports or the store (data/interim)")
+    result = load_send_log(logs, vendor=vendor, mapping=mapping, tz=tz, progress=progress)
+    summary = result.summary
+    stores = [f for f in logs if f.is_dir()]
+    if stores and len(stores) == len(logs) and len(store_accounting(stores)):
+        summary = store_accounting(stores)
+    joined, read = read_event_files(events, tz=tz)
+    log = attach_events(result.log, clicks=joined.get("clicks"), replies=joined.get("replies"),
+                        complaints=joined.get("complaints"))
+    summary = pd.concat([summary, *[r.summary for r in read]], ignore_index=True)
+    rejects = pd.concat([result.rejects, *[r.rejects for r in read]], ignore_index=True)
+    bill = joined["bill"]
+    if vendors:
+        keep = {str(v).lower() for v in ([vendors] if isinstance(vendors, str) else vendors)}
+        log = log[log["vendor"].astype(str).str.lower().isin(keep).to_numpy()].reset_index(drop=True)
+        bill = bill[bill["vendor"].astype(str).str.lower().isin(keep)].reset_index(drop=True)
+    return Inputs(log=log, bill=bill, summary=summary, rejects=rejects, files=files)
+
+
+def split_inputs(files: list[Path]) -> tuple[list[Path], dict[str, list[Path]]]:
+    """Send-log inputs (exports and stores), and event files by kind (told by headers)."""
     logs, events = [], {}
     for f in files:
         kind = None if f.is_dir() else _peek_kind(f)
         if kind is None:
             logs.append(f)
         else:
-            events.setdefault(kind, []).append(read_events(f, tz=tz))
-    if not logs:
-        raise LoadError("no send log among the inputs: give exports or the store (data/interim)")
-    result = load_send_log(logs, vendor=vendor, mapping=mapping, tz=tz, progress=progress)
-    summary = result.summary
-    stores = [f for f in logs if f.is_dir()]
-    if stores and len(stores) == len(logs):  # the store's own accounting, when ingest wrote it
-        acc = [p.parent / "ingest-summary.csv" for p in stores if (p.parent / "ingest-summary.csv").exists()]
-        if acc:
-            summary = pd.concat([pd.read_csv(a) for a in acc], ignore_index=True)
-    joined = {k: pd.concat([r.log for r in v], ignore_index=True) for k, v in events.items()}
-    log = attach_events(result.log, clicks=joined.get("clicks"), replies=joined.get("replies"),
-                        complaints=joined.get("complaints"))
-    every = [r for v in events.values() for r in v]
-    summary = pd.concat([summary, *[r.summary for r in every]], ignore_index=True)
-    rejects = pd.concat([result.rejects, *[r.rejects for r in every]], ignore_index=True)
-    bill = joined.get("bill", pd.DataFrame(columns=list(KINDS["bill"])))
-    if vendors:
-        keep = {str(v).lower() for v in ([vendors] if isinstance(vendors, str) else vendors)}
-        log = log[log["vendor"].astype(str).str.lower().isin(keep).to_numpy()].reset_index(drop=True)
-        bill = bill[bill["vendor"].astype(str).str.lower().isin(keep)].reset_index(drop=True)
-    return Inputs(log=log, bill=bill, summary=summary, rejects=rejects, files=files)
+            events.setdefault(kind, []).append(f)
+    return logs, events
+
+
+def read_event_files(events: dict[str, list[Path]], *, tz: str = DEFAULT_TZ) -> tuple[dict, list[LoadResult]]:
+    """Read event files by kind; returns each kind's rows stacked (``bill`` always
+    present, empty without a bill) and every file's :class:`LoadResult`."""
+    read = {kind: [read_events(f, tz=tz) for f in paths] for kind, paths in events.items()}
+    joined = {kind: pd.concat([r.log for r in results], ignore_index=True) for kind, results in read.items()}
+    joined.setdefault("bill", pd.DataFrame(columns=list(KINDS["bill"])))
+    return joined, [r for results in read.values() for r in results]
+
+
+def store_accounting(stores: list[Path]) -> pd.DataFrame:
+    """The ingest's own row accounting beside each store, when ``sms-ledger ingest``
+    wrote it (empty otherwise)."""
+    found = [s.parent / "ingest-summary.csv" for s in stores if (s.parent / "ingest-summary.csv").exists()]
+    return pd.concat([pd.read_csv(p) for p in found], ignore_index=True) if found else pd.DataFrame()
 
 
 def _expand(paths) -> list[Path]:

@@ -25,6 +25,7 @@ from .measures import (
     reconcile,
     repeat_candidates,
     repeat_table,
+    sends_per_phone,
     trailing_sum,
     wilson_interval,
 )
@@ -224,9 +225,7 @@ def weekly_ledgers(
     """
     cubes = partial_cubes(log)
     failed = cubes.failed[cubes.failed["week"].eq(week)]
-    phones = repeat_candidates(failed)
-    messages = log.loc[log["phone"].isin(phones) & iso_weeks(log["submit_time"]).eq(week).to_numpy(dtype=bool),
-                       "phone"].astype(object).value_counts()
+    messages = sends_per_phone(log, {week: repeat_candidates(failed)})[week]
     return ledgers_from_cubes(cubes, week, messages=messages, bill=bill, accounting=accounting, prices=prices,
                               modes=modes, inputs=inputs)
 

@@ -399,6 +399,13 @@ def repeat_failures(log: pd.DataFrame, *, min_failures: int = 2) -> pd.DataFrame
     return repeat_table(rows, messages, min_failures=min_failures)
 
 
+def sends_per_phone(log: pd.DataFrame, phones_by_week: dict[str, set]) -> dict[str, pd.Series]:
+    """Messages sent to each given phone in each given ISO week: ``{week: Series}``."""
+    weeks = iso_weeks(log["submit_time"]).astype(object)
+    return {week: log.loc[weeks.eq(week).to_numpy(dtype=bool) & log["phone"].isin(phones).to_numpy(), "phone"]
+            .astype(object).value_counts() for week, phones in phones_by_week.items()}
+
+
 def repeat_candidates(failed_rows: pd.DataFrame, *, min_failures: int = 2) -> set:
     """Phones among ``failed_rows`` with at least ``min_failures`` failures."""
     counts = failed_rows["phone"].value_counts()
