@@ -24,7 +24,8 @@ from dataclasses import dataclass, field, fields
 import numpy as np
 import pandas as pd
 
-from .measures import _per_day, iso_weeks, resend_chains
+from .measures import _per_day, iso_weeks, resend_chains, sum_by
+from .monitor import period_counts
 
 HIST_EXACT = 3600  # whole-second bins below this many seconds
 HIST_RATIO = 1.01  # then bins this much wider each
@@ -138,29 +139,27 @@ def partial_cubes(chunk: pd.DataFrame, *, events: dict | None = None) -> Cubes:
     def frame(**cols) -> dict:
         return cols
 
-    quality = _sum(frame(
+    quality = sum_by(frame(
         week=week, vendor=vendor, carrier=carrier, submitted=1, delivered=ok,
         final=status.ne("pending").to_numpy(dtype=bool, na_value=True), originals=original,
         first_ok=original & ok, any_ok=original & rescued, fast=ok & (latency <= 600),
         complained=flag["complained"], unsubscribed=flag["unsubscribed"]), KEYS["quality"])
     bins = latency_bins(latency)
-    latency_cube = _sum(frame(week=week, vendor=vendor, carrier=carrier, bin=bins, n=1), KEYS["latency"], bins >= 0)
-    traffic = pd.Categorical(np.where(chunk["is_probe"].to_numpy(dtype=bool, na_value=False), "canary", "regular"))
-    daily = _sum(frame(period=t.dt.tz_localize(None).dt.normalize(), vendor=vendor, carrier=carrier,
-                       province=province, traffic=traffic, submitted=1, delivered=ok), KEYS["daily"])
+    latency_cube = sum_by(frame(week=week, vendor=vendor, carrier=carrier, bin=bins, n=1), KEYS["latency"], bins >= 0)
+    daily = period_counts(chunk, by=["carrier", "province"], freq="D")
     code = chunk["error_code"].fillna(chunk["status_code"]).fillna("—").astype("category")
     reason = chunk["failure_reason"].astype(object).fillna("unknown").astype("category")
-    failures = _sum(frame(week=week, carrier=carrier, province=province, failure_reason=reason, code=code,
+    failures = sum_by(frame(week=week, carrier=carrier, province=province, failure_reason=reason, code=code,
                           failed=1), KEYS["failures"], failed)
     blocked = chunk["failure_reason"].eq("content_blocked").to_numpy(dtype=bool, na_value=False)
-    content = _sum(frame(week=week, template_id=template, category=category, hour=t.dt.hour.to_numpy(), sent=1,
+    content = sum_by(frame(week=week, template_id=template, category=category, hour=t.dt.hour.to_numpy(), sent=1,
                          delivered=ok, blocked=blocked, clicks=clicks, opened=ok & flag["clicked"],
                          conversions=ok & flag["converted"]), KEYS["content"])
-    texts = _sum(frame(week=week, template_id=template, category=category, content=chunk["content"], n=1),
+    texts = sum_by(frame(week=week, template_id=template, category=category, content=chunk["content"], n=1),
                  KEYS["texts"], chunk["content"].notna().to_numpy())
-    billing = _sum(frame(vendor=vendor, month=_per_day(t, "%Y-%m"), submitted=1, delivered=ok,
+    billing = sum_by(frame(vendor=vendor, month=_per_day(t, "%Y-%m"), submitted=1, delivered=ok,
                          segments_submitted=seg, segments_delivered=np.where(ok, seg, 0.0)), KEYS["billing"])
-    cost = _sum(frame(week=week, vendor=vendor, carrier=carrier, submitted=1, delivered=ok, segments_submitted=seg,
+    cost = sum_by(frame(week=week, vendor=vendor, carrier=carrier, submitted=1, delivered=ok, segments_submitted=seg,
                       segments_delivered=np.where(ok, seg, 0.0), clicks=clicks), KEYS["cost"])
     failed_rows = pd.DataFrame(frame(week=week, phone=chunk["phone"], carrier=carrier, province=province,
                                      failure_reason=reason, submit_time=t), index=idx)[failed].reset_index(drop=True)
@@ -172,53 +171,6 @@ def partial_cubes(chunk: pd.DataFrame, *, events: dict | None = None) -> Cubes:
 
 def _cat(s: pd.Series) -> pd.Series:
     return s if isinstance(s.dtype, pd.CategoricalDtype) else s.astype("category")
-
-
-def _sum(frame, keys: list[str], rows: np.ndarray | None = None) -> pd.DataFrame:
-    """Sum the value columns per key combination (missing keys form their own group).
-
-    ``frame`` is a DataFrame or a dict of columns (arrays, Series, or scalars repeated),
-    ``rows`` an optional mask. Keys are turned into integer codes, combined into one int64
-    per row and reduced with ``np.unique`` and ``np.bincount``: no per-row Python objects.
-    Text keys come back as plain objects (``None`` where missing); cubes are small.
-    """
-    cols = dict(frame.items()) if isinstance(frame, pd.DataFrame) else dict(frame)
-    n = next(len(v) for v in cols.values() if not np.isscalar(v))
-    cols = {c: np.full(n, v) if np.isscalar(v) else v for c, v in cols.items()}
-    if rows is not None:
-        cols = {c: v[rows] for c, v in cols.items()}
-    values = [c for c in cols if c not in keys]
-    codes, levels = [], []
-    for k in keys:
-        s = cols[k] if isinstance(cols[k], pd.Series) else pd.Series(cols[k])
-        if isinstance(s.dtype, pd.CategoricalDtype):
-            c, lev = s.cat.codes.to_numpy(dtype=np.int64), s.cat.categories
-        else:
-            c, lev = pd.factorize(s, use_na_sentinel=True)
-        codes.append(np.asarray(c, dtype=np.int64) + 1)  # 0 = missing
-        levels.append(pd.Index(lev))
-    sizes = [len(lev) + 1 for lev in levels]
-    if np.prod([float(x) for x in sizes]) < 2**62:
-        rows_left = len(next(iter(cols.values()))) if cols else 0
-        combined = np.ravel_multi_index(codes, sizes) if codes else np.zeros(rows_left, np.int64)
-        uniq, inverse = np.unique(combined, return_inverse=True)
-        parts = np.unravel_index(uniq, sizes) if codes else []
-    else:  # too many combinations for one int64: factorize the rows' code tuples
-        inverse, uniq_rows = pd.MultiIndex.from_arrays(codes).factorize()
-        parts = [uniq_rows.get_level_values(i).to_numpy() for i in range(len(keys))]
-        uniq = np.arange(len(uniq_rows))
-    out = {}
-    for k, lev, part in zip(keys, levels, parts, strict=True):
-        key = pd.Series(lev.take(np.maximum(part - 1, 0)) if len(lev) else np.full(len(part), None, dtype=object))
-        key = key.where(part > 0)
-        if not (pd.api.types.is_numeric_dtype(key.dtype) or pd.api.types.is_datetime64_any_dtype(key.dtype)):
-            key = key.astype(object).where(key.notna(), None)
-        out[k] = key.to_numpy() if not isinstance(key.dtype, pd.DatetimeTZDtype) else key
-    for c in values:
-        v = np.asarray(cols[c])
-        total = np.bincount(inverse, weights=v.astype(np.float64), minlength=len(uniq))
-        out[c] = total.astype(np.int64) if v.dtype.kind in "biu" else total
-    return pd.DataFrame(out, columns=[*keys, *values])
 
 
 def merge_cubes(parts: list[Cubes]) -> Cubes:
@@ -234,6 +186,6 @@ def merge_cubes(parts: list[Cubes]) -> Cubes:
             continue
         frames = [getattr(p, f.name) for p in parts if len(getattr(p, f.name))]
         frame = pd.concat(frames, ignore_index=True) if frames else getattr(parts[0], f.name)
-        merged[f.name] = frame if f.name == "failed" else _sum(frame, KEYS[f.name])
+        merged[f.name] = frame if f.name == "failed" else sum_by(frame, KEYS[f.name])
     events = {k: any(p.events.get(k) for p in parts) for k in parts[0].events}
     return Cubes(**merged, events=events)

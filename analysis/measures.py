@@ -249,6 +249,53 @@ def arrival_rates(
     return _rates(out, by, events={"complained": "complained" in d, "unsubscribed": "unsubscribed" in d})
 
 
+def sum_by(frame, keys: list[str], rows: np.ndarray | None = None) -> pd.DataFrame:
+    """Sum the value columns per key combination (missing keys form their own group).
+
+    ``frame`` is a DataFrame or a dict of columns (arrays, Series, or scalars repeated),
+    ``rows`` an optional mask. Keys are turned into integer codes, combined into one int64
+    per row and reduced with ``np.unique`` and ``np.bincount``: no per-row Python objects.
+    Text keys come back as plain objects (``None`` where missing); cubes are small.
+    """
+    cols = dict(frame.items()) if isinstance(frame, pd.DataFrame) else dict(frame)
+    n = next(len(v) for v in cols.values() if not np.isscalar(v))
+    cols = {c: np.full(n, v) if np.isscalar(v) else v for c, v in cols.items()}
+    if rows is not None:
+        cols = {c: v[rows] for c, v in cols.items()}
+    values = [c for c in cols if c not in keys]
+    codes, levels = [], []
+    for k in keys:
+        s = cols[k] if isinstance(cols[k], pd.Series) else pd.Series(cols[k])
+        if isinstance(s.dtype, pd.CategoricalDtype):
+            c, lev = s.cat.codes.to_numpy(dtype=np.int64), s.cat.categories
+        else:
+            c, lev = pd.factorize(s, use_na_sentinel=True)
+        codes.append(np.asarray(c, dtype=np.int64) + 1)  # 0 = missing
+        levels.append(pd.Index(lev))
+    sizes = [len(lev) + 1 for lev in levels]
+    if np.prod([float(x) for x in sizes]) < 2**62:
+        rows_left = len(next(iter(cols.values()))) if cols else 0
+        combined = np.ravel_multi_index(codes, sizes) if codes else np.zeros(rows_left, np.int64)
+        uniq, inverse = np.unique(combined, return_inverse=True)
+        parts = np.unravel_index(uniq, sizes) if codes else []
+    else:  # too many combinations for one int64: factorize the rows' code tuples
+        inverse, uniq_rows = pd.MultiIndex.from_arrays(codes).factorize()
+        parts = [uniq_rows.get_level_values(i).to_numpy() for i in range(len(keys))]
+        uniq = np.arange(len(uniq_rows))
+    out = {}
+    for k, lev, part in zip(keys, levels, parts, strict=True):
+        key = pd.Series(lev.take(np.maximum(part - 1, 0)) if len(lev) else np.full(len(part), None, dtype=object))
+        key = key.where(part > 0)
+        if not (pd.api.types.is_numeric_dtype(key.dtype) or pd.api.types.is_datetime64_any_dtype(key.dtype)):
+            key = key.astype(object).where(key.notna(), None)
+        out[k] = key.to_numpy() if not isinstance(key.dtype, pd.DatetimeTZDtype) else key
+    for c in values:
+        v = np.asarray(cols[c])
+        total = np.bincount(inverse, weights=v.astype(np.float64), minlength=len(uniq))
+        out[c] = total.astype(np.int64) if v.dtype.kind in "biu" else total
+    return pd.DataFrame(out, columns=[*keys, *values])
+
+
 def _flag(d: pd.DataFrame, col: str) -> np.ndarray:
     if col in d:
         return d[col].to_numpy(dtype=bool, na_value=False)

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .measures import trailing_sum, with_keys
+from .measures import sum_by, trailing_sum, with_keys
 
 #: One-sided false-alarm rate of a 3-sigma limit.
 ALPHA = float(stats.norm.sf(3))
@@ -119,12 +119,11 @@ def period_counts(log: pd.DataFrame, *, by: Sequence[str] = ("carrier", "provinc
     """Submitted and delivered per group, vendor, ``traffic`` (canary / regular) and
     ``period``: the counts alerts are computed from; they add up across partitions."""
     keys = list(dict.fromkeys([*by, "vendor"]))
-    traffic = np.where(log["is_probe"].to_numpy(dtype=bool, na_value=False), "canary", "regular")
-    d = with_keys(log.assign(traffic=traffic), [*keys, "period"], freq=freq)
-    ok = d["status"].astype(object).eq("delivered").to_numpy(dtype=bool)
-    frame = d[[*keys, "traffic", "period"]].astype({k: object for k in keys}).assign(submitted=1, delivered=ok)
-    frame["delivered"] = frame["delivered"].astype("int64")
-    return frame.groupby([*keys, "traffic", "period"], dropna=False, sort=False)[["submitted", "delivered"]].sum().reset_index()
+    traffic = pd.Categorical(np.where(log["is_probe"].to_numpy(dtype=bool, na_value=False), "canary", "regular"))
+    d = with_keys(log, [*keys, "period"], freq=freq)
+    ok = d["status"].eq("delivered").to_numpy(dtype=bool, na_value=False)
+    cols = {**{k: d[k] for k in keys}, "traffic": traffic, "period": d["period"], "submitted": 1, "delivered": ok}
+    return sum_by(cols, [*keys, "traffic", "period"])
 
 
 def period_rates(
