@@ -6,112 +6,69 @@ Analysts import from here only::
     log = read_send_log("data/raw/aliyun-2025-05.csv")
 """
 
-from .enrich import enrich
-from .events import Inputs, attach_events, load_inputs, read_events
-from .excel import ledger_history, read_ledger, styled, write_ledger
-from .ledgers import content_ledger, failure_ledger, quality_ledger, weekly_ledgers
-from .lint import check_send_windows, check_templates
-from .measures import (
-    arrival_rates,
-    billing_reconciliation,
-    effective_cost,
-    failure_reasons,
-    in_week,
-    open_rate_lift,
-    open_rates,
-    peak_variance,
-    peak_windows,
-    repeat_failures,
-    round_spread,
-    wilson_interval,
-    with_rounds,
-)
-from .monitor import drop_alerts
-from .normalize import count_segments, infer_attempts, mask_phones, normalize_phones
-from .plots import (
-    plot_arrival_trend,
-    plot_billing,
-    plot_carrier_province,
-    plot_failure_pareto,
-    plot_hour_weekday,
-    plot_latency_ecdf,
-    plot_open_rate,
-    plot_peak_comparison,
-    plot_rounds,
-    plot_scorecard,
-    save_figure,
-    use_cjk_font,
-)
-from .readers import LoadError, LoadResult, load_send_log, read_send_log
-from .schema import COLUMNS, FAILURE_REASONS, LABELS, STATUSES, label
-from .simulate import simulate, simulate_trial
-from .store import read_store, write_store
-from .trial import customer_concentration, load_trial, plan_trial, trial_scorecard
+from __future__ import annotations
+
+import importlib
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "COLUMNS",
-    "FAILURE_REASONS",
-    "Inputs",
-    "LABELS",
-    "LoadError",
-    "LoadResult",
-    "STATUSES",
-    "__version__",
-    "arrival_rates",
-    "attach_events",
-    "billing_reconciliation",
-    "check_send_windows",
-    "check_templates",
-    "content_ledger",
-    "count_segments",
-    "customer_concentration",
-    "drop_alerts",
-    "effective_cost",
-    "enrich",
-    "failure_ledger",
-    "failure_reasons",
-    "in_week",
-    "infer_attempts",
-    "label",
-    "ledger_history",
-    "load_inputs",
-    "load_send_log",
-    "load_trial",
-    "mask_phones",
-    "normalize_phones",
-    "open_rate_lift",
-    "open_rates",
-    "peak_variance",
-    "peak_windows",
-    "plan_trial",
-    "plot_arrival_trend",
-    "plot_billing",
-    "plot_carrier_province",
-    "plot_failure_pareto",
-    "plot_hour_weekday",
-    "plot_latency_ecdf",
-    "plot_open_rate",
-    "plot_peak_comparison",
-    "plot_rounds",
-    "plot_scorecard",
-    "quality_ledger",
-    "read_events",
-    "read_ledger",
-    "read_send_log",
-    "read_store",
-    "repeat_failures",
-    "round_spread",
-    "save_figure",
-    "simulate",
-    "simulate_trial",
-    "styled",
-    "trial_scorecard",
-    "use_cjk_font",
-    "weekly_ledgers",
-    "wilson_interval",
-    "with_rounds",
-    "write_ledger",
-    "write_store",
-]
+#: Where each public name lives; imported on first use (PEP 562), so ``import analysis``
+#: and the console command load matplotlib, openpyxl or papermill only when needed.
+_MODULES = {
+    "enrich": ["enrich"],
+    "events": ["Inputs", "attach_events", "load_inputs", "read_events"],
+    "excel": ["ledger_history", "read_ledger", "styled", "write_ledger"],
+    "ledgers": ["content_ledger", "failure_ledger", "quality_ledger", "weekly_ledgers"],
+    "lint": ["check_send_windows", "check_templates"],
+    "measures": [
+        "arrival_rates",
+        "billing_reconciliation",
+        "effective_cost",
+        "failure_reasons",
+        "in_week",
+        "open_rate_lift",
+        "open_rates",
+        "peak_variance",
+        "peak_windows",
+        "repeat_failures",
+        "round_spread",
+        "wilson_interval",
+        "with_rounds",
+    ],
+    "monitor": ["drop_alerts"],
+    "normalize": ["count_segments", "infer_attempts", "mask_phones", "normalize_phones"],
+    "plots": [
+        "plot_arrival_trend",
+        "plot_billing",
+        "plot_carrier_province",
+        "plot_failure_pareto",
+        "plot_hour_weekday",
+        "plot_latency_ecdf",
+        "plot_open_rate",
+        "plot_peak_comparison",
+        "plot_rounds",
+        "plot_scorecard",
+        "save_figure",
+        "use_cjk_font",
+    ],
+    "readers": ["LoadError", "LoadResult", "load_send_log", "read_send_log"],
+    "schema": ["COLUMNS", "FAILURE_REASONS", "LABELS", "STATUSES", "label"],
+    "simulate": ["simulate", "simulate_trial"],
+    "store": ["read_store", "write_store"],
+    "trial": ["customer_concentration", "load_trial", "plan_trial", "trial_scorecard"],
+}
+_WHERE = {name: module for module, names in _MODULES.items() for name in names}
+
+__all__ = sorted([*_WHERE, "__version__"])
+
+
+def __getattr__(name: str):
+    if name not in _WHERE:
+        raise AttributeError(f"module 'analysis' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

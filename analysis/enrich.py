@@ -26,8 +26,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import phonenumbers
-from phonenumbers import carrier as pn_carrier
-from phonenumbers import geocoder
 
 from .schema import CARRIERS, PROVINCES, STRING
 
@@ -61,6 +59,10 @@ def cache_dir() -> Path:
 
 def _classify(prefix: str) -> tuple[str | None, str | None, str | None, str | None]:
     """(carrier, province, city, city_zh) of one 7-digit prefix."""
+    # large tables: loaded only to build the prefix cache
+    from phonenumbers import carrier as pn_carrier
+    from phonenumbers import geocoder
+
     number = phonenumbers.parse(prefix + "0000", "CN")
     if not phonenumbers.is_valid_number(number):
         return None, None, None, None

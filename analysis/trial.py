@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import special
 
 from .measures import TARGET, arrival_rates, peak_windows, wilson_interval, with_rounds
 
@@ -45,7 +45,7 @@ def messages_needed(threshold: float = TARGET, *, rate: float = 1.0, confidence:
     """
     if rate <= threshold:
         return math.inf
-    z = float(stats.norm.ppf(0.5 + confidence / 2))
+    z = float(special.ndtri(0.5 + confidence / 2))
     lo, hi = 1, 1
     while _lower(rate, hi, z) < threshold:
         lo, hi = hi, hi * 2
@@ -169,7 +169,7 @@ def trial_scorecard(
     ``rounds``, ``round_spread``, ``latency`` (stress); ``homogeneity`` (scenario);
     ``resend_gap`` (resend).
     """
-    z = float(stats.norm.ppf(0.5 + confidence / 2))
+    z = float(special.ndtri(0.5 + confidence / 2))
     stage = trial_stages(log)
     rows: list[dict] = []
     for vendor, part in log.groupby(log["vendor"].astype(str), sort=True):
@@ -190,12 +190,12 @@ def _rate_row(vendor, stage, criterion, k, n, threshold, z, note) -> dict:
         if n:
             note += f"; lower bound {low:.1%}"
     elif not n:
-        evidence, needed = "too small", messages_needed(threshold, rate=1.0, confidence=2 * stats.norm.cdf(z) - 1)
+        evidence, needed = "too small", messages_needed(threshold, rate=1.0, confidence=2 * special.ndtr(z) - 1)
     elif low >= threshold or high < threshold:
         evidence, needed = "conclusive", np.nan
     else:
         evidence = "too small"
-        needed = messages_needed(threshold, rate=value, confidence=2 * stats.norm.cdf(z) - 1)
+        needed = messages_needed(threshold, rate=value, confidence=2 * special.ndtr(z) - 1)
     if evidence == "too small" and np.isfinite(needed):
         note += f"; lower bound {low:.1%} cannot show {threshold:.0%}: about {int(needed)} messages needed"
     elif evidence == "too small" and n:
@@ -304,6 +304,8 @@ def _homogeneity(table: np.ndarray) -> float:
     table = table[table.sum(axis=1) > 0]
     if (table.sum(axis=0) == 0).any() or len(table) < 2:
         return 1.0
+    from scipy import stats
+
     return float(stats.chi2_contingency(table, correction=False)[1])
 
 
