@@ -61,6 +61,11 @@ _WHERE = {name: module for module, names in _MODULES.items() for name in names}
 
 __all__ = sorted([*_WHERE, "__version__"])
 
+# a function named like its module is bound now: importing the submodule later would
+# otherwise shadow it with the module
+from .enrich import enrich  # noqa: E402, F401
+from .simulate import simulate  # noqa: E402, F401
+
 
 def __getattr__(name: str):
     if name not in _WHERE:

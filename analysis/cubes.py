@@ -26,6 +26,7 @@ import pandas as pd
 
 from .measures import _per_day, iso_weeks, resend_chains, sum_by
 from .monitor import period_counts
+from .schema import STRING
 
 HIST_EXACT = 3600  # whole-second bins below this many seconds
 HIST_RATIO = 1.01  # then bins this much wider each
@@ -118,7 +119,6 @@ def partial_cubes(chunk: pd.DataFrame, *, events: dict | None = None) -> Cubes:
 
         chunk = attach_events(chunk, **{k: v for k, v in events.items() if v is not None})
     t = chunk["submit_time"]
-    idx = chunk.index
     status = chunk["status"]
     ok = status.eq("delivered").to_numpy(dtype=bool, na_value=False)
     failed = status.isin(FAILED).to_numpy(dtype=bool)
@@ -147,10 +147,12 @@ def partial_cubes(chunk: pd.DataFrame, *, events: dict | None = None) -> Cubes:
     bins = latency_bins(latency)
     latency_cube = sum_by(frame(week=week, vendor=vendor, carrier=carrier, bin=bins, n=1), KEYS["latency"], bins >= 0)
     daily = period_counts(chunk, by=["carrier", "province"], freq="D")
-    code = chunk["error_code"].fillna(chunk["status_code"]).fillna("—").astype("category")
-    reason = chunk["failure_reason"].astype(object).fillna("unknown").astype("category")
-    failures = sum_by(frame(week=week, carrier=carrier, province=province, failure_reason=reason, code=code,
-                          failed=1), KEYS["failures"], failed)
+    # the failure keys are made for the failed rows only (a few percent of the partition)
+    gone = chunk[failed]
+    code = gone["error_code"].fillna(gone["status_code"]).fillna("—")
+    reason = gone["failure_reason"].astype(object).fillna("unknown")
+    failures = sum_by(frame(week=week[failed], carrier=carrier[failed], province=province[failed],
+                            failure_reason=reason, code=code, failed=1), KEYS["failures"])
     blocked = chunk["failure_reason"].eq("content_blocked").to_numpy(dtype=bool, na_value=False)
     content = sum_by(frame(week=week, template_id=template, category=category, hour=t.dt.hour.to_numpy(), sent=1,
                          delivered=ok, blocked=blocked, clicks=clicks, opened=ok & flag["clicked"],
@@ -161,9 +163,11 @@ def partial_cubes(chunk: pd.DataFrame, *, events: dict | None = None) -> Cubes:
                          segments_submitted=seg, segments_delivered=np.where(ok, seg, 0.0)), KEYS["billing"])
     cost = sum_by(frame(week=week, vendor=vendor, carrier=carrier, submitted=1, delivered=ok, segments_submitted=seg,
                       segments_delivered=np.where(ok, seg, 0.0), clicks=clicks), KEYS["cost"])
-    failed_rows = pd.DataFrame(frame(week=week, phone=chunk["phone"], carrier=carrier, province=province,
-                                     failure_reason=reason, submit_time=t), index=idx)[failed].reset_index(drop=True)
-    failed_rows = failed_rows.astype({c: object for c in ("week", "phone", "carrier", "province", "failure_reason")})
+    # text as Arrow strings: compact, and partitions concatenate without going to objects
+    failed_rows = pd.DataFrame({
+        "week": week[failed].astype(STRING), "phone": gone["phone"].astype(STRING),
+        "carrier": gone["carrier"].astype(STRING), "province": gone["province"].astype(STRING),
+        "failure_reason": reason.astype(STRING), "submit_time": gone["submit_time"]}).reset_index(drop=True)
     return Cubes(quality=quality, latency=latency_cube, daily=daily, failures=failures, content=content, texts=texts,
                  billing=billing, cost=cost, failed=failed_rows,
                  events={c: c in chunk for c in ("complained", "unsubscribed", "clicked")})

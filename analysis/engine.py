@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -70,7 +71,7 @@ def read_partition(path: str | Path, *, tz: str = DEFAULT_TZ, columns: list[str]
     wanted = [c for c in (columns or COLUMNS) if c in names]
     table = pq.read_table(path, columns=wanted, read_dictionary=[c for c in _DICTIONARY if c in wanted])
     frame = table.to_pandas(types_mapper={pa.string(): STRING, pa.large_string(): STRING}.get)
-    frame["vendor"] = pd.Categorical([vendor] * len(frame)) if len(frame) else pd.Categorical([])
+    frame["vendor"] = pd.Categorical.from_codes(np.zeros(len(frame), dtype=np.int8), categories=[vendor])
     if columns is not None:
         return frame
     return conform(frame, tz=tz)

@@ -29,6 +29,7 @@ TIME_KEYS = ("week", "month", "day", "hour", "weekday", "period")
 FINAL_FAILURES = ("failed", "expired", "rejected", "unknown")
 #: Marker of a total row in a ledger (``合计`` / ``All`` on display).
 ALL = "All"
+DAY_NS = 86_400 * 10**9
 
 
 def wilson_interval(k, n, *, z: float = Z95) -> tuple[np.ndarray, np.ndarray]:
@@ -87,11 +88,25 @@ def in_week(log: pd.DataFrame, week: str) -> pd.DataFrame:
 
 
 def _per_day(times: pd.Series, fmt: str) -> pd.Series:
-    days = times.dt.floor("D")
-    codes, uniques = pd.factorize(days)
-    labels = np.asarray(pd.DatetimeIndex(uniques).strftime(fmt), dtype=object)
-    values = np.where(codes >= 0, labels[np.maximum(codes, 0)] if len(labels) else None, None)
-    return pd.Series(values, index=times.index, dtype="category")
+    """``times`` formatted with ``fmt``, categorical: each distinct local day is formatted
+    once and rows take their label by integer day number (no per-row strings)."""
+    local = times.dt.tz_localize(None) if times.dt.tz is not None else times
+    ns = local.to_numpy(dtype="datetime64[ns]").view(np.int64)
+    valid = ns != np.iinfo(np.int64).min
+    day = ns // DAY_NS
+    if not valid.any():
+        return pd.Series(pd.Categorical.from_codes(np.full(len(ns), -1), categories=[]), index=times.index)
+    lo, hi = day[valid].min(), day[valid].max()
+    if hi - lo < max(len(day), 4096):  # a dense range of days: index by day number
+        days, index = np.arange(lo, hi + 1), day - lo
+    else:
+        days, inverse = np.unique(day[valid], return_inverse=True)
+        index = np.zeros(len(day), dtype=np.int64)
+        index[valid] = inverse
+    labels = pd.DatetimeIndex(days * DAY_NS).strftime(fmt)
+    label_codes, categories = pd.factorize(labels, sort=True)
+    codes = np.where(valid, label_codes[np.where(valid, index, 0)], -1)
+    return pd.Series(pd.Categorical.from_codes(codes, categories=categories), index=times.index)
 
 
 def with_keys(log: pd.DataFrame, by: Sequence[str], *, freq: str | None = None) -> pd.DataFrame:
@@ -160,30 +175,52 @@ def resend_chains(log: pd.DataFrame) -> pd.Series:
     Returns an int64 Series aligned with ``log``: the positional index of the original.
     """
     n = len(log)
-    v, p = _codes(log["vendor"]), _codes(log["phone"])
-    tpl, text = _codes(log["template_id"]), _codes(log["content"])
+    out = np.arange(n, dtype=np.int64)
+    attempt = log["attempt"].to_numpy(dtype="float64", na_value=1)
+    p = _codes(log["phone"]) if (attempt > 1).any() else np.full(n, -1)
+    resent = p[(attempt > 1) & (p >= 0)]
+    if not len(resent):
+        return pd.Series(out, index=log.index, name="chain")
+    # only the phones that were resent to need sorting
+    mark = np.zeros(p.max() + 1, dtype=bool)
+    mark[resent] = True
+    rows = np.flatnonzero((p >= 0) & mark[np.maximum(p, 0)])
+    part = log.iloc[rows]
+    v, p = _codes(part["vendor"]), p[rows]
+    tpl, text = _codes(part["template_id"]), _codes(part["content"])
     k = np.where(tpl >= 0, tpl, np.where(text >= 0, text + tpl.max(initial=0) + 1, -1))
-    t = log["submit_time"].to_numpy(dtype="datetime64[ms]").astype(np.int64)
+    t = part["submit_time"].to_numpy(dtype="datetime64[ms]").astype(np.int64)
     order = np.lexsort((t, k, p, v))
-    attempt = log["attempt"].to_numpy(dtype="float64", na_value=1)[order]
-    new_key = np.ones(n, dtype=bool)
-    if n > 1:
-        vs, ps, ks = v[order], p[order], k[order]
-        same = (vs[1:] == vs[:-1]) & (ps[1:] == ps[:-1]) & (ks[1:] == ks[:-1]) & (ps[1:] >= 0) & (ks[1:] >= 0)
-        new_key[1:] = ~same
-    starts = new_key | (attempt <= 1)
-    chain = order[starts][np.cumsum(starts) - 1]
-    out = np.empty(n, dtype=np.int64)
-    out[order] = chain
+    vs, ps, ks = v[order], p[order], k[order]
+    same = (vs[1:] == vs[:-1]) & (ps[1:] == ps[:-1]) & (ks[1:] == ks[:-1]) & (ks[1:] >= 0)
+    starts = np.concatenate([[True], ~same]) | (attempt[rows][order] <= 1)
+    out[rows[order]] = rows[order[starts][np.cumsum(starts) - 1]]
     return pd.Series(out, index=log.index, name="chain")
 
 
-def _codes(s: pd.Series) -> np.ndarray:
-    """Integer codes of a key column (-1 for missing), without building Python strings."""
+def _codes(s: pd.Series, *, levels: bool = False):
+    """Integer codes of a key column (-1 for missing), and with ``levels`` its distinct
+    values, without building Python strings per row (Arrow text is hashed by pyarrow)."""
     if isinstance(s.dtype, pd.CategoricalDtype):
-        return s.cat.codes.to_numpy(dtype=np.int64)
-    codes, _ = pd.factorize(s, use_na_sentinel=True)
-    return np.asarray(codes, dtype=np.int64)
+        codes, uniques = s.cat.codes.to_numpy(dtype=np.int64), s.cat.categories
+    elif isinstance(s.dtype, pd.StringDtype) and s.dtype.storage == "pyarrow" and len(s):
+        import pyarrow.compute as pc
+
+        encoded = pc.dictionary_encode(pa_array(s))
+        codes = encoded.indices.fill_null(-1).to_numpy().astype(np.int64)
+        uniques = pd.Index(encoded.dictionary.to_pandas(types_mapper=lambda _: s.dtype))
+    else:
+        codes, uniques = pd.factorize(s, use_na_sentinel=True)
+        codes = np.asarray(codes, dtype=np.int64)
+    return (codes, pd.Index(uniques)) if levels else codes
+
+
+def pa_array(s: pd.Series):
+    """The pyarrow array behind an Arrow-backed Series (one chunk)."""
+    import pyarrow as pa
+
+    arr = pa.array(s.array)
+    return arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
 
 
 # --------------------------------------------------------------------------- arrival
@@ -254,34 +291,39 @@ def sum_by(frame, keys: list[str], rows: np.ndarray | None = None) -> pd.DataFra
 
     ``frame`` is a DataFrame or a dict of columns (arrays, Series, or scalars repeated),
     ``rows`` an optional mask. Keys are turned into integer codes, combined into one int64
-    per row and reduced with ``np.unique`` and ``np.bincount``: no per-row Python objects.
+    per row and counted with ``np.bincount`` (into a dense array when the key combinations
+    are few, after ``np.unique`` otherwise): no sort of the rows, no per-row Python objects.
     Text keys come back as plain objects (``None`` where missing); cubes are small.
     """
     cols = dict(frame.items()) if isinstance(frame, pd.DataFrame) else dict(frame)
-    n = next(len(v) for v in cols.values() if not np.isscalar(v))
-    cols = {c: np.full(n, v) if np.isscalar(v) else v for c, v in cols.items()}
     if rows is not None:
-        cols = {c: v[rows] for c, v in cols.items()}
+        cols = {c: v if np.isscalar(v) else v[rows] for c, v in cols.items()}
     values = [c for c in cols if c not in keys]
     codes, levels = [], []
     for k in keys:
-        s = cols[k] if isinstance(cols[k], pd.Series) else pd.Series(cols[k])
-        if isinstance(s.dtype, pd.CategoricalDtype):
-            c, lev = s.cat.codes.to_numpy(dtype=np.int64), s.cat.categories
-        else:
-            c, lev = pd.factorize(s, use_na_sentinel=True)
-        codes.append(np.asarray(c, dtype=np.int64) + 1)  # 0 = missing
-        levels.append(pd.Index(lev))
+        c, lev = _codes(cols[k] if isinstance(cols[k], pd.Series) else pd.Series(cols[k]), levels=True)
+        codes.append(c + 1)  # 0 = missing
+        levels.append(lev)
     sizes = [len(lev) + 1 for lev in levels]
-    if np.prod([float(x) for x in sizes]) < 2**62:
-        rows_left = len(next(iter(cols.values()))) if cols else 0
+    rows_left = next((len(v) for v in cols.values() if not np.isscalar(v)), 0)
+    space = float(np.prod([float(x) for x in sizes]))
+    if space <= max(2 * rows_left, 1 << 16):  # few combinations: count into a dense array, no sort
         combined = np.ravel_multi_index(codes, sizes) if codes else np.zeros(rows_left, np.int64)
-        uniq, inverse = np.unique(combined, return_inverse=True)
-        parts = np.unravel_index(uniq, sizes) if codes else []
-    else:  # too many combinations for one int64: factorize the rows' code tuples
-        inverse, uniq_rows = pd.MultiIndex.from_arrays(codes).factorize()
-        parts = [uniq_rows.get_level_values(i).to_numpy() for i in range(len(keys))]
-        uniq = np.arange(len(uniq_rows))
+        present = np.flatnonzero(np.bincount(combined, minlength=int(space)))
+        parts = np.unravel_index(present, sizes) if codes else []
+
+        def total(w):
+            return np.bincount(combined, weights=w, minlength=int(space))[present]
+    else:
+        if space < 2**62:
+            uniq, inverse = np.unique(np.ravel_multi_index(codes, sizes), return_inverse=True)
+            parts = np.unravel_index(uniq, sizes)
+        else:  # too many combinations for one int64: factorize the rows' code tuples
+            inverse, uniq = pd.MultiIndex.from_arrays(codes).factorize()
+            parts = [uniq.get_level_values(i).to_numpy() for i in range(len(keys))]
+
+        def total(w):
+            return np.bincount(inverse, weights=w, minlength=len(uniq))
     out = {}
     for k, lev, part in zip(keys, levels, parts, strict=True):
         key = pd.Series(lev.take(np.maximum(part - 1, 0)) if len(lev) else np.full(len(part), None, dtype=object))
@@ -289,10 +331,15 @@ def sum_by(frame, keys: list[str], rows: np.ndarray | None = None) -> pd.DataFra
         if not (pd.api.types.is_numeric_dtype(key.dtype) or pd.api.types.is_datetime64_any_dtype(key.dtype)):
             key = key.astype(object).where(key.notna(), None)
         out[k] = key.to_numpy() if not isinstance(key.dtype, pd.DatetimeTZDtype) else key
+    count = total(None)
     for c in values:
-        v = np.asarray(cols[c])
-        total = np.bincount(inverse, weights=v.astype(np.float64), minlength=len(uniq))
-        out[c] = total.astype(np.int64) if v.dtype.kind in "biu" else total
+        v = cols[c]
+        if np.isscalar(v):
+            out[c] = count * v
+            continue
+        v = np.asarray(v)
+        summed = total(v.astype(np.float64))
+        out[c] = summed.astype(np.int64) if v.dtype.kind in "biu" else summed
     return pd.DataFrame(out, columns=[*keys, *values])
 
 

@@ -119,7 +119,8 @@ def period_counts(log: pd.DataFrame, *, by: Sequence[str] = ("carrier", "provinc
     """Submitted and delivered per group, vendor, ``traffic`` (canary / regular) and
     ``period``: the counts alerts are computed from; they add up across partitions."""
     keys = list(dict.fromkeys([*by, "vendor"]))
-    traffic = pd.Categorical(np.where(log["is_probe"].to_numpy(dtype=bool, na_value=False), "canary", "regular"))
+    probe = log["is_probe"].to_numpy(dtype=bool, na_value=False)
+    traffic = pd.Categorical.from_codes(np.where(probe, 0, 1), categories=["canary", "regular"])
     d = with_keys(log, [*keys, "period"], freq=freq)
     ok = d["status"].eq("delivered").to_numpy(dtype=bool, na_value=False)
     cols = {**{k: d[k] for k in keys}, "traffic": traffic, "period": d["period"], "submitted": 1, "delivered": ok}

@@ -302,3 +302,39 @@ def test_trailing_sum_matches_pandas_rolling(rows, window):
     ours = trailing_sum(frame["v"], frame["g"], window)
     theirs = frame.groupby("g")["v"].transform(lambda s: s.shift().rolling(window, min_periods=1).sum())
     np.testing.assert_allclose(ours, theirs.to_numpy(dtype=float))
+
+
+@given(st.lists(st.tuples(st.sampled_from(["a", "b", None]), st.integers(0, 400), st.integers(0, 9)), max_size=60),
+       st.booleans())
+def test_sum_by_matches_pandas_groupby(rows, sparse):
+    """Both reductions (dense counting and np.unique for many key combinations) equal a
+    pandas groupby that keeps missing keys."""
+    from analysis.measures import sum_by
+
+    frame = pd.DataFrame(rows, columns=["k", "n", "v"]).astype({"k": "str"})
+    if sparse:  # a key with more distinct values than rows forces the np.unique path
+        frame["n"] = frame["n"] * 10**9
+    ours = sum_by({"k": frame["k"], "n": frame["n"].to_numpy(), "v": frame["v"].to_numpy(), "one": 1}, ["k", "n"])
+    theirs = frame.groupby(["k", "n"], dropna=False)["v"].agg(["sum", "size"]).reset_index()
+    assert len(ours) == len(theirs)
+    merged = ours.astype({"k": object}).fillna({"k": "-"}).merge(theirs.astype({"k": object}).fillna({"k": "-"}))
+    assert len(merged) == len(theirs)
+    assert (merged["v"] == merged["sum"]).all() and (merged["one"] == merged["size"]).all()
+
+
+@given(st.lists(st.tuples(st.integers(0, 2), st.integers(0, 1), st.integers(0, 20), st.integers(1, 3)),
+                min_size=1, max_size=40))
+def test_resend_chains_match_a_row_by_row_walk(rows):
+    """Each resend links to its closest earlier message (same vendor, phone, template)
+    and through it to the original: checked by walking the rows one by one."""
+    frame = pd.DataFrame(rows, columns=["phone", "template", "minute", "attempt"])
+    log = make_log([{"phone": f"+861380000000{p}", "template_id": f"T{t}", "submit": f"2025-05-06 10:{m:02d}:00",
+                     "attempt": a} for p, t, m, a in rows])
+    chain = resend_chains(log).tolist()
+    order = sorted(range(len(frame)), key=lambda i: (frame["minute"][i], i))
+    expected = {}
+    for i in order:
+        earlier = [j for j in order[: order.index(i)]
+                   if (frame["phone"][j], frame["template"][j]) == (frame["phone"][i], frame["template"][i])]
+        expected[i] = i if frame["attempt"][i] <= 1 or not earlier else expected[earlier[-1]]
+    assert chain == [expected[i] for i in range(len(frame))]
