@@ -183,7 +183,8 @@ def weekly(
     from .ledgers import ledger_tables, ledgers_from_cubes
     from .measures import repeat_candidates
 
-    source = ledger_source(inputs, engine=engine, scheduler=scheduler, progress=True, **load)
+    source = ledger_source(inputs, engine=engine, scheduler=scheduler, progress=True, weeks=[week] if week else None,
+                           **load)
     found = sorted(set(source.cubes.quality["week"].dropna()))
     weeks = [week] if week else found
     failed = source.cubes.failed
@@ -299,6 +300,9 @@ def _print_summary(summary: pd.DataFrame, out: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    import pyarrow as pa
+
+    pa.set_memory_pool(pa.system_memory_pool())  # memory freed between partitions goes back at once
     try:
         if args.command == "ingest":
             summary = ingest(args.raw, args.out, vendor=args.vendor, mapping=args.mapping, tz=args.tz)

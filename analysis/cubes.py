@@ -24,8 +24,17 @@ from dataclasses import dataclass, field, fields
 import numpy as np
 import pandas as pd
 
-from .measures import _per_day, iso_weeks, resend_chains, sum_by
-from .monitor import period_counts
+from .measures import (
+    HOUR_NS,
+    NAT,
+    Coded,
+    day_codes,
+    key_codes,
+    label_days,
+    local_clock,
+    resend_chains,
+    sum_by,
+)
 from .schema import STRING
 
 HIST_EXACT = 3600  # whole-second bins below this many seconds
@@ -108,73 +117,94 @@ def hist_quantiles(hist: pd.DataFrame, keys: list[str], qs=(0.5, 0.95)) -> pd.Da
     return out
 
 
-def partial_cubes(chunk: pd.DataFrame, *, events: dict | None = None) -> Cubes:
+def partial_cubes(chunk: pd.DataFrame, *, events: dict | None = None, weeks=None) -> Cubes:
     """The cubes of one partition of the canonical log.
 
     ``events`` (``clicks``, ``replies``, ``complaints`` frames) are joined to the
     partition first (:func:`analysis.attach_events`) unless it already has their columns.
+    ``weeks``: keep the failed messages (for the repeat-failure list) of these ISO weeks
+    only (default: all).
     """
     if events and not {"clicks", "complained", "unsubscribed"} & set(chunk.columns):
         from .events import attach_events
 
         chunk = attach_events(chunk, **{k: v for k, v in events.items() if v is not None})
+    n = len(chunk)
     t = chunk["submit_time"]
-    status = chunk["status"]
-    ok = status.eq("delivered").to_numpy(dtype=bool, na_value=False)
-    failed = status.isin(FAILED).to_numpy(dtype=bool)
-    latency = (chunk["done_time"] - t).dt.total_seconds().to_numpy(dtype=float, na_value=np.nan)
-    latency = np.where(ok, latency, np.nan)
+    status = key_codes(chunk["status"])
+    ok = status.codes == status.levels.get_indexer(["delivered"])[0]
+    failed = np.isin(status.codes, status.levels.get_indexer(FAILED)[status.levels.get_indexer(FAILED) >= 0])
+    submit = t.to_numpy(dtype="datetime64[ms]")
+    latency = np.where(ok, (chunk["done_time"].to_numpy(dtype="datetime64[ms]") - submit) / np.timedelta64(1, "s"),
+                       np.nan)
     chain = resend_chains(chunk).to_numpy()
-    original = chain == np.arange(len(chunk))
-    rescued = np.zeros(len(chunk), dtype=bool)
+    original = chain == np.arange(n)
+    rescued = np.zeros(n, dtype=bool)
     np.logical_or.at(rescued, chain, ok)
-    seg = chunk["segments"].astype("float64").fillna(1).to_numpy()
-    flag = {c: chunk[c].to_numpy(dtype=bool, na_value=False) if c in chunk else np.zeros(len(chunk), bool)
+    seg = chunk["segments"].to_numpy(dtype="float64", na_value=1.0)
+    flag = {c: chunk[c].to_numpy(dtype=bool, na_value=False) if c in chunk else np.zeros(n, bool)
             for c in ("complained", "unsubscribed", "clicked", "converted")}
-    clicks = chunk["clicks"].to_numpy(dtype=float) if "clicks" in chunk else np.zeros(len(chunk))
-    # group keys stay categorical (integer codes): no Python strings per row
-    week, vendor, carrier, province = iso_weeks(t), _cat(chunk["vendor"]), _cat(chunk["carrier"]), _cat(chunk["province"])
-    template, category = _cat(chunk["template_id"]), _cat(chunk["category"])
+    clicks = chunk["clicks"].to_numpy(dtype=float) if "clicks" in chunk else np.zeros(n)
+    # every key as integer codes, made once: no Python strings per row; a row's week is
+    # its day's week
+    clock = local_clock(t)
+    day, days = day_codes(clock)
+    week = key_codes(pd.Series(label_days(day, days, "%G-W%V")))
+    hour = Coded(np.where(clock == NAT, -1, (clock // HOUR_NS) % 24), pd.RangeIndex(24))
+    key = {c: key_codes(chunk[c]) for c in ("vendor", "carrier", "province", "template_id", "category")}
+    probe = chunk["is_probe"].to_numpy(dtype=bool, na_value=False)
 
-    def frame(**cols) -> dict:
-        return cols
+    # one pass over the rows for everything counted per day, vendor, carrier and province:
+    # the daily, quality, cost and billing cubes are sums of it
+    fine = sum_by(dict(
+        period=Coded(day, days), vendor=key["vendor"], carrier=key["carrier"], province=key["province"],
+        traffic=Coded(np.where(probe, 0, 1), pd.Index(["canary", "regular"])),
+        submitted=1, delivered=ok, final=status.codes != status.levels.get_indexer(["pending"])[0],
+        originals=original, first_ok=original & ok, any_ok=original & rescued, fast=ok & (latency <= 600),
+        complained=flag["complained"], unsubscribed=flag["unsubscribed"], segments_submitted=seg,
+        segments_delivered=np.where(ok, seg, 0.0), clicks=clicks), KEYS["daily"])
+    fine_days = days.get_indexer(fine["period"])
+    fine = fine.assign(week=label_days(fine_days, days, "%G-W%V"), month=label_days(fine_days, days, "%Y-%m"))
+    quality = sum_by(fine[[*KEYS["quality"], *QUALITY_SUMS]], KEYS["quality"])
+    cost = sum_by(fine[[*KEYS["cost"], "submitted", "delivered", "segments_submitted", "segments_delivered",
+                        "clicks"]], KEYS["cost"])
+    billing = sum_by(fine[[*KEYS["billing"], "submitted", "delivered", "segments_submitted", "segments_delivered"]],
+                     KEYS["billing"])
+    daily = fine[[*KEYS["daily"], "submitted", "delivered"]]
 
-    quality = sum_by(frame(
-        week=week, vendor=vendor, carrier=carrier, submitted=1, delivered=ok,
-        final=status.ne("pending").to_numpy(dtype=bool, na_value=True), originals=original,
-        first_ok=original & ok, any_ok=original & rescued, fast=ok & (latency <= 600),
-        complained=flag["complained"], unsubscribed=flag["unsubscribed"]), KEYS["quality"])
     bins = latency_bins(latency)
-    latency_cube = sum_by(frame(week=week, vendor=vendor, carrier=carrier, bin=bins, n=1), KEYS["latency"], bins >= 0)
-    daily = period_counts(chunk, by=["carrier", "province"], freq="D")
-    # the failure keys are made for the failed rows only (a few percent of the partition)
-    gone = chunk[failed]
-    code = gone["error_code"].fillna(gone["status_code"]).fillna("—")
-    reason = gone["failure_reason"].astype(object).fillna("unknown")
-    failures = sum_by(frame(week=week[failed], carrier=carrier[failed], province=province[failed],
-                            failure_reason=reason, code=code, failed=1), KEYS["failures"])
+    latency_cube = sum_by(dict(week=week, vendor=key["vendor"], carrier=key["carrier"],
+                               bin=Coded(bins, pd.RangeIndex(bins.max(initial=0) + 1)), n=1), KEYS["latency"])
+    latency_cube = latency_cube[latency_cube["bin"].notna()].astype({"bin": np.int64})  # undelivered: no bin
     blocked = chunk["failure_reason"].eq("content_blocked").to_numpy(dtype=bool, na_value=False)
-    content = sum_by(frame(week=week, template_id=template, category=category, hour=t.dt.hour.to_numpy(), sent=1,
-                         delivered=ok, blocked=blocked, clicks=clicks, opened=ok & flag["clicked"],
-                         conversions=ok & flag["converted"]), KEYS["content"])
-    texts = sum_by(frame(week=week, template_id=template, category=category, content=chunk["content"], n=1),
-                 KEYS["texts"], chunk["content"].notna().to_numpy())
-    billing = sum_by(frame(vendor=vendor, month=_per_day(t, "%Y-%m"), submitted=1, delivered=ok,
-                         segments_submitted=seg, segments_delivered=np.where(ok, seg, 0.0)), KEYS["billing"])
-    cost = sum_by(frame(week=week, vendor=vendor, carrier=carrier, submitted=1, delivered=ok, segments_submitted=seg,
-                      segments_delivered=np.where(ok, seg, 0.0), clicks=clicks), KEYS["cost"])
+    content = sum_by(dict(week=week, template_id=key["template_id"], category=key["category"], hour=hour, sent=1,
+                          delivered=ok, blocked=blocked, clicks=clicks, opened=ok & flag["clicked"],
+                          conversions=ok & flag["converted"]), KEYS["content"])
+    texts = sum_by(dict(week=week, template_id=key["template_id"], category=key["category"],
+                        content=chunk["content"], n=1), KEYS["texts"], chunk["content"].notna().to_numpy())
+    # the failure keys are made for the failed rows only (a few percent of the partition)
+    def failed_of(column: str, rows: np.ndarray = failed) -> pd.Series:
+        return pd.Series(chunk[column].array[rows])
+
+    code = failed_of("error_code").fillna(failed_of("status_code")).fillna("—")
+    reason = failed_of("failure_reason").astype(object).fillna("unknown")
+    failures = sum_by(dict(week=week.take(failed), carrier=key["carrier"].take(failed),
+                           province=key["province"].take(failed), failure_reason=reason, code=code, failed=1),
+                      KEYS["failures"])
+    listed = failed if weeks is None else failed & np.isin(week.codes, week.levels.get_indexer(list(weeks)))
     # text as Arrow strings: compact, and partitions concatenate without going to objects
     failed_rows = pd.DataFrame({
-        "week": week[failed].astype(STRING), "phone": gone["phone"].astype(STRING),
-        "carrier": gone["carrier"].astype(STRING), "province": gone["province"].astype(STRING),
-        "failure_reason": reason.astype(STRING), "submit_time": gone["submit_time"]}).reset_index(drop=True)
+        "week": week.levels.take(week.codes[listed]).astype(STRING).array,
+        **{c: failed_of(c, listed).astype(STRING) for c in ("phone", "carrier", "province")},
+        "failure_reason": failed_of("failure_reason", listed).astype(object).fillna("unknown").astype(STRING),
+        "submit_time": failed_of("submit_time", listed)})
     return Cubes(quality=quality, latency=latency_cube, daily=daily, failures=failures, content=content, texts=texts,
                  billing=billing, cost=cost, failed=failed_rows,
                  events={c: c in chunk for c in ("complained", "unsubscribed", "clicked")})
 
 
-def _cat(s: pd.Series) -> pd.Series:
-    return s if isinstance(s.dtype, pd.CategoricalDtype) else s.astype("category")
+QUALITY_SUMS = ["submitted", "delivered", "final", "originals", "first_ok", "any_ok", "fast", "complained",
+                "unsubscribed"]
 
 
 def merge_cubes(parts: list[Cubes]) -> Cubes:

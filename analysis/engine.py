@@ -8,11 +8,15 @@ the same numbers; only where the work runs differs.
 
 from __future__ import annotations
 
+import multiprocessing
 import os
+import queue
 import sys
-from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
 
@@ -58,18 +62,21 @@ _DICTIONARY = ["carrier", "province", "city", "country", "template_id", "categor
                "channel"]
 
 
-def read_partition(path: str | Path, *, tz: str = DEFAULT_TZ, columns: list[str] | None = None) -> pd.DataFrame:
+def read_partition(path: str | Path, *, tz: str = DEFAULT_TZ, columns: list[str] | None = None,
+                   filters=None) -> pd.DataFrame:
     """One partition of the store as a canonical log (its vendor from the folder name).
 
     With ``columns``, only those are read, repeated text comes back categorical (read
     dictionary-encoded, no Python strings per row) and the dtypes are not conformed: the
-    fast path the cubes use.
+    fast path the cubes use. ``filters`` are pyarrow row filters.
     """
     path = Path(path)
     vendor = path.parent.parent.name.split("=", 1)[1]
     names = pq.read_schema(path).names
     wanted = [c for c in (columns or COLUMNS) if c in names]
-    table = pq.read_table(path, columns=wanted, read_dictionary=[c for c in _DICTIONARY if c in wanted])
+    # one thread per partition: the partitions themselves run in parallel
+    table = pq.read_table(path, columns=wanted, read_dictionary=[c for c in _DICTIONARY if c in wanted],
+                          filters=filters, use_threads=False)
     frame = table.to_pandas(types_mapper={pa.string(): STRING, pa.large_string(): STRING}.get)
     frame["vendor"] = pd.Categorical.from_codes(np.zeros(len(frame), dtype=np.int8), categories=[vendor])
     if columns is not None:
@@ -77,21 +84,20 @@ def read_partition(path: str | Path, *, tz: str = DEFAULT_TZ, columns: list[str]
     return conform(frame, tz=tz)
 
 
-#: What the cubes read of each partition.
-CUBE_COLUMNS = [c for c in COLUMNS if c not in ("country", "city", "channel", "fee")]
+#: What the cubes read of each partition (and ``message_id`` to join events).
+CUBE_COLUMNS = [c for c in COLUMNS if c not in ("message_id", "country", "city", "channel", "fee")]
 
 
-def _cubes_of(path: Path, events: dict | None, tz: str) -> Cubes:
-    frame = read_partition(path, tz=tz, columns=CUBE_COLUMNS)
+def _cubes_of(path: Path, events: dict | None, tz: str, weeks=None) -> Cubes:
+    frame = read_partition(path, tz=tz, columns=[*CUBE_COLUMNS, "message_id"] if events else CUBE_COLUMNS)
     frame["submit_time"] = frame["submit_time"].dt.tz_convert(tz)
     frame["done_time"] = frame["done_time"].dt.tz_convert(tz)
-    return partial_cubes(frame, events=events)
+    return partial_cubes(frame, events=events, weeks=weeks)
 
 
 def _phones_of(path: Path, phones_by_week: dict[str, set], tz: str) -> pd.DataFrame:
-    frame = read_partition(path, tz=tz, columns=["phone", "submit_time"])
-    wanted = set().union(*phones_by_week.values()) if phones_by_week else set()
-    frame = frame[frame["phone"].isin(wanted)]
+    wanted = sorted(set().union(*phones_by_week.values()))
+    frame = read_partition(path, tz=tz, columns=["phone", "submit_time"], filters=[("phone", "in", wanted)])
     if frame.empty:
         return pd.DataFrame(columns=["week", "phone", "n"])
     t = pd.to_datetime(frame["submit_time"])
@@ -102,18 +108,29 @@ def _phones_of(path: Path, phones_by_week: dict[str, set], tz: str) -> pd.DataFr
     return out[keep]
 
 
-def _run(fn, items: list, *, engine: str, scheduler: str | None, progress: bool, **kw) -> list:
-    """``fn(item, **kw)`` for every item, in this process or on a Dask cluster."""
+#: A store of fewer rows is aggregated in this process: starting workers would cost more.
+POOL_ROWS = 1_000_000
+
+
+def _cpus() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _run(fn, items: list, *, engine: str, scheduler: str | None, progress: bool, workers: int = 1,
+         **kw) -> Iterator:
+    """``fn(item, **kw)`` for every item, yielded in item order: in this process, in this
+    process and ``workers - 1`` more, or on a Dask cluster."""
     if engine == "pandas":
         from tqdm import tqdm
 
-        bar = dict(total=len(items), unit="partition", disable=not (progress and sys.stderr.isatty()))
-        workers = min(2, os.cpu_count() or 1, len(items))
-        if workers < 2:
-            return [fn(item, **kw) for item in tqdm(items, **bar)]
-        # a partition per worker at a time: memory stays bounded by `workers` partitions
-        with ThreadPoolExecutor(workers) as pool:
-            return list(tqdm(pool.map(partial(fn, **kw), items), **bar))
+        with tqdm(total=len(items), unit="partition", disable=not (progress and sys.stderr.isatty())) as bar:
+            if min(workers, len(items)) < 2:
+                for item in items:
+                    yield fn(item, **kw)
+                    bar.update()
+            else:
+                yield from _pooled(fn, items, min(workers, len(items)), kw, bar)
+        return
     if engine != "dask":
         raise ValueError(f"engine must be one of {', '.join(ENGINES)}, not {engine!r}")
     from contextlib import nullcontext
@@ -125,8 +142,63 @@ def _run(fn, items: list, *, engine: str, scheduler: str | None, progress: bool,
     with local as cluster, Client(scheduler or cluster) as client:
         shared = {k: client.scatter(v, broadcast=True) if isinstance(v, (dict, pd.DataFrame)) else v
                   for k, v in kw.items()}
-        futures = client.map(fn, items, **shared, pure=False)
-        return client.gather(futures)
+        for future in client.map(fn, items, **shared, pure=False):
+            yield future.result()
+
+
+def _pooled(fn, items: list, workers: int, kw: dict, bar) -> Iterator:
+    """:func:`_run` on this process and ``workers - 1`` worker processes (the work holds
+    the GIL), each taking the next item when free, so each holds one partition at a time."""
+    slots = [Future() for _ in items]
+    todo: queue.SimpleQueue = queue.SimpleQueue()
+    for i in range(len(items)):
+        todo.put(i)
+    stop = threading.Event()
+
+    def drain(call) -> None:
+        while not stop.is_set():
+            try:
+                i = todo.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                slots[i].set_result(call(items[i]))
+            except BaseException as exc:  # handed to the consumer, in order
+                slots[i].set_exception(exc)
+            bar.update()
+
+    context = multiprocessing.get_context("spawn")  # no fork of a threaded process
+    with ProcessPoolExecutor(workers - 1, mp_context=context, initializer=_share, initargs=(kw,)) as pool, \
+            ThreadPoolExecutor(workers) as threads:
+        threads.submit(drain, partial(fn, **kw))
+        for _ in range(workers - 1):
+            threads.submit(drain, lambda item: pool.submit(_call_shared, fn, item).result())
+        try:
+            for slot in slots:
+                yield slot.result()
+        finally:
+            stop.set()
+
+
+def _months_of(weeks) -> set[str]:
+    """The months (``YYYY-MM``) the ISO weeks touch, a day either side for time zones."""
+    months = set()
+    for week in weeks:
+        monday = datetime.strptime(f"{week}-1", "%G-W%V-%u")
+        months |= {(monday + timedelta(days=d)).strftime("%Y-%m") for d in range(-1, 9)}
+    return months
+
+
+_SHARED: dict = {}
+
+
+def _share(kw: dict) -> None:
+    pa.set_memory_pool(pa.system_memory_pool())  # give freed memory back at once
+    _SHARED.update(kw)
+
+
+def _call_shared(fn, item):
+    return fn(item, **_SHARED)
 
 
 def ledger_source(
@@ -138,13 +210,18 @@ def ledger_source(
     vendor: str | None = None,
     mapping=None,
     progress: bool = False,
+    workers: int | None = None,
+    weeks=None,
 ) -> Source:
     """Read the inputs for the ledgers.
 
     When every send-log input is the Parquet store, the store is streamed partition by
-    partition (``engine="pandas"``) or on Dask (``engine="dask"``; ``scheduler`` is a
-    cluster address, a local cluster by default), with bounded memory. Raw exports are
-    read into memory (:func:`analysis.load_inputs`) and aggregated the same way.
+    partition (``engine="pandas"``: in ``workers`` processes, by default one per CPU for
+    a store of at least :data:`POOL_ROWS` rows and this process for a smaller one) or on
+    Dask (``engine="dask"``; ``scheduler`` is a cluster address, a local cluster by
+    default), with bounded memory. Raw exports are read into memory
+    (:func:`analysis.load_inputs`) and aggregated the same way. ``weeks``: the ISO weeks
+    whose failed messages to keep for the repeat-failure list (default: all).
     """
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {', '.join(ENGINES)}, not {engine!r}")
@@ -155,21 +232,32 @@ def ledger_source(
         if engine == "dask":
             raise ValueError("--engine dask runs on the ingested Parquet store: run `sms-ledger ingest` first")
         data = load_inputs(files, tz=tz, vendor=vendor, mapping=mapping, progress=progress)
-        return Source(cubes=partial_cubes(data.log), messages=lambda phones: sends_per_phone(data.log, phones),
+        return Source(cubes=partial_cubes(data.log, weeks=weeks), messages=lambda phones: sends_per_phone(data.log, phones),
                       bill=data.bill, summary=data.summary, rejects=data.rejects, files=data.files)
     joined, read = read_event_files(event_files, tz=tz)
     events = {k: joined[k] for k in ("clicks", "replies", "complaints") if k in joined} or None
     partitions = [p for s in stores for p in store_partitions(s)]
     if not partitions:
         raise FileNotFoundError(f"{', '.join(map(str, stores))}: the store holds no partitions")
-    cubes = merge_cubes(_run(_cubes_of, partitions, engine=engine, scheduler=scheduler, progress=progress,
-                             events=events, tz=tz))
+    if workers is None:
+        rows = sum(pq.read_metadata(p).num_rows for p in partitions)
+        workers = _cpus() if rows >= POOL_ROWS else 1
+    cubes, batch = None, []
+    for part in _run(_cubes_of, partitions, engine=engine, scheduler=scheduler, progress=progress, workers=workers,
+                     events=events, tz=tz, weeks=weeks):
+        batch.append(part)
+        if len(batch) == 8:  # merged as they come: the partial cubes are not all held at once
+            cubes, batch = merge_cubes([cubes, *batch]), []
+    cubes = merge_cubes([cubes, *batch])
 
     def messages_streamed(phones_by_week):
         if not any(phones_by_week.values()):
             return {w: pd.Series(dtype="int64") for w in phones_by_week}
-        parts = _run(_phones_of, partitions, engine=engine, scheduler=scheduler, progress=False,
-                     phones_by_week=phones_by_week, tz=tz)
+        # a narrow, filtered read of the partitions holding those weeks
+        months = _months_of(phones_by_week)
+        holding = [p for p in partitions if p.parent.name.split("=", 1)[1] in months]
+        parts = list(_run(_phones_of, holding, engine=engine, scheduler=scheduler, progress=False,
+                          phones_by_week=phones_by_week, tz=tz)) or [pd.DataFrame(columns=["week", "phone", "n"])]
         counts = pd.concat(parts, ignore_index=True).groupby(["week", "phone"])["n"].sum()
         return {w: counts.xs(w).astype("int64") if w in counts.index.get_level_values(0) else pd.Series(dtype="int64")
                 for w in phones_by_week}

@@ -16,20 +16,23 @@ Times are local to the log's time zone.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from statistics import NormalDist
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
-from scipy import special
 
 #: The arrival target the ledgers and the trial check against.
 TARGET = 0.98
 #: z for a two-sided 95% interval.
-Z95 = float(special.ndtri(0.975))
+Z95 = NormalDist().inv_cdf(0.975)
 TIME_KEYS = ("week", "month", "day", "hour", "weekday", "period")
 FINAL_FAILURES = ("failed", "expired", "rejected", "unknown")
 #: Marker of a total row in a ledger (``合计`` / ``All`` on display).
 ALL = "All"
 DAY_NS = 86_400 * 10**9
+HOUR_NS = 3_600 * 10**9
+NAT = np.iinfo(np.int64).min
 
 
 def wilson_interval(k, n, *, z: float = Z95) -> tuple[np.ndarray, np.ndarray]:
@@ -62,6 +65,8 @@ def two_proportion_test(k1, n1, k2, n2) -> tuple[np.ndarray, np.ndarray, np.ndar
     Returns ``(z, p_value, cohens_h)``; ``cohens_h`` = 2·asin√p1 − 2·asin√p2 is the effect
     size (0.2 small, 0.5 medium, 0.8 large).
     """
+    from scipy import special
+
     k1, n1, k2, n2 = (np.asarray(x, dtype=float) for x in (k1, n1, k2, n2))
     with np.errstate(invalid="ignore", divide="ignore"):
         p1, p2 = k1 / n1, k2 / n2
@@ -89,24 +94,39 @@ def in_week(log: pd.DataFrame, week: str) -> pd.DataFrame:
 
 def _per_day(times: pd.Series, fmt: str) -> pd.Series:
     """``times`` formatted with ``fmt``, categorical: each distinct local day is formatted
-    once and rows take their label by integer day number (no per-row strings)."""
+    once and rows take their label by day number (no per-row strings)."""
+    return pd.Series(label_days(*day_codes(local_clock(times)), fmt), index=times.index)
+
+
+def local_clock(times: pd.Series) -> np.ndarray:
+    """Local wall-clock time of each timestamp as int64 nanoseconds (``NAT`` where missing)."""
     local = times.dt.tz_localize(None) if times.dt.tz is not None else times
-    ns = local.to_numpy(dtype="datetime64[ns]").view(np.int64)
-    valid = ns != np.iinfo(np.int64).min
-    day = ns // DAY_NS
+    return local.to_numpy(dtype="datetime64[ns]").view(np.int64)
+
+
+def day_codes(clock: np.ndarray) -> tuple[np.ndarray, pd.DatetimeIndex]:
+    """The calendar day of each :func:`local_clock` time: integer codes (-1 where missing)
+    into the sorted distinct days (naive midnights)."""
+    valid = clock != NAT
+    day = clock // DAY_NS
     if not valid.any():
-        return pd.Series(pd.Categorical.from_codes(np.full(len(ns), -1), categories=[]), index=times.index)
+        return np.full(len(clock), -1, dtype=np.int64), pd.DatetimeIndex([])
     lo, hi = day[valid].min(), day[valid].max()
     if hi - lo < max(len(day), 4096):  # a dense range of days: index by day number
-        days, index = np.arange(lo, hi + 1), day - lo
+        days, codes = np.arange(lo, hi + 1), day - lo
     else:
         days, inverse = np.unique(day[valid], return_inverse=True)
-        index = np.zeros(len(day), dtype=np.int64)
-        index[valid] = inverse
-    labels = pd.DatetimeIndex(days * DAY_NS).strftime(fmt)
-    label_codes, categories = pd.factorize(labels, sort=True)
-    codes = np.where(valid, label_codes[np.where(valid, index, 0)], -1)
-    return pd.Series(pd.Categorical.from_codes(codes, categories=categories), index=times.index)
+        codes = np.zeros(len(day), dtype=np.int64)
+        codes[valid] = inverse
+    return np.where(valid, codes, -1), pd.DatetimeIndex(days * DAY_NS)
+
+
+def label_days(codes: np.ndarray, days: pd.DatetimeIndex, fmt: str) -> pd.Categorical:
+    """Rows' day ``codes`` into ``days`` (:func:`day_codes`) as labels formatted with
+    ``fmt``, each day formatted once."""
+    labels, categories = pd.factorize(days.strftime(fmt), sort=True)
+    rows = np.where(codes >= 0, labels[np.maximum(codes, 0)], -1) if len(days) else codes
+    return pd.Categorical.from_codes(rows, categories=categories)
 
 
 def with_keys(log: pd.DataFrame, by: Sequence[str], *, freq: str | None = None) -> pd.DataFrame:
@@ -177,7 +197,7 @@ def resend_chains(log: pd.DataFrame) -> pd.Series:
     n = len(log)
     out = np.arange(n, dtype=np.int64)
     attempt = log["attempt"].to_numpy(dtype="float64", na_value=1)
-    p = _codes(log["phone"]) if (attempt > 1).any() else np.full(n, -1)
+    p = key_codes(log["phone"]).codes if (attempt > 1).any() else np.full(n, -1)
     resent = p[(attempt > 1) & (p >= 0)]
     if not len(resent):
         return pd.Series(out, index=log.index, name="chain")
@@ -186,8 +206,8 @@ def resend_chains(log: pd.DataFrame) -> pd.Series:
     mark[resent] = True
     rows = np.flatnonzero((p >= 0) & mark[np.maximum(p, 0)])
     part = log.iloc[rows]
-    v, p = _codes(part["vendor"]), p[rows]
-    tpl, text = _codes(part["template_id"]), _codes(part["content"])
+    v, p = key_codes(part["vendor"]).codes, p[rows]
+    tpl, text = key_codes(part["template_id"]).codes, key_codes(part["content"]).codes
     k = np.where(tpl >= 0, tpl, np.where(text >= 0, text + tpl.max(initial=0) + 1, -1))
     t = part["submit_time"].to_numpy(dtype="datetime64[ms]").astype(np.int64)
     order = np.lexsort((t, k, p, v))
@@ -198,9 +218,20 @@ def resend_chains(log: pd.DataFrame) -> pd.Series:
     return pd.Series(out, index=log.index, name="chain")
 
 
-def _codes(s: pd.Series, *, levels: bool = False):
-    """Integer codes of a key column (-1 for missing), and with ``levels`` its distinct
-    values, without building Python strings per row (Arrow text is hashed by pyarrow)."""
+class Coded(NamedTuple):
+    """A key column as integer ``codes`` (-1 for missing) into its distinct ``levels``."""
+
+    codes: np.ndarray
+    levels: pd.Index
+
+    def take(self, rows) -> Coded:
+        """The rows selected by a mask or positions."""
+        return Coded(self.codes[rows], self.levels)
+
+
+def key_codes(s: pd.Series) -> Coded:
+    """A key column as :class:`Coded`, without building Python strings per row (Arrow
+    text is hashed by pyarrow)."""
     if isinstance(s.dtype, pd.CategoricalDtype):
         codes, uniques = s.cat.codes.to_numpy(dtype=np.int64), s.cat.categories
     elif isinstance(s.dtype, pd.StringDtype) and s.dtype.storage == "pyarrow" and len(s):
@@ -212,7 +243,7 @@ def _codes(s: pd.Series, *, levels: bool = False):
     else:
         codes, uniques = pd.factorize(s, use_na_sentinel=True)
         codes = np.asarray(codes, dtype=np.int64)
-    return (codes, pd.Index(uniques)) if levels else codes
+    return Coded(codes, pd.Index(uniques))
 
 
 def pa_array(s: pd.Series):
@@ -289,26 +320,33 @@ def arrival_rates(
 def sum_by(frame, keys: list[str], rows: np.ndarray | None = None) -> pd.DataFrame:
     """Sum the value columns per key combination (missing keys form their own group).
 
-    ``frame`` is a DataFrame or a dict of columns (arrays, Series, or scalars repeated),
-    ``rows`` an optional mask. Keys are turned into integer codes, combined into one int64
+    ``frame`` is a DataFrame or a dict of columns (arrays, Series, scalars repeated, or for
+    keys already coded, :class:`Coded`), ``rows`` an optional mask. Keys are turned into integer codes, combined into one int64
     per row and counted with ``np.bincount`` (into a dense array when the key combinations
     are few, after ``np.unique`` otherwise): no sort of the rows, no per-row Python objects.
     Text keys come back as plain objects (``None`` where missing); cubes are small.
     """
     cols = dict(frame.items()) if isinstance(frame, pd.DataFrame) else dict(frame)
     if rows is not None:
-        cols = {c: v if np.isscalar(v) else v[rows] for c, v in cols.items()}
+        cols = {c: v if np.isscalar(v) else v.take(rows) if isinstance(v, Coded) else v[rows]
+                for c, v in cols.items()}
     values = [c for c in cols if c not in keys]
     codes, levels = [], []
     for k in keys:
-        c, lev = _codes(cols[k] if isinstance(cols[k], pd.Series) else pd.Series(cols[k]), levels=True)
-        codes.append(c + 1)  # 0 = missing
+        v = cols[k]
+        c, lev = v if isinstance(v, Coded) else key_codes(v if isinstance(v, pd.Series) else pd.Series(v))
+        codes.append(c)
         levels.append(lev)
-    sizes = [len(lev) + 1 for lev in levels]
-    rows_left = next((len(v) for v in cols.values() if not np.isscalar(v)), 0)
+    sizes = [len(lev) + 1 for lev in levels]  # code 0 = missing
+    rows_left = len(codes[0]) if codes else next((len(v) for v in cols.values() if not np.isscalar(v)), 0)
     space = float(np.prod([float(x) for x in sizes]))
+    combined = np.zeros(rows_left, np.int64)
+    if space < 2**62:
+        for c, size in zip(codes, sizes, strict=True):  # mixed radix, in place
+            combined *= size
+            combined += c
+            combined += 1
     if space <= max(2 * rows_left, 1 << 16):  # few combinations: count into a dense array, no sort
-        combined = np.ravel_multi_index(codes, sizes) if codes else np.zeros(rows_left, np.int64)
         present = np.flatnonzero(np.bincount(combined, minlength=int(space)))
         parts = np.unravel_index(present, sizes) if codes else []
 
@@ -316,21 +354,25 @@ def sum_by(frame, keys: list[str], rows: np.ndarray | None = None) -> pd.DataFra
             return np.bincount(combined, weights=w, minlength=int(space))[present]
     else:
         if space < 2**62:
-            uniq, inverse = np.unique(np.ravel_multi_index(codes, sizes), return_inverse=True)
+            uniq, inverse = np.unique(combined, return_inverse=True)
             parts = np.unravel_index(uniq, sizes)
         else:  # too many combinations for one int64: factorize the rows' code tuples
-            inverse, uniq = pd.MultiIndex.from_arrays(codes).factorize()
+            inverse, uniq = pd.MultiIndex.from_arrays([c + 1 for c in codes]).factorize()
             parts = [uniq.get_level_values(i).to_numpy() for i in range(len(keys))]
 
         def total(w):
             return np.bincount(inverse, weights=w, minlength=len(uniq))
     out = {}
     for k, lev, part in zip(keys, levels, parts, strict=True):
-        key = pd.Series(lev.take(np.maximum(part - 1, 0)) if len(lev) else np.full(len(part), None, dtype=object))
-        key = key.where(part > 0)
-        if not (pd.api.types.is_numeric_dtype(key.dtype) or pd.api.types.is_datetime64_any_dtype(key.dtype)):
-            key = key.astype(object).where(key.notna(), None)
-        out[k] = key.to_numpy() if not isinstance(key.dtype, pd.DatetimeTZDtype) else key
+        missing = part == 0
+        if pd.api.types.is_numeric_dtype(lev.dtype) or pd.api.types.is_datetime64_any_dtype(lev.dtype):
+            key = pd.Series(lev.take(np.maximum(part - 1, 0))) if len(lev) else pd.Series(np.full(len(part), np.nan))
+            key = key.where(~missing) if missing.any() else key
+            out[k] = key if isinstance(key.dtype, pd.DatetimeTZDtype) else key.to_numpy()
+        else:  # text: plain objects, None where missing
+            text = np.asarray(lev, dtype=object)
+            key = text[np.maximum(part - 1, 0)] if len(text) else np.full(len(part), None, dtype=object)
+            out[k] = np.where(missing, None, key) if missing.any() else key
     count = total(None)
     for c in values:
         v = cols[c]
@@ -452,12 +494,16 @@ def failure_table(codes: pd.DataFrame, submitted: pd.DataFrame, *, by: list[str]
     codes = codes[codes["failed"] > 0]
     if codes.empty:
         return pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
-    ranked = codes.sort_values([*keys, "failed", "code"], ascending=[True] * len(keys) + [False, True], kind="stable")
-    ranked = ranked.groupby(keys, dropna=False, sort=False).head(top)
-    ranked = ranked.assign(text=ranked["code"].astype(str) + " ×" + ranked["failed"].astype(str))
-    top_codes = ranked.groupby(keys, dropna=False, sort=False)["text"].agg("; ".join)
-    out = codes.groupby(keys, observed=True, dropna=False)["failed"].sum().reset_index()
-    out = out.merge(top_codes.reset_index(), on=keys, how="left").rename(columns={"text": "top_codes"})
+    ordered = codes.sort_values([*keys, "failed", "code"], ascending=[True] * len(keys) + [False, True], kind="stable")
+    out = ordered.groupby(keys, observed=True, dropna=False, sort=False)["failed"].sum().reset_index()
+    # "code ×n; code ×n" of each group's top codes: groups are contiguous, in the order of `out`
+    ranked = ordered.groupby(keys, dropna=False, sort=False).head(top)
+    group = ranked.groupby(keys, dropna=False, sort=False).ngroup().to_numpy()
+    starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])
+    text = (ranked["code"].astype(str) + " ×" + ranked["failed"].astype(str)).to_numpy(dtype=object)
+    sep = np.full(len(text), "; ", dtype=object)
+    sep[starts] = ""
+    out["top_codes"] = np.add.reduceat(sep + text, starts)
     group_failed = out.groupby(by, dropna=False, observed=True)["failed"].transform("sum") if by else out["failed"].sum()
     out["share"] = out["failed"] / group_failed
     if by:

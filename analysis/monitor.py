@@ -12,15 +12,15 @@ Two detectors run per group (carrier × province by default) and per traffic str
 from __future__ import annotations
 
 from collections.abc import Sequence
+from statistics import NormalDist
 
 import numpy as np
 import pandas as pd
-from scipy import special
 
 from .measures import sum_by, trailing_sum, with_keys
 
 #: One-sided false-alarm rate of a 3-sigma limit.
-ALPHA = float(special.ndtr(-3))
+ALPHA = NormalDist().cdf(-3)
 
 
 
@@ -213,10 +213,14 @@ def _switch_to(alerts: pd.DataFrame, counts: pd.DataFrame, *, by: list[str], min
 
 # scipy.stats.binom's cdf and ppf from scipy.special (scipy.stats takes half a second to import)
 def _binom_cdf(k: np.ndarray, n: np.ndarray, p: np.ndarray) -> np.ndarray:
+    from scipy import special
+
     return special.bdtr(k.astype(np.int64), n.astype(np.int64), p)
 
 
 def _binom_ppf(q: float, n: np.ndarray, p: np.ndarray) -> np.ndarray:
+    from scipy import special
+
     n = n.astype(np.int64)
     k = np.ceil(special.bdtrik(q, n, p))
     below = np.maximum(k - 1, 0)

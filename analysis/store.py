@@ -42,6 +42,9 @@ def write_store(log: pd.DataFrame, root: str | Path) -> Path:
         partitioning=ds.partitioning(pa.schema([("vendor", pa.string()), ("month", pa.string())]), flavor="hive"),
         basename_template="part-{i}.parquet",
         existing_data_behavior="error",
+        # row groups of at least 128k rows: few per partition, read with little overhead
+        min_rows_per_group=1 << 17,
+        max_rows_per_group=1 << 20,
     )
     old = target.with_name(f".{STORE_DIR}.{uuid.uuid4().hex}.old")
     if target.exists():

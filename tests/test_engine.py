@@ -46,6 +46,13 @@ def test_dask_on_a_local_cluster_equals_pandas(store):
         pd.testing.assert_frame_equal(dask_[key], frame, obj=key)
 
 
+def test_worker_processes_equal_this_process(store):
+    one = _ledgers(ledger_source(store, workers=1), "2025-W19")
+    two = _ledgers(ledger_source(store, workers=2), "2025-W19")
+    for key, frame in one.items():
+        pd.testing.assert_frame_equal(two[key], frame, obj=key)
+
+
 def test_streaming_the_store_agrees_with_the_log_in_memory(store, demo_inputs):
     streamed = _ledgers(ledger_source(store), "2025-W19")
     memory = weekly_ledgers(demo_inputs.log, "2025-W19", bill=demo_inputs.bill)
