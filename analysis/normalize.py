@@ -18,6 +18,9 @@ from .schema import STRING
 
 _CN_MOBILE = r"1[3-9]\d{9}"
 _SCI = r"[0-9.]+[eE][+-]?\d+"
+# written out, not \s or \d: pandas runs those through Python's re row by row, these
+# classes run in Arrow's RE2
+_SPACE = " \t\r\n\x0b\x0c\u00a0\u3000"
 
 
 def normalize_phones(raw: pd.Series, *, default_plus: bool = False) -> tuple[pd.Series, pd.Series]:
@@ -43,7 +46,7 @@ def normalize_phones(raw: pd.Series, *, default_plus: bool = False) -> tuple[pd.
     """
     s = raw.astype(STRING).str.strip()
     sci = s.str.fullmatch(_SCI).fillna(False)
-    s = s.str.replace(r"\.0+$", "", regex=True).str.replace(r"[\s\-().]", "", regex=True)
+    s = s.str.replace(r"\.0+$", "", regex=True).str.replace(f"[{_SPACE}\\-().]", "", regex=True)
     s = s.str.replace(r"^00", "+", regex=True)
     masked = s.str.contains(r"\*", regex=True).fillna(False)
     # no look-ahead: RE2 (Arrow's regex engine) has none, and pandas would fall back to Python per row
@@ -83,9 +86,9 @@ def _possible(e164: str) -> bool:
 
 def country_of(phone: pd.Series) -> pd.Series:
     """ISO country code of E.164 numbers (``CN`` for ``+86``), looked up once per code."""
-    cc = phone.str.extract(r"^\+(86|1|7|\d{2,3})", expand=False)
-    out = pd.Series("CN", index=phone.index, dtype=object).where(cc == "86")
-    other = phone[(cc != "86") & phone.notna()]
+    cn = phone.str.startswith("+86").fillna(False).to_numpy(dtype=bool)
+    out = pd.Series("CN", index=phone.index, dtype=object).where(cn)
+    other = phone[~cn & phone.notna().to_numpy()]
     if len(other):
         uniq = other.dropna().unique()
         region = {}
@@ -116,7 +119,7 @@ def mask_phones(phone: pd.Series) -> pd.Series:
 
 # --- timestamps ---------------------------------------------------------------------------
 
-_OFFSET = r"(?:Z|[+-]\d{2}:?\d{2}|\s?UTC|\s?GMT)$"
+_OFFSET = f"(?:Z|[+-][0-9]{{2}}:?[0-9]{{2}}|[{_SPACE}]?UTC|[{_SPACE}]?GMT)$"
 
 
 def parse_times(
@@ -165,7 +168,7 @@ def parse_times(
         has_offset = s.str.contains(_OFFSET, regex=True).fillna(False)
         t = pd.Series(pd.NaT, index=s.index, dtype="datetime64[ms, UTC]")
         if has_offset.any():
-            part = s[has_offset].str.replace(r"\s?(UTC|GMT)$", "+00:00", regex=True)
+            part = s[has_offset].str.replace(f"[{_SPACE}]?(UTC|GMT)$", "+00:00", regex=True)
             t[has_offset] = _to_datetime(part, utc=True)
         naive = ~has_offset & s.notna()
         if naive.any():

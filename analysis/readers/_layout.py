@@ -52,7 +52,7 @@ def col(raw: pd.DataFrame, name: str) -> pd.Series:
         s = raw[name]
         if pd.api.types.is_datetime64_any_dtype(s):
             return s
-        return s.astype(object).where(s.notna()).astype(STRING).str.strip().replace("", pd.NA)
+        return s.astype(STRING).str.strip().replace("", pd.NA)
     return pd.Series(pd.NA, index=raw.index, dtype=STRING)
 
 
