@@ -22,6 +22,8 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
+from .schema import STRING
+
 #: The arrival target the ledgers and the trial check against.
 TARGET = 0.98
 #: z for a two-sided 95% interval.
@@ -197,19 +199,20 @@ def resend_chains(log: pd.DataFrame) -> pd.Series:
     n = len(log)
     out = np.arange(n, dtype=np.int64)
     attempt = log["attempt"].to_numpy(dtype="float64", na_value=1)
-    p = key_codes(log["phone"]).codes if (attempt > 1).any() else np.full(n, -1)
-    resent = p[(attempt > 1) & (p >= 0)]
-    if not len(resent):
+    resent = (attempt > 1) & log["phone"].notna().to_numpy()
+    if not resent.any():
         return pd.Series(out, index=log.index, name="chain")
-    # only the phones that were resent to need sorting
-    mark = np.zeros(p.max() + 1, dtype=bool)
-    mark[resent] = True
-    rows = np.flatnonzero((p >= 0) & mark[np.maximum(p, 0)])
-    part = log.iloc[rows]
-    v, p = key_codes(part["vendor"]).codes, p[rows]
-    tpl, text = key_codes(part["template_id"]).codes, key_codes(part["content"]).codes
+    # only the rows to phones that were resent to need sorting (found by pyarrow's hash set)
+    import pyarrow.compute as pc
+
+    phone = pa_array(log["phone"].astype(STRING))
+    wanted = pc.unique(phone.filter(resent))
+    rows = np.flatnonzero(pc.is_in(phone, value_set=wanted).to_numpy(zero_copy_only=False))
+    v = key_codes(log["vendor"]).codes[rows]
+    p = pc.dictionary_encode(phone.take(rows)).indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    tpl, text = key_codes(log["template_id"]).codes[rows], key_codes(log["content"].iloc[rows]).codes
+    t = log["submit_time"].to_numpy(dtype="datetime64[ms]").astype(np.int64)[rows]
     k = np.where(tpl >= 0, tpl, np.where(text >= 0, text + tpl.max(initial=0) + 1, -1))
-    t = part["submit_time"].to_numpy(dtype="datetime64[ms]").astype(np.int64)
     order = np.lexsort((t, k, p, v))
     vs, ps, ks = v[order], p[order], k[order]
     same = (vs[1:] == vs[:-1]) & (ps[1:] == ps[:-1]) & (ks[1:] == ks[:-1]) & (ks[1:] >= 0)
