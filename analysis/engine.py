@@ -8,16 +8,14 @@ the same numbers; only where the work runs differs.
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
 import os
-import queue
 import sys
-import threading
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from collections.abc import Callable, Iterable
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -117,20 +115,20 @@ def _cpus() -> int:
 
 
 def _run(fn, items: list, *, engine: str, scheduler: str | None, progress: bool, workers: int = 1,
-         **kw) -> Iterator:
-    """``fn(item, **kw)`` for every item, yielded in item order: in this process, in this
-    process and ``workers - 1`` more, or on a Dask cluster."""
+         **kw) -> list:
+    """``fn(item, **kw)`` for every item, in item order: in this process, in this process
+    and ``workers - 1`` more, or on a Dask cluster."""
     if engine == "pandas":
         from tqdm import tqdm
 
         with tqdm(total=len(items), unit="partition", disable=not (progress and sys.stderr.isatty())) as bar:
-            if min(workers, len(items)) < 2:
-                for item in items:
-                    yield fn(item, **kw)
-                    bar.update()
-            else:
-                yield from _pooled(fn, items, min(workers, len(items)), kw, bar)
-        return
+            if min(workers, len(items)) > 1:
+                return _pooled(fn, items, min(workers, len(items)), kw, bar)
+            results = []
+            for item in items:
+                results.append(_trimmed(fn, item, **kw))
+                bar.update()
+            return results
     if engine != "dask":
         raise ValueError(f"engine must be one of {', '.join(ENGINES)}, not {engine!r}")
     from contextlib import nullcontext
@@ -142,42 +140,46 @@ def _run(fn, items: list, *, engine: str, scheduler: str | None, progress: bool,
     with local as cluster, Client(scheduler or cluster) as client:
         shared = {k: client.scatter(v, broadcast=True) if isinstance(v, (dict, pd.DataFrame)) else v
                   for k, v in kw.items()}
-        for future in client.map(fn, items, **shared, pure=False):
-            yield future.result()
+        return client.gather(client.map(fn, items, **shared, pure=False))
 
 
-def _pooled(fn, items: list, workers: int, kw: dict, bar) -> Iterator:
+def _pooled(fn, items: list, workers: int, kw: dict, bar) -> list:
     """:func:`_run` on this process and ``workers - 1`` worker processes (the work holds
-    the GIL), each taking the next item when free, so each holds one partition at a time."""
-    slots = [Future() for _ in items]
-    todo: queue.SimpleQueue = queue.SimpleQueue()
-    for i in range(len(items)):
-        todo.put(i)
-    stop = threading.Event()
-
-    def drain(call) -> None:
-        while not stop.is_set():
-            try:
-                i = todo.get_nowait()
-            except queue.Empty:
-                return
-            try:
-                slots[i].set_result(call(items[i]))
-            except BaseException as exc:  # handed to the consumer, in order
-                slots[i].set_exception(exc)
+    the GIL). Each worker has two partitions queued; this process takes the next one
+    whenever they are fed, so every process holds about one partition at a time."""
+    results: list = [None] * len(items)
+    running: dict = {}  # future -> item index
+    todo = iter(range(len(items)))
+    context = multiprocessing.get_context("spawn")  # a fresh interpreter, not a fork of this one
+    with ProcessPoolExecutor(workers - 1, mp_context=context, initializer=_share, initargs=(kw,)) as pool:
+        for i in todo:
+            while len(running) < 2 * (workers - 1):  # keep the workers fed
+                running[pool.submit(_call_shared, fn, items[i])] = i
+                i = next(todo, None)
+                if i is None:
+                    break
+            if i is not None:
+                results[i] = _trimmed(fn, items[i], **kw)
+                bar.update()
+            for future in [f for f in running if f.done()]:
+                results[running.pop(future)] = future.result()
+                bar.update()
+        for future in as_completed(list(running)):
+            results[running.pop(future)] = future.result()
             bar.update()
+    return results
 
-    context = multiprocessing.get_context("spawn")  # no fork of a threaded process
-    with ProcessPoolExecutor(workers - 1, mp_context=context, initializer=_share, initargs=(kw,)) as pool, \
-            ThreadPoolExecutor(workers) as threads:
-        threads.submit(drain, partial(fn, **kw))
-        for _ in range(workers - 1):
-            threads.submit(drain, lambda item: pool.submit(_call_shared, fn, item).result())
-        try:
-            for slot in slots:
-                yield slot.result()
-        finally:
-            stop.set()
+
+def _trimmed(fn, item, **kw):
+    """``fn(item, **kw)``, then the freed memory given back to the system: glibc keeps
+    freed heap memory otherwise, and the process grows partition after partition
+    (Dask's workers do the same)."""
+    result = fn(item, **kw)
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
+    return result
 
 
 def _months_of(weeks) -> set[str]:
@@ -198,7 +200,7 @@ def _share(kw: dict) -> None:
 
 
 def _call_shared(fn, item):
-    return fn(item, **_SHARED)
+    return _trimmed(fn, item, **_SHARED)
 
 
 def ledger_source(
@@ -242,13 +244,8 @@ def ledger_source(
     if workers is None:
         rows = sum(pq.read_metadata(p).num_rows for p in partitions)
         workers = _cpus() if rows >= POOL_ROWS else 1
-    cubes, batch = None, []
-    for part in _run(_cubes_of, partitions, engine=engine, scheduler=scheduler, progress=progress, workers=workers,
-                     events=events, tz=tz, weeks=weeks):
-        batch.append(part)
-        if len(batch) == 8:  # merged as they come: the partial cubes are not all held at once
-            cubes, batch = merge_cubes([cubes, *batch]), []
-    cubes = merge_cubes([cubes, *batch])
+    cubes = merge_cubes(_run(_cubes_of, partitions, engine=engine, scheduler=scheduler, progress=progress,
+                             workers=workers, events=events, tz=tz, weeks=weeks))
 
     def messages_streamed(phones_by_week):
         if not any(phones_by_week.values()):
@@ -256,8 +253,8 @@ def ledger_source(
         # a narrow, filtered read of the partitions holding those weeks
         months = _months_of(phones_by_week)
         holding = [p for p in partitions if p.parent.name.split("=", 1)[1] in months]
-        parts = list(_run(_phones_of, holding, engine=engine, scheduler=scheduler, progress=False,
-                          phones_by_week=phones_by_week, tz=tz)) or [pd.DataFrame(columns=["week", "phone", "n"])]
+        parts = _run(_phones_of, holding, engine=engine, scheduler=scheduler, progress=False,
+                     phones_by_week=phones_by_week, tz=tz) or [pd.DataFrame(columns=["week", "phone", "n"])]
         counts = pd.concat(parts, ignore_index=True).groupby(["week", "phone"])["n"].sum()
         return {w: counts.xs(w).astype("int64") if w in counts.index.get_level_values(0) else pd.Series(dtype="int64")
                 for w in phones_by_week}
