@@ -1,5 +1,5 @@
 """Where the ledgers are computed: in memory, streaming the Parquet store one partition at
-a time, or on a Dask cluster over the same store.
+a time (in this process and worker processes), or on a Dask cluster over the same store.
 
 Every engine turns each partition (a vendor-month of the store) into
 :class:`analysis.cubes.Cubes` with the same function and merges them, so the engines give

@@ -73,3 +73,16 @@ def test_streaming_the_store_agrees_with_the_log_in_memory(store, demo_inputs):
 def test_dask_needs_the_store(demo):
     with pytest.raises(ValueError, match="runs on the ingested Parquet store"):
         ledger_source([Path(demo["files"]["bills"]).parent], engine="dask")
+
+
+def test_failed_messages_kept_for_the_asked_week_only(store):
+    """The store pass keeps the failed messages of the asked week only; the ledgers of that
+    week are the same."""
+    week = "2025-W19"
+    narrow = ledger_source(store, weeks=[week])
+    assert set(narrow.cubes.failed["week"]) == {week}
+    full = ledger_source(store)
+    assert len(full.cubes.failed) > len(narrow.cubes.failed)
+    a, b = _ledgers(narrow, week), _ledgers(full, week)
+    for key, frame in b.items():
+        pd.testing.assert_frame_equal(a[key], frame, obj=key)

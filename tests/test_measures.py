@@ -338,3 +338,16 @@ def test_resend_chains_match_a_row_by_row_walk(rows):
                    if (frame["phone"][j], frame["template"][j]) == (frame["phone"][i], frame["template"][i])]
         expected[i] = i if frame["attempt"][i] <= 1 or not earlier else expected[earlier[-1]]
     assert chain == [expected[i] for i in range(len(frame))]
+
+
+@given(st.lists(st.one_of(st.none(), st.integers(-2 * 10**9, 4 * 10**9)), min_size=1, max_size=50))
+def test_week_and_month_labels_match_strftime(seconds):
+    """Labels made once per day (dense day range or sparse) equal per-row strftime, NaT kept."""
+    from analysis.measures import _per_day, iso_weeks
+
+    t = pd.Series(pd.to_datetime([None if s is None else s for s in seconds], unit="s", utc=True))
+    t = t.dt.tz_convert("Asia/Shanghai")
+    for ours, fmt in ((iso_weeks(t), "%G-W%V"), (_per_day(t, "%Y-%m"), "%Y-%m")):
+        theirs = t.dt.strftime(fmt)
+        assert ours.astype(object).where(ours.notna(), None).tolist() == \
+            theirs.astype(object).where(theirs.notna(), None).tolist()

@@ -98,3 +98,17 @@ def test_switch_to_the_vendor_that_kept_delivering():
     assert a["vendor"].tolist() == ["a"]
     assert a["advice"].iloc[0] == "switch_channel"
     assert a["switch_to"].iloc[0] == "b" and a["switch_to_arrival"].iloc[0] == pytest.approx(0.95)
+
+
+def test_binomial_tail_and_control_limit_match_scipy_stats():
+    """The p-chart's binomial cdf and lower limit (from scipy.special) equal scipy.stats'."""
+    import numpy as np
+
+    from analysis.monitor import ALPHA, _binom_cdf, _binom_ppf
+
+    rng = np.random.default_rng(3)
+    n = rng.integers(1, 20_000, 5_000).astype(float)
+    p = rng.uniform(0.5, 1.0, 5_000)
+    k = np.floor(rng.random(5_000) * (n + 1))
+    np.testing.assert_allclose(_binom_cdf(k, n, p), stats.binom.cdf(k, n, p), rtol=1e-9, atol=1e-12)
+    np.testing.assert_array_equal(_binom_ppf(ALPHA, n, p), stats.binom.ppf(ALPHA, n, p))
