@@ -378,13 +378,15 @@ def sum_by(frame, keys: list[str], rows: np.ndarray | None = None) -> pd.DataFra
             out[k] = np.where(missing, None, key) if missing.any() else key
     count = total(None)
     for c in values:
-        v = cols[c]
-        if np.isscalar(v):
-            out[c] = count * v
-            continue
-        v = np.asarray(v)
-        summed = total(v.astype(np.float64))
-        out[c] = summed.astype(np.int64) if v.dtype.kind in "biu" else summed
+        v = cols[c] if np.isscalar(cols[c]) else np.asarray(cols[c])
+        if not np.isscalar(v) and len(v) and v.dtype.kind in "biuf" and v[0] == v.min() == v.max():
+            v = v[0]  # a constant column (no clicks, one segment each …): no pass over the rows
+        if np.isscalar(v) or v.ndim == 0:
+            summed = count * v
+        else:
+            summed = total(v.astype(np.float64))
+        kind = np.asarray(cols[c]).dtype.kind
+        out[c] = np.asarray(summed).astype(np.int64) if kind in "biu" else np.asarray(summed, dtype=float)
     return pd.DataFrame(out, columns=[*keys, *values])
 
 
