@@ -145,15 +145,13 @@ def ingest(raw: list[Path], out: Path, *, vendor=None, mapping=None, tz="Asia/Sh
     from .readers import load_send_log
     from .store import store_path, write_store
 
-    inputs = list(raw)
+    # the store's partitions the new rows can touch are read as one more (canonical)
+    # input, so overlaps become duplicates and later receipts complete earlier
+    # submissions; only those partitions are rewritten
     store = store_path(out)
-    existing = store.exists()
-    # the store is read as one more (canonical) input, so overlaps become duplicates
-    # and later receipts complete earlier submissions
-    sources = [store, *inputs] if existing else inputs
-    result = load_send_log(sources, vendor=vendor, mapping=mapping, tz=tz, progress=True)
+    result = load_send_log(list(raw), vendor=vendor, mapping=mapping, tz=tz, progress=True, store=store)
     out.mkdir(parents=True, exist_ok=True)
-    write_store(result.log, out)
+    write_store(result.log, out, replace=result.partitions)
     rejects_path = out / "rejects.csv"
     rejects = result.rejects
     if rejects_path.exists():

@@ -27,6 +27,7 @@ from .cubes import Cubes, merge_cubes, partial_cubes
 from .events import _expand, load_inputs, read_event_files, split_inputs, store_accounting
 from .measures import iso_weeks, sends_per_phone
 from .schema import COLUMNS, DEFAULT_TZ, STRING, conform
+from .store import store_partitions
 
 ENGINES = ("pandas", "dask")
 
@@ -49,11 +50,6 @@ class Source:
     summary: pd.DataFrame
     rejects: pd.DataFrame
     files: list[Path]
-
-
-def store_partitions(store: str | Path) -> list[Path]:
-    """The Parquet files of a store folder (``…/send_log``), in vendor and month order."""
-    return sorted(Path(store).glob("vendor=*/month=*/*.parquet"))
 
 
 _DICTIONARY = ["carrier", "province", "city", "country", "template_id", "category", "status", "failure_reason",

@@ -134,3 +134,39 @@ def test_trial_command(tmp_path, capsys):
     assert (out / "trial-scorecard.png").exists() and (out / "trial-scorecard.svg").exists()
     assert main(["trial", truth["file"], "--out", str(out), "--marketing-hours", "8"]) == 2
     assert "--marketing-hours must look like" in capsys.readouterr().err
+
+
+def _canonical(path, rows):
+    head = "vendor,message_id,phone,template_id,submit_time,done_time,status\n"
+    path.write_text(head + "".join(",".join(r) + "\n" for r in rows))
+    return str(path)
+
+
+def test_ingest_rewrites_only_the_partitions_it_touches(tmp_path):
+    """A month already in the store is neither read nor rewritten by an ingest of another
+    month, a late receipt months later still finds its submission by id, and the store
+    equals the one ingested in one go."""
+    from analysis.store import store_partitions
+
+    jan = _canonical(tmp_path / "jan.csv", [
+        ["tencent", "a1", "13800138000", "T1", "2025-01-10 09:00:00", "", "pending"],
+        ["tencent", "a2", "13800138001", "T1", "2025-01-10 09:00:00", "2025-01-10 09:00:09", "delivered"]])
+    may = _canonical(tmp_path / "may.csv", [
+        ["tencent", "b1", "13800138002", "T1", "2025-05-06 09:00:00", "2025-05-06 09:00:03", "delivered"]])
+    late = tmp_path / "late.csv"  # Tencent's pulled receipt for a1, four months on: no submit time
+    late.write_text("UserReceiveTime,CountryCode,SubscriberNumber,PhoneNumber,SerialNo,ReportStatus,Description\n"
+                    "1746583200,86,13800138000,+8613800138000,a1,FAIL,1015\n")
+    store = tmp_path / "s"
+    assert main(["ingest", jan, "--out", str(store)]) == 0
+    (january,) = store_partitions(store / "send_log")
+    before = january.stat().st_mtime_ns
+    assert main(["ingest", may, "--out", str(store)]) == 0
+    assert january.stat().st_mtime_ns == before  # not rewritten
+    summary = pd.read_csv(store / "ingest-summary.csv")
+    assert (summary.loaded + summary.rejected + summary.duplicates == summary.rows_read).all()
+    assert main(["ingest", str(late), "--out", str(store)]) == 0
+    status = read_store(store).set_index("message_id")["status"].astype(str).to_dict()
+    assert status == {"a1": "failed", "a2": "delivered", "b1": "delivered"}
+    whole = tmp_path / "w"
+    assert main(["ingest", jan, may, str(late), "--out", str(whole)]) == 0
+    pd.testing.assert_frame_equal(read_store(store), read_store(whole))

@@ -16,7 +16,7 @@ one of three places:
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -76,11 +76,14 @@ class LoadResult:
     summary : DataFrame
         One row per file: ``file``, ``layout``, ``vendor``, ``encoding``,
         ``rows_read``, ``loaded``, ``rejected``, ``duplicates``, ``messages``.
+    partitions : list of Path
+        The partitions of ``store`` that were read and merged into ``log``.
     """
 
     log: pd.DataFrame
     rejects: pd.DataFrame
     summary: pd.DataFrame
+    partitions: list[Path] = field(default_factory=list)
 
 
 def detect_layout(headers: Iterable[str], *, vendor: str | None = None) -> Layout:
@@ -156,21 +159,26 @@ def load_send_log(
     tz: str = DEFAULT_TZ,
     resend_window: str = "30min",
     progress: bool = False,
+    store: str | Path | None = None,
 ) -> LoadResult:
     """Like :func:`read_send_log`, returning the rejects and row accounting too.
 
     ``resend_window`` is the window of resend inference (see
     :func:`analysis.normalize.infer_attempts`); ``progress`` shows a bar over files.
+    ``store``: a Parquet store folder (``…/send_log``) to merge with; only its
+    partitions the inputs can touch are read (:func:`analysis.store.partitions_for`),
+    and the result names them (``partitions``).
     """
     paths = [path_or_paths] if isinstance(path_or_paths, str | Path) else list(path_or_paths)
     if not paths:
         raise LoadError("no input files given")
     layout_override = mapping_layout(mapping) if mapping is not None else None
     staged_parts, rejects, infos, raws = [], [], [], []
-    for fileno, path in enumerate(tqdm(paths, desc="reading", unit="file", disable=None if progress else True)):
-        raw = read_raw(path)
+
+    def add(raw: RawFile, layout) -> None:
+        fileno = len(infos)
         try:
-            st, lay = _stage_file(raw, vendor=vendor, layout=layout_override, tz=tz)
+            st, lay = _stage_file(raw, vendor=vendor, layout=layout, tz=tz)
         except LoadError as exc:
             raise LoadError(f"{raw.path}: {exc}") from None
         st["_file"] = fileno
@@ -186,6 +194,17 @@ def load_send_log(
                                 "reason": st.loc[bad, "_reject"].astype(str).to_numpy(),
                                 "record": _records(raw.frame.loc[bad[bad].index])})
             rejects.append(rej)
+
+    for path in tqdm(paths, desc="reading", unit="file", disable=None if progress else True):
+        add(read_raw(path), layout_override)
+    partitions = []
+    if store is not None and Path(store).is_dir():
+        from ..store import partitions_for, read_partitions
+
+        partitions = partitions_for(store, pd.concat(staged_parts, ignore_index=True))
+        if partitions:
+            add(read_partitions(store, partitions), None)
+            staged_parts.insert(0, staged_parts.pop())  # the store's rows come first: the inputs are newer
     staged = pd.concat(staged_parts, ignore_index=True)
     staged["_order"] = np.arange(len(staged))
     log, staged = _assemble(staged, tz=tz, window=resend_window)
@@ -198,7 +217,7 @@ def load_send_log(
                                          "reason": part["_reject"].astype(str).to_numpy(), "record": _records(raw_rows)}))
     rejects_df = _concat_rejects(rejects)
     summary = _summary(staged, infos, rejects_df)
-    return LoadResult(log, rejects_df.drop(columns="_file"), summary)
+    return LoadResult(log, rejects_df.drop(columns="_file"), summary, partitions)
 
 
 def _stage_file(raw: RawFile, *, vendor, layout, tz) -> tuple[pd.DataFrame, Layout]:
