@@ -142,15 +142,17 @@ def partial_cubes(chunk: pd.DataFrame, *, events: dict | None = None, weeks=None
     rescued = np.zeros(n, dtype=bool)
     np.logical_or.at(rescued, chain, ok)
     seg = chunk["segments"].to_numpy(dtype="float64", na_value=1.0)
-    flag = {c: chunk[c].to_numpy(dtype=bool, na_value=False) if c in chunk else np.zeros(n, bool)
+    # without the event files, their counts are a constant zero, not columns of zeros
+    flag = {c: chunk[c].to_numpy(dtype=bool, na_value=False) if c in chunk else False
             for c in ("complained", "unsubscribed", "clicked", "converted")}
-    clicks = chunk["clicks"].to_numpy(dtype=float) if "clicks" in chunk else np.zeros(n)
+    clicks = chunk["clicks"].to_numpy(dtype=float) if "clicks" in chunk else 0.0
     # every key as integer codes, made once: no Python strings per row; a row's week is
     # its day's week
     clock = local_clock(t)
     day, days = day_codes(clock)
     week = key_codes(pd.Series(label_days(day, days, "%G-W%V")))
-    hour = Coded(np.where(clock == NAT, -1, (clock // HOUR_NS) % 24), pd.RangeIndex(24))
+    hour = Coded(np.where(clock == NAT, -1, (clock // HOUR_NS) % 24).astype(np.int8), pd.RangeIndex(24))
+    del clock
     key = {c: key_codes(chunk[c]) for c in ("vendor", "carrier", "province", "template_id", "category")}
     probe = chunk["is_probe"].to_numpy(dtype=bool, na_value=False)
 

@@ -8,7 +8,6 @@ the same numbers; only where the work runs differs.
 
 from __future__ import annotations
 
-import ctypes
 import multiprocessing
 import os
 import sys
@@ -122,7 +121,7 @@ def _run(fn, items: list, *, engine: str, scheduler: str | None, progress: bool,
                 return _pooled(fn, items, min(workers, len(items)), kw, bar)
             results = []
             for item in items:
-                results.append(_trimmed(fn, item, **kw))
+                results.append(fn(item, **kw))
                 bar.update()
             return results
     if engine != "dask":
@@ -155,7 +154,7 @@ def _pooled(fn, items: list, workers: int, kw: dict, bar) -> list:
                 if i is None:
                     break
             if i is not None:
-                results[i] = _trimmed(fn, items[i], **kw)
+                results[i] = fn(items[i], **kw)
                 bar.update()
             for future in [f for f in running if f.done()]:
                 results[running.pop(future)] = future.result()
@@ -164,18 +163,6 @@ def _pooled(fn, items: list, workers: int, kw: dict, bar) -> list:
             results[running.pop(future)] = future.result()
             bar.update()
     return results
-
-
-def _trimmed(fn, item, **kw):
-    """``fn(item, **kw)``, then the freed memory given back to the system: glibc keeps
-    freed heap memory otherwise, and the process grows partition after partition
-    (Dask's workers do the same)."""
-    result = fn(item, **kw)
-    try:
-        ctypes.CDLL(None).malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc
-        pass
-    return result
 
 
 def _months_of(weeks) -> set[str]:
@@ -196,7 +183,7 @@ def _share(kw: dict) -> None:
 
 
 def _call_shared(fn, item):
-    return _trimmed(fn, item, **_SHARED)
+    return fn(item, **_SHARED)
 
 
 def ledger_source(

@@ -236,7 +236,7 @@ def key_codes(s: pd.Series) -> Coded:
     """A key column as :class:`Coded`, without building Python strings per row (Arrow
     text is hashed by pyarrow)."""
     if isinstance(s.dtype, pd.CategoricalDtype):
-        codes, uniques = s.cat.codes.to_numpy(dtype=np.int64), s.cat.categories
+        codes, uniques = s.cat.codes.to_numpy(), s.cat.categories
     elif isinstance(s.dtype, pd.StringDtype) and s.dtype.storage == "pyarrow" and len(s):
         import pyarrow.compute as pc
 
