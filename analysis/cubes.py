@@ -132,8 +132,7 @@ def partial_cubes(chunk: pd.DataFrame, *, events: dict | None = None, weeks=None
     n = len(chunk)
     t = chunk["submit_time"]
     status = key_codes(chunk["status"])
-    ok = status.codes == status.levels.get_indexer(["delivered"])[0]
-    failed = np.isin(status.codes, status.levels.get_indexer(FAILED)[status.levels.get_indexer(FAILED) >= 0])
+    ok, failed = _among(status, ["delivered"]), _among(status, FAILED)
     submit = t.to_numpy(dtype="datetime64[ms]")
     latency = np.where(ok, (chunk["done_time"].to_numpy(dtype="datetime64[ms]") - submit) / np.timedelta64(1, "s"),
                        np.nan)
@@ -161,7 +160,7 @@ def partial_cubes(chunk: pd.DataFrame, *, events: dict | None = None, weeks=None
     fine = sum_by(dict(
         period=Coded(day, days), vendor=key["vendor"], carrier=key["carrier"], province=key["province"],
         traffic=Coded(np.where(probe, 0, 1), pd.Index(["canary", "regular"])),
-        submitted=1, delivered=ok, final=status.codes != status.levels.get_indexer(["pending"])[0],
+        submitted=1, delivered=ok, final=~_among(status, ["pending"]),
         originals=original, first_ok=original & ok, any_ok=original & rescued, fast=ok & (latency <= 600),
         complained=flag["complained"], unsubscribed=flag["unsubscribed"], segments_submitted=seg,
         segments_delivered=np.where(ok, seg, 0.0), clicks=clicks), KEYS["daily"])
@@ -193,7 +192,7 @@ def partial_cubes(chunk: pd.DataFrame, *, events: dict | None = None, weeks=None
     failures = sum_by(dict(week=week.take(failed), carrier=key["carrier"].take(failed),
                            province=key["province"].take(failed), failure_reason=reason, code=code, failed=1),
                       KEYS["failures"])
-    listed = failed if weeks is None else failed & np.isin(week.codes, week.levels.get_indexer(list(weeks)))
+    listed = failed if weeks is None else failed & _among(week, weeks)
     # text as Arrow strings: compact, and partitions concatenate without going to objects
     failed_rows = pd.DataFrame({
         "week": week.levels.take(week.codes[listed]).astype(STRING).array,
@@ -203,6 +202,12 @@ def partial_cubes(chunk: pd.DataFrame, *, events: dict | None = None, weeks=None
     return Cubes(quality=quality, latency=latency_cube, daily=daily, failures=failures, content=content, texts=texts,
                  billing=billing, cost=cost, failed=failed_rows,
                  events={c: c in chunk for c in ("complained", "unsubscribed", "clicked")})
+
+
+def _among(coded: Coded, values) -> np.ndarray:
+    """Rows whose value is one of ``values``."""
+    found = coded.levels.get_indexer(list(values))
+    return np.isin(coded.codes, found[found >= 0])
 
 
 QUALITY_SUMS = ["submitted", "delivered", "final", "originals", "first_ok", "any_ok", "fast", "complained",
