@@ -324,9 +324,10 @@ def sum_by(frame, keys: list[str], rows: np.ndarray | None = None) -> pd.DataFra
     """Sum the value columns per key combination (missing keys form their own group).
 
     ``frame`` is a DataFrame or a dict of columns (arrays, Series, scalars repeated, or for
-    keys already coded, :class:`Coded`), ``rows`` an optional mask. Keys are turned into integer codes, combined into one int64
-    per row and counted with ``np.bincount`` (into a dense array when the key combinations
-    are few, after ``np.unique`` otherwise): no sort of the rows, no per-row Python objects.
+    keys already coded, :class:`Coded`), ``rows`` an optional mask. Keys are turned into
+    integer codes, combined into one int64 per row and counted with ``np.bincount`` (into a
+    dense array when the key combinations are few, after ``np.unique`` otherwise): no sort
+    of the rows, no per-row Python objects. A constant value column is multiplied.
     Text keys come back as plain objects (``None`` where missing); cubes are small.
     """
     cols = dict(frame.items()) if isinstance(frame, pd.DataFrame) else dict(frame)
