@@ -207,6 +207,10 @@ def ledger_source(
     default), with bounded memory. Raw exports are read into memory
     (:func:`analysis.load_inputs`) and aggregated the same way. ``weeks``: the ISO weeks
     whose failed messages to keep for the repeat-failure list (default: all).
+
+    The worker processes are spawned, as with Dask's local cluster: a script that calls
+    this on a large store runs it under ``if __name__ == "__main__":`` (or passes
+    ``workers=1``); notebooks and the console command need nothing.
     """
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {', '.join(ENGINES)}, not {engine!r}")
