@@ -103,6 +103,8 @@ def _phones_of(path: Path, phones_by_week: dict[str, set], tz: str) -> pd.DataFr
 
 #: A store of fewer rows is aggregated in this process: starting workers would cost more.
 POOL_ROWS = 1_000_000
+#: At most this many processes by default: each holds a partition (a few hundred MB).
+MAX_WORKERS = 8
 
 
 def _cpus() -> int:
@@ -201,10 +203,10 @@ def ledger_source(
     """Read the inputs for the ledgers.
 
     When every send-log input is the Parquet store, the store is streamed partition by
-    partition (``engine="pandas"``: in ``workers`` processes, by default one per CPU for
-    a store of at least :data:`POOL_ROWS` rows and this process for a smaller one) or on
-    Dask (``engine="dask"``; ``scheduler`` is a cluster address, a local cluster by
-    default), with bounded memory. Raw exports are read into memory
+    partition (``engine="pandas"``: in ``workers`` processes, by default one per CPU up to
+    :data:`MAX_WORKERS` for a store of at least :data:`POOL_ROWS` rows, and this process
+    for a smaller one) or on Dask (``engine="dask"``; ``scheduler`` is a cluster address,
+    a local cluster by default), with bounded memory. Raw exports are read into memory
     (:func:`analysis.load_inputs`) and aggregated the same way. ``weeks``: the ISO weeks
     whose failed messages to keep for the repeat-failure list (default: all).
 
@@ -230,7 +232,7 @@ def ledger_source(
         raise FileNotFoundError(f"{', '.join(map(str, stores))}: the store holds no partitions")
     if workers is None:
         rows = sum(pq.read_metadata(p).num_rows for p in partitions)
-        workers = _cpus() if rows >= POOL_ROWS else 1
+        workers = min(_cpus(), MAX_WORKERS) if rows >= POOL_ROWS else 1
     cubes = merge_cubes(_run(_cubes_of, partitions, engine=engine, scheduler=scheduler, progress=progress,
                              workers=workers, events=events, tz=tz, weeks=weeks))
 
