@@ -43,8 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
         "ingest",
         help="load raw exports into the Parquet store",
         description="Read platform exports (CSV/XLSX/Parquet/JSON lines/gateway DLR logs, any "
-        "encoding), merge them with the existing store and write the canonical send log as "
-        "Parquet partitioned by vendor and month, plus rejects.csv and ingest-summary.csv. "
+        "encoding), merge them with the store partitions they touch and write the canonical send "
+        "log as Parquet partitioned by vendor and month, plus rejects.csv and ingest-summary.csv. "
         "Running it twice on the same input changes nothing.",
     )
     ingest.add_argument("raw", nargs="+", type=Path, metavar="RAW", help="export files")

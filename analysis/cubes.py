@@ -35,6 +35,7 @@ from .measures import (
     resend_chains,
     sum_by,
 )
+from .monitor import traffic_of
 from .schema import STRING
 
 HIST_EXACT = 3600  # whole-second bins below this many seconds
@@ -153,13 +154,12 @@ def partial_cubes(chunk: pd.DataFrame, *, events: dict | None = None, weeks=None
     hour = Coded(np.where(clock == NAT, -1, (clock // HOUR_NS) % 24).astype(np.int8), pd.RangeIndex(24))
     del clock
     key = {c: key_codes(chunk[c]) for c in ("vendor", "carrier", "province", "template_id", "category")}
-    probe = chunk["is_probe"].to_numpy(dtype=bool, na_value=False)
 
     # one pass over the rows for everything counted per day, vendor, carrier and province:
     # the daily, quality, cost and billing cubes are sums of it
     fine = sum_by(dict(
         period=Coded(day, days), vendor=key["vendor"], carrier=key["carrier"], province=key["province"],
-        traffic=Coded(np.where(probe, 0, 1), pd.Index(["canary", "regular"])),
+        traffic=traffic_of(chunk),
         submitted=1, delivered=ok, final=~_among(status, ["pending"]),
         originals=original, first_ok=original & ok, any_ok=original & rescued, fast=ok & (latency <= 600),
         complained=flag["complained"], unsubscribed=flag["unsubscribed"], segments_submitted=seg,

@@ -26,7 +26,7 @@ from .cubes import Cubes, merge_cubes, partial_cubes
 from .events import _expand, load_inputs, read_event_files, split_inputs, store_accounting
 from .measures import iso_weeks, sends_per_phone
 from .schema import COLUMNS, DEFAULT_TZ, STRING, conform
-from .store import store_partitions
+from .store import partition_key, store_partitions
 
 ENGINES = ("pandas", "dask")
 
@@ -64,7 +64,7 @@ def read_partition(path: str | Path, *, tz: str = DEFAULT_TZ, columns: list[str]
     fast path the cubes use. ``filters`` are pyarrow row filters.
     """
     path = Path(path)
-    vendor = path.parent.parent.name.split("=", 1)[1]
+    vendor, _ = partition_key(path)
     names = pq.read_schema(path).names
     wanted = [c for c in (columns or COLUMNS) if c in names]
     # one thread per partition: the partitions themselves run in parallel
@@ -241,7 +241,7 @@ def ledger_source(
             return {w: pd.Series(dtype="int64") for w in phones_by_week}
         # a narrow, filtered read of the partitions holding those weeks
         months = _months_of(phones_by_week)
-        holding = [p for p in partitions if p.parent.name.split("=", 1)[1] in months]
+        holding = [p for p in partitions if partition_key(p)[1] in months]
         parts = _run(_phones_of, holding, engine=engine, scheduler=scheduler, progress=False,
                      phones_by_week=phones_by_week, tz=tz) or [pd.DataFrame(columns=["week", "phone", "n"])]
         counts = pd.concat(parts, ignore_index=True).groupby(["week", "phone"])["n"].sum()

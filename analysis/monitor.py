@@ -115,12 +115,17 @@ def alerts_from_counts(
     return alerts.sort_values(["period", *keys], kind="stable")[cols].reset_index(drop=True)
 
 
+def traffic_of(log: pd.DataFrame) -> pd.Categorical:
+    """``canary`` for the probe messages (``is_probe``), ``regular`` for the others."""
+    probe = log["is_probe"].to_numpy(dtype=bool, na_value=False)
+    return pd.Categorical.from_codes(np.where(probe, 0, 1), categories=["canary", "regular"])
+
+
 def period_counts(log: pd.DataFrame, *, by: Sequence[str] = ("carrier", "province"), freq: str = "D") -> pd.DataFrame:
     """Submitted and delivered per group, vendor, ``traffic`` (canary / regular) and
     ``period``: the counts alerts are computed from; they add up across partitions."""
     keys = list(dict.fromkeys([*by, "vendor"]))
-    probe = log["is_probe"].to_numpy(dtype=bool, na_value=False)
-    traffic = pd.Categorical.from_codes(np.where(probe, 0, 1), categories=["canary", "regular"])
+    traffic = traffic_of(log)
     d = with_keys(log, [*keys, "period"], freq=freq)
     ok = d["status"].eq("delivered").to_numpy(dtype=bool, na_value=False)
     cols = {**{k: d[k] for k in keys}, "traffic": traffic, "period": d["period"], "submitted": 1, "delivered": ok}

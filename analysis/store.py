@@ -76,8 +76,9 @@ def store_partitions(store: str | Path) -> list[Path]:
     return sorted(Path(store).glob("vendor=*/month=*/*.parquet"))
 
 
-def _key(partition: Path) -> tuple[str, str]:
-    """(vendor, month) of a partition file."""
+def partition_key(partition: str | Path) -> tuple[str, str]:
+    """(vendor, month) of a partition file, from its folders."""
+    partition = Path(partition)
     return partition.parent.parent.name.split("=", 1)[1], partition.parent.name.split("=", 1)[1]
 
 
@@ -93,8 +94,8 @@ def partitions_for(store: str | Path, staged: pd.DataFrame) -> list[Path]:
             for m in times.dt.strftime("%Y-%m").unique():
                 month = pd.Period(m, "M")
                 months |= {str(month - 1), str(month), str(month + 1)}
-    found = [p for p in store_partitions(store) if _key(p)[0] in vendors]
-    chosen = [p for p in found if _key(p)[1] in months]
+    found = [p for p in store_partitions(store) if partition_key(p)[0] in vendors]
+    chosen = [p for p in found if partition_key(p)[1] in months]
     submitted = staged["submit_time"].notna() if "submit_time" in staged else False
     orphans = staged["message_id"].notna() & ~submitted if "message_id" in staged else None
     if orphans is not None and orphans.any():
