@@ -26,6 +26,7 @@ SMPP_STATUS = {
     "UNKNOWN": "unknown",
     "REJECTD": "rejected",
     "ENROUTE": "pending",
+    "FAILED": "failed",  # not an SMPP word, but gateways write it
 }
 
 TWILIO_STATUS = {
@@ -120,7 +121,11 @@ VENDOR_REASONS: dict[str, dict[str, str]] = {
         "-106": "content_blocked",  # carrier keyword block
         "002": "unreachable",  # off, suspended or out of service
     },
-    "aliyun": {},
+    "aliyun": {
+        "-95": "empty_number",  # receipt code of an empty number
+        "GL:0000": "flow_controlled",  # frequency limit
+        "YX:9403": "blacklisted",
+    },
 }
 
 #: Fallback reason by canonical status when no code is known.
@@ -185,7 +190,7 @@ def sns_status(text: pd.Series) -> tuple[pd.Series, pd.Series]:
         ("opted out", "failed", "blacklisted"),
         ("blocked", "failed", "content_blocked"),
         ("invalid", "failed", "empty_number"),
-        ("unreachable|unavailable|not reachable", "failed", "unreachable"),
+        ("unreachable|unavailable|not reachable|attempting to reach phone", "failed", "unreachable"),
         ("expired|ttl", "expired", "expired"),
         ("rate exceeded|throttl", "failed", "flow_controlled"),
         ("pending|queued", "pending", None),

@@ -31,6 +31,7 @@ from .measures import (
     day_codes,
     key_codes,
     label_days,
+    latency_seconds,
     local_clock,
     resend_chains,
     sum_by,
@@ -134,9 +135,7 @@ def partial_cubes(chunk: pd.DataFrame, *, events: dict | None = None, weeks=None
     t = chunk["submit_time"]
     status = key_codes(chunk["status"])
     ok, failed = _among(status, ["delivered"]), _among(status, FAILED)
-    submit = t.to_numpy(dtype="datetime64[ms]")
-    latency = np.where(ok, (chunk["done_time"].to_numpy(dtype="datetime64[ms]") - submit) / np.timedelta64(1, "s"),
-                       np.nan)
+    latency = latency_seconds(chunk)
     chain = resend_chains(chunk).to_numpy()
     original = chain == np.arange(n)
     rescued = np.zeros(n, dtype=bool)

@@ -15,8 +15,7 @@ import numpy as np
 import pandas as pd
 
 from .normalize import normalize_phones, parse_times
-from .readers import LoadError, LoadResult, _records
-from .readers._files import detect_encoding, read_raw
+from .readers import LoadError, LoadResult, detect_encoding, read_raw, records_json
 from .schema import DEFAULT_TZ, STRING
 
 #: Columns of each kind, with the header spellings accepted for them.
@@ -125,7 +124,7 @@ def read_events(path: str | Path, *, tz: str = DEFAULT_TZ) -> LoadResult:
     dup = out.duplicated().to_numpy() & ~bad
     lines = raw.frame["_line"] if "_line" in raw.frame else pd.Series(np.arange(len(frame)) + 2, index=frame.index)
     rejects = pd.DataFrame({"file": str(path), "line": lines[bad].to_numpy(), "reason": reason[bad].to_numpy(),
-                            "record": _records(frame[bad])})
+                            "record": records_json(frame[bad])})
     for line, why, text in raw.bad:
         rejects.loc[len(rejects)] = [str(path), line, why, text]
     log = out[~bad & ~dup].reset_index(drop=True)
@@ -217,10 +216,37 @@ def _match(log: pd.DataFrame, events: pd.DataFrame, time_col: str, window: pd.Ti
         right = log[keys].astype(object).assign(_pos=pos.to_numpy()).drop_duplicates(keys)
         found = left.merge(right, on=keys, how="left")["_pos"]
         hit[has_id] = found.fillna(-1).to_numpy(dtype=np.int64)
+        hit = _match_request(log, pos, events, hit, has_id, keys)
     rest = ~has_id & events["phone"].notna().to_numpy()
     if rest.any():
         keys = ["phone", "template_id"] if "template_id" in events and events.loc[rest, "template_id"].notna().all() else ["phone"]
         hit[rest] = _asof(log, pos, events[rest], time_col, window, keys=keys)
+    return hit
+
+
+def _match_request(log, pos, events, hit, has_id, keys) -> np.ndarray:
+    """Events whose id names a request (Aliyun's OutId, shared by a batch: the message id
+    is ``request#phone-hash``) meet the message of that request and the event's phone,
+    or without a phone the request's only message."""
+    left_over = has_id & (hit < 0)
+    if not left_over.any() or not log["message_id"].astype(STRING).str.contains("#", regex=False).any():
+        return hit
+    request = log["message_id"].astype(STRING).str.split("#", n=1).str[0]
+    right = log[keys].astype(object).assign(message_id=request.astype(object).to_numpy(), _pos=pos.to_numpy(),
+                                            phone=log["phone"].astype(object).to_numpy())
+    ev = events.loc[left_over].reset_index(drop=True)
+    with_phone = ev["phone"].notna().to_numpy() if "phone" in ev else np.zeros(len(ev), bool)
+    found = np.full(len(ev), -1, dtype=np.int64)
+    if with_phone.any():
+        on = [*keys, "phone"]
+        m = ev.loc[with_phone, on].astype(object).merge(right.drop_duplicates(on), on=on, how="left")["_pos"]
+        found[with_phone] = m.fillna(-1).to_numpy(dtype=np.int64)
+    if (~with_phone).any():
+        only = right[~right.duplicated(keys, keep=False)]  # requests with one message
+        m = ev.loc[~with_phone, keys].astype(object).merge(only[[*keys, "_pos"]], on=keys, how="left")["_pos"]
+        found[~with_phone] = m.fillna(-1).to_numpy(dtype=np.int64)
+    hit = hit.copy()
+    hit[left_over] = found
     return hit
 
 

@@ -260,6 +260,28 @@ def pa_array(s: pd.Series):
 # --------------------------------------------------------------------------- arrival
 
 
+def latency_seconds(log: pd.DataFrame) -> np.ndarray:
+    """Seconds from submission to receipt of each delivered message; NaN where unknown:
+    not delivered, no receipt time, a send time that was only the receipt's own
+    (``time_source = receipt``), or a receipt stamped before the submission (minute-
+    resolution SMPP dates)."""
+    submit = log["submit_time"].to_numpy(dtype="datetime64[ms]")
+    done = log["done_time"].to_numpy(dtype="datetime64[ms]")
+    seconds = (done - submit) / np.timedelta64(1, "s")
+    ok = equals(log["status"], "delivered")
+    if "time_source" in log:
+        ok &= ~equals(log["time_source"], "receipt")
+    return np.where(ok & (seconds >= 0), seconds, np.nan)
+
+
+def equals(s: pd.Series, value) -> np.ndarray:
+    """``s == value`` as a bool array, by code for a categorical (no object array)."""
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        where = s.cat.categories.get_indexer([value])[0]
+        return s.cat.codes.to_numpy() == where if where >= 0 else np.zeros(len(s), dtype=bool)
+    return s.eq(value).to_numpy(dtype=bool, na_value=False)
+
+
 def arrival_rates(
     log: pd.DataFrame, *, by: Sequence[str] = ("vendor",), freq: str | None = None
 ) -> pd.DataFrame:
@@ -298,8 +320,7 @@ def arrival_rates(
     d = with_keys(log, by, freq=freq)
     status = d["status"].astype(object)
     ok = status.eq("delivered").to_numpy(dtype=bool)
-    latency = (d["done_time"] - d["submit_time"]).dt.total_seconds().to_numpy(dtype=float, na_value=np.nan)
-    latency = np.where(ok & (latency >= 0), latency, np.nan)
+    latency = latency_seconds(d)
     chain = resend_chains(d).to_numpy()
     original = chain == np.arange(len(d))
     rescued = np.zeros(len(d), dtype=bool)

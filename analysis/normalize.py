@@ -28,8 +28,9 @@ def normalize_phones(raw: pd.Series, *, default_plus: bool = False) -> tuple[pd.
 
     Accepts 11-digit Chinese mobiles, ``+86`` / ``0086`` / ``86`` prefixes, international
     numbers with ``+`` or ``00``, separators (spaces, dashes, dots, brackets) and the
-    ``.0`` a spreadsheet adds to a number. Masked numbers (``138****0000``) stay masked
-    (``+86138****0000``). A number in scientific notation (``1.38001E+10``, what Excel
+    ``.0`` a spreadsheet adds to a number. Masked numbers stay masked, never rejected:
+    ``138****0000`` -> ``+86138****0000``, ``+1XXX5550100`` -> ``+1***5550100``; a mask
+    that hides the country too is kept as written. A number in scientific notation (``1.38001E+10``, what Excel
     shows for a long number) has lost digits and is rejected, never guessed.
 
     Parameters
@@ -48,15 +49,26 @@ def normalize_phones(raw: pd.Series, *, default_plus: bool = False) -> tuple[pd.
     sci = s.str.fullmatch(_SCI).fillna(False)
     s = s.str.replace(r"\.0+$", "", regex=True).str.replace(f"[{_SPACE}\\-().]", "", regex=True)
     s = s.str.replace(r"^00", "+", regex=True)
+    # masks written with X (AWS writes +1XXX5550100, Tencent 13xxxxxxxxx) are masks like *
+    xmask = s.str.fullmatch(r"\+?[0-9Xx*]{4,}").fillna(False) & (s.str.count("[Xx*]").fillna(0) >= 2)
+    s = s.where(~xmask, s.str.replace("[Xx]", "*", regex=True))
     masked = s.str.contains(r"\*", regex=True).fillna(False)
     # no look-ahead: RE2 (Arrow's regex engine) has none, and pandas would fall back to Python per row
-    digits_masked = s.str.replace(r"^\+?(?:86)?(1[3-9][0-9*]{9})$", r"\1", regex=True)
+    digits_masked = s.str.replace(r"^\+?(?:86)?(1[3-9*][0-9*]{9})$", r"\1", regex=True)
     out = pd.Series(pd.NA, index=s.index, dtype=STRING)
     # Chinese mobiles with or without a country code
     cn = s.str.fullmatch(rf"(\+?86)?{_CN_MOBILE}").fillna(False) & ~masked
     out[cn] = "+86" + s[cn].str.slice(-11)
-    cn_masked = masked & digits_masked.str.fullmatch(r"1[3-9][0-9*]{9}").fillna(False)
+    cn_masked = masked & ~s.str.startswith("+").fillna(False) | masked & s.str.startswith("+86").fillna(False)
+    cn_masked = cn_masked & digits_masked.str.fullmatch(r"1[3-9*][0-9*]{9}").fillna(False)
     out[cn_masked] = "+86" + digits_masked[cn_masked]
+    # any other masked number stays masked as written (never rejected: it was a number)
+    other_masked = masked & ~cn_masked
+    bare_masked = other_masked & ~s.str.startswith("+").fillna(False) & s.str.fullmatch("[0-9][0-9*]{5,14}").fillna(False)
+    out[other_masked] = s[other_masked]
+    if default_plus:
+        out[bare_masked] = "+" + s[bare_masked]
+    cn_masked = cn_masked | other_masked
     rest = ~cn & ~cn_masked & s.notna() & ~sci
     intl = rest & s.str.fullmatch(r"\+\d{7,15}").fillna(False)
     if default_plus:

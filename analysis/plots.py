@@ -381,10 +381,10 @@ def plot_latency_ecdf(log: pd.DataFrame, *, by: str = "vendor", lang: str = "zh"
     """Empirical distribution of delivered messages' latency per group, log scale, with
     the 10-minute line."""
     ax = _ax(ax)
-    ok = log["status"].astype(object).eq("delivered").to_numpy(dtype=bool)
-    d = log[ok]
-    seconds = (d["done_time"] - d["submit_time"]).dt.total_seconds()
-    for key, s in seconds.groupby(d[by].astype(object), sort=True):
+    from .measures import latency_seconds
+
+    seconds = pd.Series(latency_seconds(log), index=log.index)
+    for key, s in seconds.groupby(log[by].astype(object), sort=True):
         v = np.sort(s.dropna().clip(lower=0.5).to_numpy())
         if len(v):
             ax.step(v, np.arange(1, len(v) + 1) / len(v), where="post", color=color_of(key),

@@ -30,6 +30,11 @@ FAILURE_REASONS = [
 
 CATEGORIES = ["verification", "notification", "marketing"]
 
+#: Where ``submit_time`` comes from, best first: the platform's submission record, the
+#: submit date a receipt states (SMPP ``submit date``, SNS ``timestamp``), or the
+#: receipt's own time standing in for an unknown send time (latency unknown).
+TIME_SOURCES = ["submission", "receipt_submit", "receipt"]
+
 STRING = pd.StringDtype("pyarrow")
 
 
@@ -55,6 +60,7 @@ COLUMNS: dict[str, object] = {
     "segments": "Int16",
     "submit_time": None,
     "done_time": None,
+    "time_source": pd.CategoricalDtype(TIME_SOURCES),
     "status": pd.CategoricalDtype(STATUSES),
     "status_code": STRING,
     "error_code": STRING,
@@ -62,6 +68,7 @@ COLUMNS: dict[str, object] = {
     "attempt": "Int16",
     "is_probe": "bool",
     "fee": "float64",
+    "currency": "category",
 }
 
 #: Display labels of every column and vocabulary value: ``LABELS[lang][key]``.
@@ -88,6 +95,11 @@ LABELS: dict[str, dict[str, str]] = {
         "attempt": "发送次数",
         "is_probe": "探针",
         "fee": "费用",
+        "currency": "币种",
+        "time_source": "发送时间来源",
+        "submission": "提交记录",
+        "receipt_submit": "回执所载提交时间",
+        "receipt": "回执时间(无提交记录)",
         # statuses
         "delivered": "成功",
         "failed": "失败",
@@ -129,6 +141,11 @@ LABELS: dict[str, dict[str, str]] = {
         "attempt": "Attempt",
         "is_probe": "Probe",
         "fee": "Fee",
+        "currency": "Currency",
+        "time_source": "Send time from",
+        "submission": "Submission record",
+        "receipt_submit": "Submit date in the receipt",
+        "receipt": "Receipt time (no submission)",
         "delivered": "Delivered",
         "failed": "Failed",
         "expired": "Expired",
@@ -287,6 +304,8 @@ def conform(frame: pd.DataFrame, *, tz: str = DEFAULT_TZ) -> pd.DataFrame:
             out[col] = values.dt.tz_convert(tz).astype(time_dtype(tz))
         elif col == "is_probe":
             out[col] = values.fillna(False).astype(bool) if n else values.astype(bool)
+        elif col == "time_source":  # a log made elsewhere has its send times from submissions
+            out[col] = values.astype(object).where(values.notna(), "submission").astype(dtype)
         elif isinstance(dtype, pd.CategoricalDtype):
             out[col] = values.astype(object).astype(dtype)
         elif dtype == "category":

@@ -22,7 +22,14 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
-from .measures import TARGET, arrival_rates, peak_windows, wilson_interval, with_rounds
+from .measures import (
+    TARGET,
+    arrival_rates,
+    latency_seconds,
+    peak_windows,
+    wilson_interval,
+    with_rounds,
+)
 
 STAGES = ("basic", "stress", "scenario")
 BASIC_CARRIERS = ("China Mobile", "China Unicom", "China Telecom", "Virtual")
@@ -213,7 +220,7 @@ def _basic(vendor, part, threshold, within, min_numbers, z) -> list[dict]:
         covered.add("Virtual")
     missing = [c for c in BASIC_CARRIERS if c not in covered]
     ok = part["status"].astype(object).eq("delivered").to_numpy(dtype=bool)
-    fast = ok & ((part["done_time"] - part["submit_time"]) <= pd.Timedelta(within)).to_numpy(dtype=bool)
+    fast = ok & (latency_seconds(part) <= pd.Timedelta(within).total_seconds())
     n = len(part)
     base = {"vendor": vendor, "stage": "basic", "low": np.nan, "high": np.nan, "evidence": "count", "needed": np.nan}
     return [

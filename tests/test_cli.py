@@ -12,10 +12,10 @@ def test_ingest_twice_changes_nothing(fixtures, tmp_path, capsys):
     summary = pd.read_csv(tmp_path / "ingest-summary.csv")
     assert (summary.loaded + summary.rejected + summary.duplicates == summary.rows_read).all()
     rejects = pd.read_csv(tmp_path / "rejects.csv")
-    assert len(rejects) == summary.rejected.sum() == 4  # 2 canonical, 1 orphan receipt, 1 log noise
+    assert len(rejects) == summary.rejected.sum() == 3  # 2 canonical, 1 log noise
     assert main(["ingest", *raw, "--out", str(tmp_path)]) == 0
     pd.testing.assert_frame_equal(read_store(tmp_path), first)
-    assert len(pd.read_csv(tmp_path / "rejects.csv")) == 4
+    assert len(pd.read_csv(tmp_path / "rejects.csv")) == 3
     again = pd.read_csv(tmp_path / "ingest-summary.csv").set_index("file")
     assert again.loc[str(fixtures / "canonical.csv"), "loaded"] == 0  # all already in the store
     out = capsys.readouterr().out
@@ -27,7 +27,20 @@ def test_ingest_adds_later_receipts_to_earlier_submissions(fixtures, tmp_path):
     assert set(read_store(tmp_path)["status"]) == {"pending"}
     assert main(["ingest", str(fixtures / "tencent_pull.csv"), "--out", str(tmp_path)]) == 0
     status = read_store(tmp_path).set_index("message_id")["status"].astype(str).to_dict()
-    assert status == {"t1": "delivered", "t2": "failed", "t3": "pending"}
+    assert status == {"t1": "delivered", "t2": "failed", "t3": "pending", "t9": "delivered"}  # t9: a receipt alone
+
+
+def test_submissions_ingested_after_their_receipts_become_one_message(fixtures, tmp_path):
+    assert main(["ingest", str(fixtures / "tencent_pull.csv"), "--out", str(tmp_path)]) == 0
+    alone = read_store(tmp_path).set_index("message_id")
+    assert set(alone["time_source"]) == {"receipt"} and len(alone) == 3
+    assert main(["ingest", str(fixtures / "tencent_submissions.csv"), "--out", str(tmp_path)]) == 0
+    log = read_store(tmp_path).set_index("message_id")
+    assert sorted(log.index) == ["t1", "t2", "t3", "t9"]  # one message each, never two
+    assert log.loc["t1", "time_source"] == "submission"
+    assert log.loc["t1", "submit_time"] == pd.Timestamp("2025-05-06 09:00:00", tz="Asia/Shanghai")
+    assert log.loc["t1", "done_time"] - log.loc["t1", "submit_time"] == pd.Timedelta(seconds=5)
+    assert log.loc["t9", "time_source"] == "receipt"  # still no submission
 
 
 def test_errors_are_one_line(tmp_path, capsys):

@@ -22,7 +22,8 @@ def ts(text):
 
 
 def by_id(log):
-    return log.set_index("message_id")
+    """The log by message id; Aliyun's request ids (``OutId#phone-hash``) by the request id."""
+    return log.assign(message_id=log["message_id"].str.split("#").str[0]).set_index("message_id")
 
 
 def physical_records(path: Path) -> int:
@@ -120,18 +121,19 @@ def test_aliyun_receipts_complete_details_and_repeats_are_duplicates(fixtures):
     assert len(log) == 6
 
 
-def test_tencent_receipts_join_submissions_and_orphans_are_reported(fixtures):
+def test_tencent_receipts_join_submissions_and_a_receipt_alone_is_a_message(fixtures):
     res = load_send_log([fixtures / "tencent_submissions.csv", fixtures / "tencent_pull.csv"])
     log = by_id(res.log)
     assert res.summary.iloc[0].encoding == "utf-8-sig"
     assert log.loc["t1", "status"] == "delivered" and log.loc["t1", "done_time"] == ts("2025-05-06 09:00:05")
+    assert log.loc["t1", "submit_time"] == ts("2025-05-06 09:00:00") and log.loc["t1", "time_source"] == "submission"
     assert log.loc["t2", "failure_reason"] == "blacklisted" and log.loc["t2", "error_code"] == "1015"
     assert log.loc["t3", "status"] == "pending"  # no receipt yet
     assert log.loc["t3", "carrier"] == "Virtual (China Telecom)"
-    (orphan,) = res.rejects.itertuples()
-    assert orphan.line == 4 and "receipt without a submission" in orphan.reason
-    assert '"serialno":"t9"' in orphan.record  # the raw row is kept with its reason
-    assert "t9" not in log.index
+    # t9's receipt has no submission: it proves a message, sent at its receipt time at the latest
+    assert res.rejects.empty
+    assert log.loc["t9", "time_source"] == "receipt" and log.loc["t9", "status"] == "delivered"
+    assert log.loc["t9", "submit_time"] == log.loc["t9", "done_time"] == pd.Timestamp(1746493300, unit="s", tz=TZ)
 
 
 def test_tencent_callback(fixtures):
@@ -162,7 +164,8 @@ def test_vonage_receipts(fixtures):
     assert log.loc["0A0000001", "status"] == "delivered"
     assert log.loc["0A0000002", "failure_reason"] == "content_blocked"  # err-code 6 anti-spam
     assert log.loc["0A0000003", "status"] == "expired"
-    assert log.loc["0A0000002", "done_time"] == ts("2025-05-06 09:02")  # scts in UTC
+    # the receipt time is message-timestamp (UTC), not scts (the carrier's local clock)
+    assert log.loc["0A0000002", "done_time"] == ts("2025-05-06 09:02:05")
 
 
 def test_sns_parts_are_one_message(fixtures):
@@ -280,3 +283,243 @@ def test_encoding_sample_cut_inside_a_character(encoding, expected):
     for shift in range(4):  # cut the sample at every offset inside a character
         sample = (b"p" * shift + data)[:SAMPLE_BYTES]
         assert detect_encoding(sample) == expected
+
+
+# --------------------------------------------------------------------------- the vendors' own samples
+# Each fixture in tests/fixtures/public is a vendor's published sample or a public gateway
+# log (tests/fixtures/README.md says where each comes from); each test checks what the
+# sample itself says.
+
+PUBLIC = Path(__file__).parent / "fixtures" / "public"
+
+
+def one(path, **kw):
+    res = load_send_log(PUBLIC / path, **kw)
+    validate(res.log)
+    s = res.summary.iloc[0]
+    assert s.loaded + s.rejected + s.duplicates == s.rows_read
+    return res
+
+
+def test_aliyun_query_send_details_json_and_xml():
+    res = one("aliyun_query_send_details.json")
+    (row,) = res.log.itertuples()
+    assert res.summary.iloc[0].layout == "aliyun_details" and res.summary.iloc[0].rows_read == 1
+    assert row.phone == "+8615298356881" and row.status == "delivered" and pd.isna(row.error_code)
+    assert row.submit_time == ts("2019-01-08 16:44:10") and row.done_time == ts("2019-01-08 16:44:13")
+    assert row.template_id == "SMS_122310183" and row.content.startswith("【阿里云】验证码为：123")
+    assert row.message_id.startswith("123#")  # OutId names the request; the message is request + phone
+    xml = one("aliyun_query_send_details.xml").log
+    assert xml.loc[0, "phone"] == "+8615200000000"
+    same = ["submit_time", "done_time", "status", "template_id", "content"]
+    pd.testing.assert_frame_equal(xml[same], res.log[same])
+    # Aliyun's times are Beijing time whatever zone the log is kept in
+    utc = one("aliyun_query_send_details.json", tz="UTC").log
+    assert utc.loc[0, "submit_time"] == pd.Timestamp("2019-01-08 08:44:10", tz="UTC")
+
+
+def test_aliyun_sms_report_push_keeps_the_raw_code_and_the_mask(tmp_path):
+    res = one("aliyun_sms_report.json")
+    (row,) = res.log.itertuples()
+    assert row.phone == "+861381111****"  # masked in the sample, kept masked
+    assert row.status == "delivered" and row.status_code == "true"  # as the JSON writes it
+    assert row.segments == 1 and row.submit_time == ts("2017-01-01 00:00:00")
+    # pushes are retried and not idempotent: a repeated push is a duplicate
+    record = json.loads((PUBLIC / "aliyun_sms_report.json").read_text())
+    (tmp_path / "push.json").write_text(json.dumps(record * 2))
+    s = load_send_log(tmp_path / "push.json").summary.iloc[0]
+    assert (s.rows_read, s.loaded, s.duplicates, s.messages) == (2, 1, 1, 1)
+
+
+def test_aliyun_details_and_receipts_without_out_id_meet_on_phone_and_time(tmp_path):
+    """Details exported without OutId and SmsReport receipts carrying only biz_id: 40
+    messages stay 40 (the 5 pending ones get their receipts)."""
+    sample = json.loads((PUBLIC / "aliyun_query_send_details.json").read_text())
+    base = sample["SmsSendDetailDTOs"]["SmsSendDetailDTO"][0]
+    details, receipts = [], []
+    for i in range(40):
+        sent = (pd.Timestamp("2019-01-08 16:00:00") + pd.Timedelta(minutes=i)).strftime("%Y-%m-%d %H:%M:%S")
+        rec = {k: v for k, v in base.items() if k != "OutId"} | {"PhoneNum": f"1529835{i:04d}", "SendDate": sent}
+        if i < 5:  # waiting for their receipts
+            rec |= {"SendStatus": 1, "ErrCode": "", "ReceiveDate": ""}
+            receipts.append({"phone_number": rec["PhoneNum"], "send_time": sent, "report_time": sent, "success": True,
+                             "err_code": "DELIVERED", "err_msg": "用户接收成功", "sms_size": "1",
+                             "biz_id": f"1000{i}^0", "out_id": ""})
+        details.append(rec)
+    page = {**sample, "TotalCount": 40, "SmsSendDetailDTOs": {"SmsSendDetailDTO": details}}
+    (tmp_path / "details.json").write_text(json.dumps(page, ensure_ascii=False))
+    (tmp_path / "report.json").write_text(json.dumps(receipts))
+    res = load_send_log([tmp_path / "details.json", tmp_path / "report.json"])
+    assert len(res.log) == 40 and res.rejects.empty
+    assert (res.log["status"] == "delivered").sum() == 40
+    assert res.summary["loaded"].tolist() == [40, 5]
+
+
+def test_aliyun_console_export_with_chinese_headers_a_title_and_a_total():
+    res = one("aliyun_console_zh.csv")
+    s = res.summary.iloc[0]
+    assert s.layout == "aliyun_details" and s.encoding == "gb18030"
+    assert (s.rows_read, s.loaded, s.rejected) == (5, 3, 2)
+    assert res.rejects["line"].tolist() == [1, 6]
+    assert res.rejects["reason"].tolist() == ["title line above the header, not a record",
+                                              "total row of the export, not a message"]
+    log = res.log.set_index("phone")
+    assert log["status"].astype(str).tolist() == ["delivered", "failed", "pending"]
+    assert log.loc["+8615200000000", "failure_reason"] == "empty_number"  # MK:0001
+
+
+def test_tencent_pull_response_alone_is_two_messages_sent_at_their_receipt_time():
+    res = one("tencent_pull_sms_send_status.json")
+    log = res.log.set_index("message_id")
+    assert res.summary.iloc[0].layout == "tencent_pull" and len(log) == 2
+    received = pd.Timestamp(1620734188, unit="s", tz=TZ)
+    row = log.loc["5000:1045710669157053657849499619"]
+    assert row.phone == "+8618501234444" and row.status == "delivered"
+    assert row.submit_time == row.done_time == received and row.time_source == "receipt"
+
+
+def test_tencent_callback_push_keeps_the_masked_number():
+    (row,) = one("tencent_callback.json").log.itertuples()
+    assert row.phone == "+8613*********" and row.status == "delivered"
+    assert row.done_time == ts("2015-10-17 08:03:04") and row.time_source == "receipt"
+
+
+def test_tencent_send_response_alone_is_rejected_and_joins_its_receipts(tmp_path):
+    res = one("tencent_send_sms.json")
+    assert res.log.empty and len(res.rejects) == 2
+    assert res.rejects["reason"].str.contains("no send time").all()
+    assert res.rejects["reason"].str.contains("PullSmsSendStatus").all()  # says what to add
+    sent = json.loads((PUBLIC / "tencent_send_sms.json").read_text())["Response"]["SendStatusSet"]
+    pulled = {"Response": {"PullSmsSendStatusSet": [
+        {"Description": "DELIVRD" if i == 0 else "MK:0001", "CountryCode": "86", "SubscriberNumber": s["PhoneNumber"][3:],
+         "ReportStatus": "SUCCESS" if i == 0 else "FAIL", "PhoneNumber": s["PhoneNumber"], "SerialNo": s["SerialNo"],
+         "UserReceiveTime": 1620734188 + i, "SessionContext": ""} for i, s in enumerate(sent)]}}
+    (tmp_path / "pull.json").write_text(json.dumps(pulled))
+    both = load_send_log([PUBLIC / "tencent_send_sms.json", tmp_path / "pull.json"])
+    log = both.log.set_index("phone")
+    assert both.rejects.empty and len(log) == 2
+    assert log.loc["+8618511122233", "status"] == "delivered" and log.loc["+8618511122233", "segments"] == 1
+    assert log.loc["+8618511122266", "failure_reason"] == "empty_number"
+    assert both.summary["loaded"].tolist() == [2, 2]
+
+
+def test_tencent_send_record_list_has_send_and_receive_times():
+    (row,) = one("tencent_describe_send_record_list.json").log.itertuples()
+    assert row.phone == "+86136****8015" and row.status == "delivered" and row.time_source == "submission"
+    assert row.submit_time == pd.Timestamp(1787902541, unit="s", tz=TZ)
+    assert row.done_time - row.submit_time == pd.Timedelta(seconds=30)
+
+
+def test_twilio_list_page_and_a_third_party_export_read_the_same_message():
+    page = one("twilio_messages_page.json")
+    assert page.summary.iloc[0].layout == "twilio"
+    assert page.rejects["reason"].tolist() == ["inbound message (a reply), not a send"]
+    (row,) = page.log.itertuples()
+    assert row.message_id == "SMded05904ccb347238880ca9264e8fe1c" and row.phone == "+18182008801"
+    assert row.submit_time == pd.Timestamp("2019-05-24 17:44:46", tz="UTC")  # RFC 2822, UTC
+    assert row.status == "pending" and row.status_code == "sent"  # handed over, no receipt
+    assert row.fee == pytest.approx(0.0075) and row.currency == "USD"
+    export = one("twilio_export_thirdparty.csv")
+    cols = ["message_id", "phone", "submit_time", "status", "fee"]
+    pd.testing.assert_frame_equal(export.log[cols], page.log[cols])
+    assert pd.isna(export.log.loc[0, "done_time"])  # its Date Updated is a copy of Date Created
+
+
+def test_sns_cloudwatch_delivery_logs():
+    res = one("sns_cloudwatch_delivery.jsonl")
+    log = res.log.set_index("message_id")
+    ok, bad = log.loc["34d9b400-c6dd-5444-820d-fbeb0f1f54cf"], log.loc["1077257a-92f3-5ca3-bc97-6a915b310625"]
+    assert ok.phone == "+1***5550100" and bad.phone == "+1***5550100"  # masked by AWS, kept masked
+    assert ok.submit_time == pd.Timestamp("2016-06-28 00:40:34.558", tz="UTC")
+    assert ok.done_time - ok.submit_time == pd.Timedelta(milliseconds=1344)  # until the handset acknowledged
+    assert ok.status == "delivered" and ok.time_source == "receipt_submit" and ok.category == "notification"
+    assert bad.status == "failed" and bad.failure_reason == "unreachable"
+    assert bad.error_code == "Unknown error attempting to reach phone"
+    assert ok.fee == pytest.approx(0.00645) and ok.currency == "USD"
+
+
+def test_vonage_receipts_alone_and_with_their_send_response(tmp_path):
+    res = one("vonage_delivery_receipts.json")
+    (row,) = res.log.itertuples()  # accepted, then delivered: one message
+    assert res.summary.iloc[0].loaded == 2
+    assert row.status == "delivered" and row.time_source == "receipt"
+    assert row.done_time == pd.Timestamp("2018-10-25 12:10:29", tz="UTC")  # not scts, the carrier's 13:10
+    assert row.submit_time == pd.Timestamp("2018-10-25 12:10:26", tz="UTC")  # the first receipt
+    send = one("vonage_send_response.json")
+    assert send.log.empty and "delivery receipts" in send.rejects.loc[0, "reason"]
+    receipt = json.loads((PUBLIC / "vonage_delivery_receipts.json").read_text())[1]
+    receipt |= {"messageId": "0C000000217B7F02", "msisdn": "447700900000"}
+    (tmp_path / "dlr.json").write_text(json.dumps([receipt]))
+    both = load_send_log([PUBLIC / "vonage_send_response.json", tmp_path / "dlr.json"])
+    (row,) = both.log.itertuples()
+    assert both.rejects.empty and row.status == "delivered" and row.phone == "+447700900000"
+
+
+def test_jasmin_messages_log():
+    res = one("jasmin_messages.log")
+    log = res.log.set_index("message_id")
+    # SMS-MT and DLR of one message meet although Jasmin writes the id in two cases
+    row = log.loc["3F3A6FAC-CC4F-444F-B796-6EB27E95601F"]
+    # a bare 11-digit number 1[3-9]… reads as a Chinese mobile (it could be +1 876 …: the
+    # gateway did not write the country code)
+    assert row.phone == "+8618761234567" and row.status == "delivered" and row.time_source == "submission"
+    assert row.submit_time == ts("2017-10-12 06:52:51")  # the SMS-MT line's time
+    assert row.done_time == ts("2017-10-18 12:56:33")  # the DLR's 12-digit done date
+    assert log.loc["1D6A811", "phone"] == "************" and pd.isna(log.loc["1D6A811", "error_code"])  # err:nul
+    # a receipt the SMSC sent as SMS-MO: the handset is its sender
+    assert log.loc["1216080510463401720", "phone"] == "+919629033937"
+    assert log.loc["1216080510463401720", "status"] == "failed"
+    # 9905407539 has no country code: that SMS-MT line is rejected, its DLR loads without a phone
+    assert pd.isna(log.loc["1216080510405254850", "phone"])
+    assert res.rejects["reason"].tolist() == ["not a send or delivery-receipt line", "invalid phone number: 9905407539"]
+    # the gateway's clock in another zone
+    utc = one("jasmin_messages.log", source_tz="UTC").log.set_index("message_id")
+    assert utc.loc["3F3A6FAC-CC4F-444F-B796-6EB27E95601F", "submit_time"] == ts("2017-10-12 14:52:51")
+
+
+def test_kannel_access_log():
+    res = one("kannel_access.log")
+    log = res.log.set_index("message_id")
+    assert res.rejects.empty and res.summary.iloc[0].loaded == 9
+    row = log.loc["8F3A01"]  # Sent SMS and its Receive DLR, by FID
+    assert row.phone == "+919800000000" and row.status == "delivered" and row.content == "Hello"
+    assert row.done_time - row.submit_time == pd.Timedelta(seconds=39)  # the DLR line's time: no dates in it
+    long = log.loc["S21311249091151177073671043"]  # three parts, FID on the first only
+    assert long.segments == 3 and long.content.startswith("Dear Sir/Madam") and long.content.endswith("a From slkjdf")
+    assert log.loc["121245073003", "status"] == "failed" and log.loc["121245073003", "phone"] == "+971562173534"
+    assert log.loc["171026125222636445993424531920", "phone"] == "+91****"  # masked in the public log
+
+
+def test_java_cmpp_gateway_report_objects():
+    res = one("cmpp_gateway.log")
+    log = res.log.set_index("message_id")
+    assert len(log) == 3 and res.rejects["reason"].tolist() == ["not a send or delivery-receipt line"]
+    assert log.loc["0506090001000101200001", "phone"] == "+8613800138000"
+    assert log.loc["0506090002000101200002", "failure_reason"] == "empty_number"  # MK:0001
+    assert log.loc["0506090203000101200003", "submit_time"] == ts("2025-05-06 09:02")
+    assert log.loc["0506090203000101200003", "done_time"] == ts("2025-05-06 09:03")
+
+
+def test_a_bad_line_in_a_utf8_file_is_rejected_with_its_number(tmp_path):
+    head = "message_id,phone,submit_time,status,content\n"
+    good = [f"u{i},13800138000,2025-05-06 09:00:00,delivered,您好{i}\n".encode() for i in range(6000)]
+    good[5000] = b"u5000,13800138000,2025-05-06 09:00:00,delivered,\xff\xfe\n"  # physical line 5,002
+    (tmp_path / "u.csv").write_bytes(head.encode() + b"".join(good))
+    res = load_send_log(tmp_path / "u.csv")
+    assert res.summary.iloc[0].encoding == "utf-8"
+    assert res.rejects["line"].tolist() == [5002] and "decode" in res.rejects.loc[0, "reason"]
+    assert len(res.log) == 5999 and res.log["content"].str.startswith("您好").all()
+
+
+def test_a_truncated_gzip_names_the_file(tmp_path):
+    data = gzip.compress(b"message_id,phone,submit_time,status\n" + b"g,13800138000,2025-05-06 09:00:00,delivered\n" * 5000)
+    (tmp_path / "cut.csv.gz").write_bytes(data[: len(data) // 2])
+    with pytest.raises(LoadError, match=r"cut\.csv\.gz: .*(truncated|corrupt)"):
+        read_send_log(tmp_path / "cut.csv.gz")
+
+
+def test_a_page_with_no_records_reads_as_nothing(tmp_path):
+    (tmp_path / "empty.json").write_text(json.dumps(
+        {"TotalCount": 0, "Code": "OK", "SmsSendDetailDTOs": {"SmsSendDetailDTO": []}}))
+    res = load_send_log([tmp_path / "empty.json", PUBLIC / "aliyun_query_send_details.json"])
+    assert res.summary["rows_read"].tolist() == [0, 1] and len(res.log) == 1

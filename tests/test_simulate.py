@@ -18,7 +18,7 @@ def test_demo_loads_and_accounts_for_every_row(demo):
     assert reasons.str.startswith("precision lost").sum() == 1
     assert reasons.str.contains("unreadable time").sum() == 1
     assert reasons.str.startswith("malformed row").sum() == 1
-    assert reasons.eq("not a delivery receipt line").sum() == 1
+    assert reasons.eq("not a send or delivery-receipt line").sum() == 1
     assert len(res.rejects) == 4
     # overlapping Aliyun exports: exactly the overlap is duplicate
     assert s.duplicates.sum() == demo["duplicates"]["aliyun_overlap_rows"]

@@ -1,9 +1,18 @@
 """Reading one export file into a raw table: encodings, formats, line numbers.
 
 Every table comes back with a ``_line`` column: the line (CSV, JSON lines, log) or
-spreadsheet row the record came from, header included, so a reject can name it.
-Malformed records (a CSV row with the wrong number of fields, a JSON line that does not
-parse) come back separately in ``bad`` with their line and reason.
+spreadsheet row the record came from, header included, or for a JSON/XML document the
+record's position in it, so a reject can name it. Lines that are not records come back
+separately in ``bad`` with their line and reason: a CSV row with the wrong number of
+fields, a JSON line that does not parse, a line that does not decode, a title line above
+the header.
+
+Formats: CSV (any delimiter, UTF-8 with or without BOM, GBK/GB18030, Big5, UTF-16),
+XLSX, Parquet, JSON lines, JSON documents (an array of records, or an API response whose
+records sit in a list somewhere inside: ``SmsSendDetailDTOs.SmsSendDetailDTO``,
+``Response.PullSmsSendStatusSet``, ``messages`` …; nested objects become dotted
+columns, ``notification.messageId``), XML API responses, and gateway logs. Any of them
+may be gzip-compressed (``.gz``).
 """
 
 from __future__ import annotations
@@ -14,6 +23,7 @@ import gzip
 import io
 import json
 import sys
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,8 +40,11 @@ from ..schema import STRING
 SAMPLE_BYTES = 1 << 20
 _CANDIDATES = ["utf_8", "gb18030", "big5", "utf_16"]
 
-#: A gateway log line holding an SMPP/CMPP delivery receipt.
-DLR_PATTERN = r"\bid:\s*\S+.*\bstat:\s*\S+"
+#: A gateway log line: an SMPP/CMPP delivery receipt (``id:… stat:…``), a Jasmin
+#: ``SMS-MT`` / ``DLR`` line, a Kannel ``Sent SMS`` / ``Receive DLR`` line, or a CMPP
+#: report object printed as ``key=value`` (``msgId=…, stat=…``).
+LOG_PATTERN = (r"\bid:[ \t]*[^ \t]+.*\bstat:|\bSMS-M[TO] \[|\bDLR \[cid:|\b(?:Sent SMS|Receive DLR) \[|"
+               r"(?i:msgid=[^,]+,.*stat=)")
 
 
 class LoadError(ValueError):
@@ -40,24 +53,33 @@ class LoadError(ValueError):
 
 @dataclass
 class RawFile:
-    """One file as read: its records, malformed lines, and how it was read."""
+    """One file as read: its records, the lines that are not records, and how it was read."""
 
     path: Path
     frame: pd.DataFrame
-    kind: str  # csv, excel, parquet, jsonl, dlr
+    kind: str  # csv, excel, parquet, json, xml, log
     encoding: str | None = None
     bad: list[tuple[int, str, str]] = field(default_factory=list)  # (line, reason, text)
 
 
-def _open_bytes(path: Path) -> bytes:
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as fh:
-        return fh.read(SAMPLE_BYTES)
+def _compressed(path: Path) -> bool:
+    return path.suffix.lower() == ".gz"
+
+
+def _read_bytes(path: Path, limit: int | None = None) -> bytes:
+    """The file's bytes (decompressed), or its first ``limit`` bytes."""
+    opener = gzip.open if _compressed(path) else open
+    try:
+        with opener(path, "rb") as fh:
+            return fh.read() if limit is None else fh.read(limit)
+    except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+        raise LoadError(f"{path}: the gzip file is truncated or corrupt ({exc})") from None
 
 
 def detect_encoding(sample: bytes, *, path: Path | str = "<bytes>") -> str:
     """Encoding of a text export: ``utf-8-sig``, ``utf-8``, ``gb18030`` or what
-    charset-normalizer finds. GBK and GB2312 are read as their superset GB18030.
+    charset-normalizer finds. GBK and GB2312 are read as their superset GB18030. A
+    UTF-8 file with a few undecodable lines is UTF-8 (those lines are rejected).
 
     Raises
     ------
@@ -76,6 +98,12 @@ def detect_encoding(sample: bytes, *, path: Path | str = "<bytes>") -> str:
         return "utf-8"
     except UnicodeDecodeError:
         pass
+    lines = sample.splitlines()
+    broken = sum(1 for ln in lines if not _decodes(ln, "utf-8"))
+    if lines and broken <= max(1, len(lines) // 200) and any(b > 0x7F for b in sample[:65536]):
+        # mostly UTF-8 with multi-byte text: the odd bad line is damage, not another encoding
+        if sum(1 for ln in lines if not _decodes(ln, "gb18030")) >= broken:
+            return "utf-8"
     best = charset_normalizer.from_bytes(sample, cp_isolation=_CANDIDATES).best()
     if best is None:
         try:
@@ -91,6 +119,14 @@ def detect_encoding(sample: bytes, *, path: Path | str = "<bytes>") -> str:
     return {"gb18030": "gb18030", "big5": "big5", "utf16": "utf-16", "utf8": "utf-8"}.get(enc, "gb18030")
 
 
+def _decodes(data: bytes, encoding: str) -> bool:
+    try:
+        data.decode(encoding)
+        return True
+    except UnicodeDecodeError:
+        return False
+
+
 def read_raw(path: str | Path) -> RawFile:
     """Read one export into a raw table of strings (Parquet and Excel keep their types)."""
     path = Path(path)
@@ -104,17 +140,19 @@ def read_raw(path: str | Path) -> RawFile:
         return _read_parquet(path)
     if ext in {".xlsx", ".xlsm", ".xls", ".xlsb", ".ods"}:
         return _read_excel(path)
-    sample = _open_bytes(path)
+    sample = _read_bytes(path, SAMPLE_BYTES)
     if not sample.strip():
         raise LoadError(f"{path}: the file is empty")
     encoding = detect_encoding(sample, path=path)
-    text = sample.decode(encoding, errors="replace")
-    first = text.lstrip("\ufeff").lstrip()
-    if ext in {".jsonl", ".ndjson", ".json"} or first.startswith("{"):
-        return _read_jsonl(path, encoding)
+    text = sample.decode(encoding, errors="replace").lstrip("\ufeff")
+    first = text.lstrip()
+    if ext == ".xml" or first.startswith("<"):
+        return _read_xml(path, encoding)
+    if ext in {".jsonl", ".ndjson", ".json"} or first.startswith(("{", "[")):
+        return _read_json(path, encoding)
     head = text.splitlines()[:20]
-    if any(pd.Series(head, dtype=STRING).str.contains(DLR_PATTERN, regex=True).fillna(False)):
-        return _read_dlr(path, encoding)
+    if any(pd.Series(head, dtype=STRING).str.contains(LOG_PATTERN, regex=True).fillna(False)):
+        return _read_log(path, encoding)
     return _read_csv(path, encoding, text)
 
 
@@ -128,15 +166,37 @@ def _read_parquet(path: Path) -> RawFile:
     return RawFile(path, frame, "parquet")
 
 
+def header_index(rows: list[list]) -> int:
+    """Position of the header among the first rows: the first with at least two non-empty
+    cells (a title line above it, ``短信发送记录 2025-05``, has one)."""
+    for i, row in enumerate(rows[:20]):
+        if sum(1 for v in row if v is not None and str(v).strip() and str(v).strip().lower() != "nan") >= 2:
+            return i
+    return 0
+
+
+def _titles(rows: list[list], header: int, first_line: int = 1) -> list[tuple[int, str, str]]:
+    """The non-empty rows above the header, as ``bad`` entries."""
+    out = []
+    for i, row in enumerate(rows[:header]):
+        text = ",".join(str(v) for v in row if v is not None and str(v).strip() and str(v) != "nan")
+        if text:
+            out.append((first_line + i, "title line above the header, not a record", text[:200]))
+    return out
+
+
 def _read_excel(path: Path) -> RawFile:
     try:
-        frame = pd.read_excel(path, engine="calamine", dtype=object)
+        grid = pd.read_excel(path, engine="calamine", dtype=object, header=None)
     except Exception as exc:  # calamine raises its own error types
         raise LoadError(f"{path}: not a readable spreadsheet ({exc})") from exc
-    frame.columns = [str(c).strip() for c in frame.columns]
+    rows = grid.head(20).where(grid.head(20).notna(), None).values.tolist()
+    at = header_index(rows)
+    names = [str(c).strip() if c is not None else f"column{j + 1}" for j, c in enumerate(rows[at] if rows else [])]
+    frame = grid.iloc[at + 1:].set_axis(names, axis=1)
     frame = frame.dropna(how="all")
-    frame["_line"] = frame.index + 2  # spreadsheet row: header is row 1
-    return RawFile(path, frame.reset_index(drop=True), "excel")
+    frame["_line"] = frame.index + 1  # spreadsheet row: the first row is 1
+    return RawFile(path, frame.reset_index(drop=True), "excel", bad=_titles(rows, at))
 
 
 def _delimiter(header: str) -> str:
@@ -145,37 +205,56 @@ def _delimiter(header: str) -> str:
 
 
 def _read_csv(path: Path, encoding: str, text: str) -> RawFile:
-    header_line = text.lstrip("\ufeff").splitlines()[0]
-    delim = _delimiter(header_line)
-    names = next(csv.reader([header_line], delimiter=delim))
-    names = [n.strip() for n in names]
+    lines = text.splitlines()[:20]
+    delim = _delimiter(max(lines, key=lambda ln: sum(ln.count(d) for d in ",\t;|")) if lines else ",")
+    rows = list(csv.reader(lines, delimiter=delim))
+    at = header_index(rows)
+    names = [n.strip().lstrip("\ufeff") for n in rows[at]] if rows else []
     if len(set(names)) != len(names):
-        raise LoadError(f"{path}: line 1: repeated column names in the header")
-    bad: list[tuple[int, str, str]] = []
+        raise LoadError(f"{path}: line {at + 1}: repeated column names in the header")
+    titles = _titles(rows, at)
+    try:
+        table, bad = _arrow_csv(path, encoding, names, delim, skip=at + 1)
+        physical = None
+    except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
+        if "UTF8" not in str(exc) and not isinstance(exc, UnicodeDecodeError) and "decode" not in str(exc):
+            raise LoadError(f"{path}: cannot read as {encoding} CSV: {str(exc).splitlines()[0]}") from exc
+        table, bad, physical = _csv_line_by_line(path, encoding, names, delim, skip=at + 1)
+    frame = table.to_pandas(types_mapper={pa.string(): STRING, pa.large_string(): STRING}.get)
+    bad_lines = sorted(b[0] for b in bad if b[0] > 0)
+    if physical is None:  # record k is on line header + 1 + k, but for the rows skipped as bad
+        lines_ = pd.Series(range(at + 2, at + 2 + len(frame) + len(bad_lines)))
+        if bad_lines:
+            lines_ = lines_[~lines_.isin(bad_lines)].reset_index(drop=True)
+        frame["_line"] = lines_.iloc[: len(frame)].to_numpy()
+    else:
+        frame["_line"] = physical[: len(frame)]
+    return RawFile(path, frame, "csv", encoding, [*titles, *bad])
 
+
+def _csv_options(names: list[str], delim: str, skip: int, encoding: str, bad: list):
     def on_bad(row: pacsv.InvalidRow) -> str:
         line = row.number if row.number is not None else -1
         bad.append((line, f"malformed row: {row.actual_columns} fields, expected {row.expected_columns}", row.text))
         return "skip"
 
+    return dict(
+        read_options=pacsv.ReadOptions(
+            encoding=encoding.replace("utf-8-sig", "utf-8"), column_names=names, skip_rows=skip,
+            use_threads=False,  # keeps the line numbers of malformed rows known
+            block_size=16 << 20,
+        ),
+        parse_options=pacsv.ParseOptions(delimiter=delim, invalid_row_handler=on_bad),
+        convert_options=pacsv.ConvertOptions(column_types={n: pa.string() for n in names},
+                                             strings_can_be_null=True, null_values=[""]),
+    )
+
+
+def _arrow_csv(path: Path, encoding: str, names: list[str], delim: str, *, skip: int):
+    """The whole CSV through pyarrow, in blocks of about 16 MB with a progress bar."""
+    bad: list = []
     try:
-        # streamed in blocks of about 16 MB: a progress bar for big files, bounded buffers
-        reader = pacsv.open_csv(
-            path,
-            read_options=pacsv.ReadOptions(
-                encoding=encoding.replace("utf-8-sig", "utf-8"),
-                column_names=names,
-                skip_rows=1,
-                use_threads=False,  # keeps the line numbers of malformed rows known
-                block_size=16 << 20,
-            ),
-            parse_options=pacsv.ParseOptions(delimiter=delim, invalid_row_handler=on_bad),
-            convert_options=pacsv.ConvertOptions(
-                column_types={n: pa.string() for n in names},
-                strings_can_be_null=True,
-                null_values=[""],
-            ),
-        )
+        reader = pacsv.open_csv(path, **_csv_options(names, delim, skip, encoding, bad))
         size = path.stat().st_size
         with tqdm(total=size, unit="B", unit_scale=True, desc=path.name, leave=False,
                   disable=size < (64 << 20) or not sys.stderr.isatty()) as bar:
@@ -183,36 +262,104 @@ def _read_csv(path: Path, encoding: str, text: str) -> RawFile:
             for batch in reader:
                 batches.append(batch)
                 bar.update(min(16 << 20, size - bar.n))
-        table = pa.Table.from_batches(batches, schema=reader.schema)
-    except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
-        raise LoadError(f"{path}: cannot read as {encoding} CSV: {str(exc).splitlines()[0]}") from exc
-    frame = table.to_pandas(types_mapper={pa.string(): STRING, pa.large_string(): STRING}.get)
-    if encoding == "utf-8-sig" and names and names[0].startswith("\ufeff"):
-        frame = frame.rename(columns={names[0]: names[0].lstrip("\ufeff")})
-    # physical line of each record: header is line 1; skipped bad rows shift the rest
-    bad_lines = sorted(b[0] for b in bad if b[0] > 0)
-    lines = pd.Series(range(2, len(frame) + 2 + len(bad_lines)))
-    if bad_lines:
-        lines = lines[~lines.isin(bad_lines)].reset_index(drop=True)
-    frame["_line"] = lines.iloc[: len(frame)].to_numpy()
-    return RawFile(path, frame, "csv", encoding, bad)
+        return pa.Table.from_batches(batches, schema=reader.schema), bad
+    except (OSError, EOFError) as exc:
+        if _compressed(path):
+            raise LoadError(f"{path}: the gzip file is truncated or corrupt ({exc})") from None
+        raise LoadError(f"{path}: cannot read: {exc}") from None
 
 
-def _read_jsonl(path: Path, encoding: str) -> RawFile:
-    opener = gzip.open if path.suffix == ".gz" else open
+def _csv_line_by_line(path: Path, encoding: str, names: list[str], delim: str, *, skip: int):
+    """The slow path for a file with undecodable lines: each such line is rejected with
+    its number and the rest is read as usual."""
+    codec = encoding.replace("utf-8-sig", "utf-8")
+    kept, physical, bad = [], [], []
+    for number, raw in enumerate(_read_bytes(path).splitlines(), start=1):
+        if number <= skip or not raw.strip():
+            continue
+        try:
+            kept.append(raw.decode(codec).lstrip("\ufeff"))
+            physical.append(number)
+        except UnicodeDecodeError as exc:
+            bad.append((number, f"cannot decode the line as {codec}: byte 0x{raw[exc.start]:02x}",
+                        raw.decode(codec, errors="replace")[:200]))
+    buffer = io.BytesIO("\n".join(kept).encode("utf-8"))
+    rows_bad: list = []
+    table = pacsv.read_csv(buffer, **_csv_options(names, delim, 0, "utf-8", rows_bad))
+    # malformed rows are numbered within the buffer: map them back to the file's lines
+    dropped = {n for n, _, _ in rows_bad}
+    bad += [(physical[n - 1], reason, text) for n, reason, text in rows_bad]
+    physical = [p for i, p in enumerate(physical, start=1) if i not in dropped]
+    return table, bad, physical
+
+
+# --------------------------------------------------------------------------- JSON and XML
+
+
+def _json_value(v):
+    """A JSON scalar as the text the file has: ``true`` not ``True``, ``3`` not ``3.0``."""
+    if v is None:
+        return None
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (list, dict)):
+        return json.dumps(v, ensure_ascii=False)
+    return str(v)
+
+
+def _flatten(record: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in record.items():
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = _json_value(v)
+    return out
+
+
+def records_of(document) -> list[dict]:
+    """The records of a JSON document: the document itself when it is an array, else the
+    first non-empty list of objects found inside (breadth first), else none when it holds
+    an empty list (a page with no results), else the document as one record."""
+    if isinstance(document, list):
+        return [r for r in document if isinstance(r, dict)]
+    queue, empty = [document], False
+    while queue:
+        node = queue.pop(0)
+        for value in node.values():
+            if isinstance(value, list) and value and all(isinstance(x, dict) for x in value):
+                return value
+            empty |= isinstance(value, list) and not value
+        queue.extend(v for v in node.values() if isinstance(v, dict))
+    return [] if empty else [document]
+
+
+def _frame(records: list[dict], lines) -> pd.DataFrame:
+    frame = pd.DataFrame.from_records([_flatten(r) for r in records]) if records else pd.DataFrame()
+    frame = frame.astype(STRING) if len(frame.columns) else frame
+    frame["_line"] = list(lines)
+    return frame
+
+
+def _read_json(path: Path, encoding: str) -> RawFile:
+    data = _read_bytes(path)
     try:
-        with opener(path, "rb") as fh:
-            data = fh.read()
-        text = data.decode(encoding)
+        text = data.decode(encoding).lstrip("\ufeff")
     except UnicodeDecodeError as exc:
         raise LoadError(f"{path}: byte {exc.start}: not valid {encoding} text") from exc
-    try:  # fast path: every line parses
-        table = pajson.read_json(io.BytesIO(text.encode("utf-8")))
-        frame = table.to_pandas()
-        lines = pd.Series(text.splitlines(), dtype=object)
-        line_no = (lines.str.strip() != "").to_numpy().nonzero()[0] + 1
+    try:  # one document: an array of records or an API response
+        document = json.loads(text)
+        if isinstance(document, (dict, list)):
+            records = records_of(document)
+            return RawFile(path, _frame(records, range(1, len(records) + 1)), "json", encoding)
+    except ValueError:
+        pass
+    try:  # JSON lines, fast
+        table = _flat_table(pajson.read_json(io.BytesIO(text.encode("utf-8"))))
+        frame = _stringify(table.to_pandas())
+        line_no = (pd.Series(text.splitlines(), dtype=object).str.strip() != "").to_numpy().nonzero()[0] + 1
         frame["_line"] = line_no[: len(frame)]
-        return RawFile(path, _stringify(frame), "jsonl", encoding)
+        return RawFile(path, frame, "json", encoding)
     except pa.ArrowInvalid:
         pass
     records, line_no, bad = [], [], []
@@ -227,27 +374,66 @@ def _read_jsonl(path: Path, encoding: str) -> RawFile:
             line_no.append(i)
         except ValueError as exc:
             bad.append((i, f"malformed JSON line: {exc}", line[:200]))
-    frame = pd.DataFrame.from_records(records)
-    frame["_line"] = line_no
-    return RawFile(path, _stringify(frame), "jsonl", encoding, bad)
+    return RawFile(path, _frame(records, line_no), "json", encoding, bad)
+
+
+def _flat_table(table: pa.Table) -> pa.Table:
+    while any(pa.types.is_struct(t) for t in table.schema.types):
+        table = table.flatten()
+    return table
 
 
 def _stringify(frame: pd.DataFrame) -> pd.DataFrame:
     out = frame.copy()
     for col in out.columns:
-        if col != "_line" and not pd.api.types.is_datetime64_any_dtype(out[col]):
-            out[col] = out[col].astype(object).where(out[col].notna()).astype(STRING)
+        if col == "_line" or pd.api.types.is_datetime64_any_dtype(out[col]):
+            continue
+        s = out[col]
+        if pd.api.types.is_bool_dtype(s.dtype):
+            s = s.map({True: "true", False: "false"})
+        elif pd.api.types.is_float_dtype(s.dtype):
+            s = s.map(lambda v: None if pd.isna(v) else (str(int(v)) if float(v).is_integer() else repr(float(v))))
+        out[col] = s.astype(object).where(s.notna()).astype(STRING)
     return out
 
 
-def _read_dlr(path: Path, encoding: str) -> RawFile:
-    opener = gzip.open if path.suffix == ".gz" else open
+def _read_xml(path: Path, encoding: str) -> RawFile:
+    from defusedxml import ElementTree
+
     try:
-        with opener(path, "rb") as fh:
-            text = fh.read().decode(encoding)
+        root = ElementTree.fromstring(_read_bytes(path))
+    except Exception as exc:  # defusedxml raises its own errors for entity tricks
+        raise LoadError(f"{path}: not readable XML ({exc})") from None
+
+    def tag(e) -> str:
+        return e.tag.rsplit("}", 1)[-1]
+
+    # a record is an element whose children are all leaves; the response's envelope has a
+    # non-leaf child (the list of records), so it is not one
+    elements = [e for e in root.iter() if len(e) and all(len(c) == 0 for c in e)]
+    records = [{tag(c): (c.text or "").strip() or None for c in e} for e in elements]
+    return RawFile(path, _frame(records, range(1, len(records) + 1)), "xml", encoding)
+
+
+def records_json(frame: pd.DataFrame):
+    """Raw rows as JSON text (one string per row), for the rejects file."""
+    import numpy as np
+
+    if frame.empty:
+        return np.array([], dtype=object)
+    body = frame.drop(columns=["_line"], errors="ignore").astype(str)
+    return np.array(body.to_json(orient="records", lines=True, force_ascii=False).splitlines(), dtype=object)
+
+
+# --------------------------------------------------------------------------- logs
+
+
+def _read_log(path: Path, encoding: str) -> RawFile:
+    try:
+        text = _read_bytes(path).decode(encoding)
     except UnicodeDecodeError as exc:
         raise LoadError(f"{path}: byte {exc.start}: not valid {encoding} text") from exc
     lines = pd.Series(text.splitlines(), dtype=STRING)
     frame = pd.DataFrame({"text": lines, "_line": range(1, len(lines) + 1)})
     frame = frame[lines.str.strip().fillna("") != ""].reset_index(drop=True)
-    return RawFile(path, frame, "dlr", encoding)
+    return RawFile(path, frame, "log", encoding)

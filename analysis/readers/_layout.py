@@ -1,21 +1,35 @@
 """What a vendor layout is, and the helpers its staging function uses.
 
-A layout turns a raw table (lower-cased header names, a ``_line`` column) into a
-*staged* table: canonical column names, canonical statuses, parsed timestamps, raw
-phone strings, and a ``_reject`` reason where a value could not be read. The loader then
-finishes every layout the same way (phones, failure reasons, segments, enrichment,
-merging receipts into submissions).
+A layout is one declaration: the fields it reads, each with the header spellings that
+name it (English and Chinese, the vendor's console and API spellings, third-party
+exporters'), the fields whose presence identifies it, and a staging function. The
+staging function turns a raw table whose columns were renamed to the layout's field
+names (plus a ``_line`` column) into a *staged* table: canonical column names and
+statuses, parsed timestamps, raw phone strings, and a ``_reject`` reason where a value
+could not be read. The loader (:mod:`analysis.readers._assemble`) finishes every
+layout the same way: phones, failure reasons, segments, enrichment, merging receipts
+into submissions.
+
+Adding a layout is one ``Layout(...)`` in its vendor's module, listed in that module's
+``LAYOUTS``; the README's developer section shows one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 
 import pandas as pd
 
 from ..normalize import parse_times
 from ..schema import STRING
+
+
+def header_key(header) -> str:
+    """A header as compared with a layout's spellings: lower case, without a byte-order
+    mark, spaces, underscores or dashes (``PhoneNum`` = ``phone_num`` = ``Phone Num``)."""
+    return re.sub(r"[\s_\-]+", "", str(header).lstrip("\ufeff").strip().lower())
 
 
 @dataclass(frozen=True)
@@ -28,22 +42,63 @@ class Layout:
         Layout name, e.g. ``aliyun_report``; ``vendor=`` accepts it or the vendor.
     vendor : str
         Vendor written into the ``vendor`` column.
+    fields : mapping of str to tuple of str
+        Each field the layout reads, with the header spellings that name it (compared
+        through :func:`header_key`). The field name itself is always accepted.
     required : frozenset of str
-        Lower-case headers whose presence identifies the layout.
+        Fields whose presence identifies the layout.
     stage : callable
-        ``stage(raw, tz) -> DataFrame`` of staged columns.
+        ``stage(raw, tz, source_tz) -> DataFrame`` of staged columns, ``raw`` renamed to
+        the field names.
+    title : str
+        What a user holds, for messages and the README (``Aliyun send details …``).
     intl_phones : bool
         Bare digit strings are international numbers without ``+``.
+    source_tz : str, optional
+        Zone of the layout's naive timestamps when the vendor fixes it (``UTC`` for
+        Twilio); None: the SMSC's or the log's zone (``source_tz=`` of the loader).
+    id_per_phone : bool
+        Its message id names a request, which a batch shares between phones (Aliyun's
+        ``OutId`` / ``biz_id``): the message is the id and the phone.
     """
 
     name: str
     vendor: str
+    fields: Mapping[str, tuple[str, ...]]
     required: frozenset[str]
-    stage: Callable[[pd.DataFrame, str], pd.DataFrame]
+    stage: Callable[..., pd.DataFrame]
+    title: str = ""
     intl_phones: bool = False
+    source_tz: str | None = None
+    id_per_phone: bool = False
+    _keys: dict = field(default=None, init=False, repr=False, compare=False)
 
-    def matches(self, headers: set[str]) -> bool:
-        return self.required <= headers
+    def __post_init__(self):
+        keys = {}
+        for name, spellings in self.fields.items():
+            for s in (name, *spellings):
+                keys.setdefault(header_key(s), name)
+        object.__setattr__(self, "_keys", keys)
+
+    def header_map(self, headers: Iterable) -> dict | None:
+        """``{raw header: field}`` when every required field is among ``headers``, else
+        None. The first header naming a field wins."""
+        found: dict = {}
+        taken: set = set()
+        for h in headers:
+            name = self._keys.get(header_key(h))
+            if name is not None and name not in taken:
+                found[h] = name
+                taken.add(name)
+        return found if self.required <= taken else None
+
+    def matches(self, headers: Iterable) -> bool:
+        return self.header_map(headers) is not None
+
+    def rename(self, raw: pd.DataFrame) -> pd.DataFrame:
+        """``raw`` with the headers it recognises renamed to its field names."""
+        mapping = self.header_map([c for c in raw.columns if c != "_line"]) or {}
+        return raw.rename(columns=mapping)[[*mapping.values(), "_line"]]
 
 
 def col(raw: pd.DataFrame, name: str) -> pd.Series:
@@ -64,11 +119,13 @@ def first_reason(*reasons: pd.Series) -> pd.Series:
     return out
 
 
-def staged(raw: pd.DataFrame, tz: str, *, times: dict[str, tuple[pd.Series, dict]] | None = None, **columns) -> pd.DataFrame:
+def staged(raw: pd.DataFrame, tz: str, *, times: dict[str, tuple[pd.Series, dict]] | None = None,
+           time_source: str = "submission", **columns) -> pd.DataFrame:
     """Build a staged frame: ``columns`` as given, ``times`` parsed with their options.
 
     ``times`` maps ``submit_time`` / ``done_time`` to ``(raw_series, parse_times kwargs)``;
-    unreadable values put a reason (naming the column) into ``_reject``.
+    unreadable values put a reason (naming the column) into ``_reject``. ``time_source``
+    says what the ``submit_time`` of these records is (:data:`TIME_SOURCES`).
     """
     out = pd.DataFrame(index=raw.index)
     reasons = []
@@ -78,6 +135,7 @@ def staged(raw: pd.DataFrame, tz: str, *, times: dict[str, tuple[pd.Series, dict
         reasons.append(reason.where(reason.isna(), name + ": " + reason.astype(str)))
     for name, values in columns.items():
         out[name] = values
+    out["time_source"] = time_source
     out["_reject"] = first_reason(*reasons) if reasons else pd.Series(pd.NA, index=raw.index, dtype=object)
     out["_line"] = raw["_line"].to_numpy()
     return out
@@ -86,3 +144,12 @@ def staged(raw: pd.DataFrame, tz: str, *, times: dict[str, tuple[pd.Series, dict
 def to_number(s: pd.Series) -> pd.Series:
     """Numbers from strings; unreadable values become missing."""
     return pd.to_numeric(s, errors="coerce")
+
+
+#: Status words of console exports and API fields, Chinese and English.
+TEXT_STATUS = {
+    "发送成功": "delivered", "成功": "delivered", "接收成功": "delivered", "用户接收成功": "delivered",
+    "已送达": "delivered", "送达": "delivered", "success": "delivered", "delivered": "delivered",
+    "发送失败": "failed", "失败": "failed", "接收失败": "failed", "fail": "failed", "failed": "failed",
+    "等待回执": "pending", "发送中": "pending", "待回执": "pending", "pending": "pending",
+}

@@ -10,21 +10,15 @@ import pandas as pd
 
 from ..codes import CANONICAL_STATUS_ALIASES, map_status
 from ..schema import COLUMNS, LABELS
-from ._layout import Layout, col, staged, to_number
-
-#: display label (lower case) -> canonical column name
-HEADER_ALIASES = {lab.lower(): c for lang in LABELS.values() for c, lab in lang.items() if c in COLUMNS}
+from ._layout import TIME_SOURCES, Layout, col, staged, to_number
 
 _TRUE = {"true", "1", "yes", "y", "是", "t"}
 
 
-def stage(raw: pd.DataFrame, tz: str, *, source_tz: str | None = None) -> pd.DataFrame:
-    raw = raw.rename(columns=lambda c: HEADER_ALIASES.get(c, c))
-    status = col(raw, "status")
-    attempt = to_number(col(raw, "attempt")) if "attempt" in raw else pd.Series(pd.NA, index=raw.index)
-    probe = col(raw, "is_probe").str.lower().isin(_TRUE).fillna(False)
-    segments = to_number(col(raw, "segments")) if "segments" in raw else pd.Series(pd.NA, index=raw.index)
-    return staged(
+def stage(raw: pd.DataFrame, tz: str, source_tz: str | None = None) -> pd.DataFrame:
+    given = col(raw, "time_source").str.lower()
+    source = given.where(given.isin(list(TIME_SOURCES)), "submission").fillna("submission")
+    out = staged(
         raw,
         tz,
         times={
@@ -42,23 +36,33 @@ def stage(raw: pd.DataFrame, tz: str, *, source_tz: str | None = None) -> pd.Dat
         template_id=col(raw, "template_id"),
         category=col(raw, "category"),
         content=col(raw, "content"),
-        segments=segments,
-        status=map_status(status, CANONICAL_STATUS_ALIASES),
+        segments=to_number(col(raw, "segments")),
+        status=map_status(col(raw, "status"), CANONICAL_STATUS_ALIASES),
         status_code=col(raw, "status_code"),
         error_code=col(raw, "error_code"),
         failure_reason=col(raw, "failure_reason"),
-        attempt=attempt,
-        is_probe=probe,
+        attempt=to_number(col(raw, "attempt")),
+        is_probe=col(raw, "is_probe").str.lower().isin(_TRUE).fillna(False),
         fee=to_number(col(raw, "fee")),
+        currency=col(raw, "currency"),
     )
+    out["time_source"] = source.to_numpy()
+    # a send time that was only the receipt's time is derived again when the messages meet
+    out["submit_time"] = out["submit_time"].where(source.ne("receipt").to_numpy())
+    return out
+
+
+def _spellings(column: str) -> tuple[str, ...]:
+    return tuple(LABELS[lang][column] for lang in LABELS if column in LABELS[lang])
 
 
 LAYOUTS = [
     Layout(
         "canonical",
         "canonical",
-        frozenset({"phone", "submit_time"}),
-        stage,
-        intl_phones=False,
+        fields={c: _spellings(c) for c in COLUMNS},
+        required=frozenset({"phone", "submit_time"}),
+        stage=stage,
+        title="this project's canonical layout (CSV, XLSX, Parquet, the store; zh/en labels as headers)",
     )
 ]

@@ -1,9 +1,11 @@
-"""Vonage (Nexmo) delivery receipts.
+"""Vonage (Nexmo): delivery-receipt webhooks and SMS API send responses.
 
-Receipts carry no submission time: they complete a submissions file joined on
-``messageId``. A long message gives one receipt per part, each with its own message
-id, so every part stays its own row (the receipt does not say which parts belong
-together)."""
+A receipt's ``message-timestamp`` is when Vonage pushed it, in UTC: the receipt time.
+``scts`` is the carrier's completion time in *its* local clock (a UK carrier writes
+13:10 for 12:10 UTC), so it is not used. Receipts carry no send time: alone, a receipt
+loads as a message sent at its receipt time; the send response (no time either) joins its
+receipts by ``message-id`` and alone is rejected. A long message gives one receipt per
+part, each with its own message id, so every part stays its own row."""
 
 from __future__ import annotations
 
@@ -21,21 +23,17 @@ MCCMNC = {
 }
 
 
-def stage(raw: pd.DataFrame, tz: str) -> pd.DataFrame:
-    err = col(raw, "err-code")
+def stage_receipt(raw: pd.DataFrame, tz: str, source_tz=None) -> pd.DataFrame:
+    err = col(raw, "error")
     return staged(
         raw,
         tz,
-        times={
-            # receipts carry no submission time; message-timestamp (UTC) is when the
-            # receipt was sent, scts (YYMMDDHHMM, UTC) the carrier's completion time
-            "done_time": (col(raw, "scts"), {"form": "yymmddhhmm", "source_tz": "UTC"}),
-
-        },
-        message_id=col(raw, "messageid"),
+        times={"done_time": (col(raw, "pushed"), {"source_tz": source_tz})},
+        time_source="receipt",
+        message_id=col(raw, "message_id"),
         phone=col(raw, "msisdn"),
-        channel=col(raw, "to"),
-        carrier=col(raw, "network-code").map(MCCMNC).astype(object),
+        channel=col(raw, "sender"),
+        carrier=col(raw, "network").map(MCCMNC).astype(object),
         status=map_status(col(raw, "status"), VONAGE_STATUS),
         status_code=col(raw, "status"),
         error_code=err.mask(err == "0"),
@@ -43,6 +41,45 @@ def stage(raw: pd.DataFrame, tz: str) -> pd.DataFrame:
     )
 
 
+def stage_send(raw: pd.DataFrame, tz: str, source_tz=None) -> pd.DataFrame:
+    code = col(raw, "status")
+    ok = code.eq("0").fillna(False)
+    out = staged(
+        raw,
+        tz,
+        message_id=col(raw, "message_id"),
+        phone=col(raw, "to"),
+        carrier=col(raw, "network").map(MCCMNC).astype(object),
+        status=pd.Series("pending", index=raw.index, dtype=object).where(ok, "rejected"),
+        status_code=code,
+        error_code=code.mask(ok),
+        fee=to_number(col(raw, "price")),
+    )
+    out["_alone"] = ("a Vonage send response has no send time: load it with its delivery receipts, "
+                     "which give the time")
+    return out
+
+
 LAYOUTS = [
-    Layout("vonage_dlr", "vonage", frozenset({"messageid", "msisdn", "status", "err-code"}), stage, intl_phones=True),
+    Layout(
+        "vonage_receipt", "vonage",
+        fields={"message_id": ("messageId",), "msisdn": ("msisdn",), "sender": ("to",),
+                "network": ("network-code",), "price": ("price",), "status": ("status",), "error": ("err-code",),
+                "scts": ("scts",), "pushed": ("message-timestamp",), "client_ref": ("client-ref",)},
+        required=frozenset({"message_id", "msisdn", "status", "error"}),
+        stage=stage_receipt,
+        title="Vonage delivery-receipt webhooks",
+        intl_phones=True,
+        source_tz="UTC",
+    ),
+    Layout(
+        "vonage_send", "vonage",
+        fields={"message_id": ("message-id",), "to": ("to",), "status": ("status",),
+                "price": ("message-price",), "balance": ("remaining-balance",), "network": ("network",),
+                "error_text": ("error-text",)},
+        required=frozenset({"message_id", "to", "status"}),
+        stage=stage_send,
+        title="Vonage SMS API send responses (no send time)",
+        intl_phones=True,
+    ),
 ]

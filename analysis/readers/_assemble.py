@@ -1,0 +1,436 @@
+"""From raw files to the canonical send log: detect each file's layout, stage it, and
+assemble the staged rows of every file into messages.
+
+Each input row ends up in exactly one of three places:
+
+* **loaded** -- it contributed to a message of the log (a submission, a receipt merged
+  into its submission, a later receipt of the same message, a part of a long message …);
+* **rejected** -- kept in ``rejects`` with file, line and reason;
+* **duplicate** -- the same record as a row already loaded (a re-exported period, an
+  Aliyun receipt push repeated).
+
+``loaded + rejected + duplicates == rows read`` for every file.
+
+A receipt proves a message was sent: a message known only from receipts loads with the
+receipt's own submit date where it states one (SMPP ``submit date``, SNS ``timestamp``),
+else with the receipt time as its send time (``time_source = receipt``: latency unknown).
+When its submission arrives later, the two meet on the message id and the submission's
+time wins.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from ..codes import classify_failures
+from ..enrich import enrich, normalize_carriers, normalize_provinces
+from ..normalize import (
+    count_segments,
+    country_of,
+    infer_attempts,
+    infer_categories,
+    normalize_phones,
+)
+from ..schema import (
+    CATEGORIES,
+    DEFAULT_TZ,
+    FAILURE_REASONS,
+    FINAL_STATUSES,
+    LABELS,
+    STRING,
+    conform,
+)
+from . import aliyun, canonical, gateway, sns, tencent, twilio, vonage
+from ._files import LoadError, RawFile, read_raw, records_json
+from ._layout import TIME_SOURCES, Layout, first_reason
+from .mapping import mapping_layout
+
+#: Every known layout. Detection takes the one whose identifying fields are all present,
+#: the most specific (most identifying fields) first, then in this order.
+LAYOUTS: list[Layout] = [
+    *aliyun.LAYOUTS,
+    *tencent.LAYOUTS,
+    *twilio.LAYOUTS,
+    *vonage.LAYOUTS,
+    *sns.LAYOUTS,
+    *canonical.LAYOUTS,
+    *gateway.LAYOUTS,
+]
+
+_ACCOUNT = ["rows_read", "loaded", "rejected", "duplicates"]
+_TOTAL_WORDS = {"合计", "总计", "小计", "total", "totals", "sum", "grand total"}
+_RANK = {s: i for i, s in enumerate(TIME_SOURCES)}
+
+
+@dataclass
+class LoadResult:
+    """A loaded send log with its accounting.
+
+    Attributes
+    ----------
+    log : DataFrame
+        The canonical send log (see :mod:`analysis.schema`).
+    rejects : DataFrame
+        One row per rejected input row: ``file``, ``line`` (line, spreadsheet row, or
+        record number in a JSON/XML document), ``reason``, ``record`` (the raw row as
+        JSON).
+    summary : DataFrame
+        One row per file: ``file``, ``layout``, ``vendor``, ``encoding``,
+        ``rows_read``, ``loaded``, ``rejected``, ``duplicates``, ``messages``.
+    partitions : list of Path
+        The partitions of ``store`` that were read and merged into ``log``.
+    """
+
+    log: pd.DataFrame
+    rejects: pd.DataFrame
+    summary: pd.DataFrame
+    partitions: list[Path] = field(default_factory=list)
+
+
+def detect_layout(headers: Iterable[str], *, vendor: str | None = None) -> Layout:
+    """The layout whose identifying headers are all present (any of their spellings).
+
+    ``vendor`` restricts the choice to that vendor's layouts (or names one layout).
+    """
+    heads = [h for h in headers if h != "_line"]
+    pool = LAYOUTS
+    if vendor and any(vendor in (lay.name, lay.vendor) for lay in LAYOUTS):
+        pool = [lay for lay in LAYOUTS if vendor in (lay.name, lay.vendor)]
+    found = [lay for lay in pool if lay.matches(heads)]
+    if found:
+        return max(found, key=lambda lay: len(lay.required))  # ties: the first listed
+    if vendor and pool is LAYOUTS and canonical.LAYOUTS[0].matches(heads):
+        return canonical.LAYOUTS[0]  # a vendor without its own layout: canonical headers
+    shown = ", ".join(sorted({str(h).strip() for h in heads})) or "none"
+    wanted = "; ".join(f"{lay.name}: {', '.join(sorted(lay.fields[f][0] if lay.fields[f] else f for f in lay.required))}"
+                       for lay in pool)
+    raise LoadError(
+        f"unrecognised layout (headers: {shown}); expected one of [{wanted}], or pass vendor= or a column mapping"
+    )
+
+
+def read_send_log(path_or_paths, *, vendor: str | None = None, mapping: dict | str | Path | None = None,
+                  tz: str = DEFAULT_TZ, source_tz: str | None = None) -> pd.DataFrame:
+    """Read one or more platform exports into the canonical send log.
+
+    Parameters
+    ----------
+    path_or_paths : path or list of paths
+        CSV (UTF-8, UTF-8 with BOM, GBK/GB18030; gzip allowed), XLSX, Parquet (a file or
+        the store ``sms-ledger ingest`` writes), JSON lines, JSON or XML API responses
+        saved as they came, or a gateway log. A folder is read as a Parquet store.
+    vendor : str, optional
+        Force a vendor (``aliyun``, ``tencent``, ``twilio``, ``vonage``, ``aws_sns``,
+        ``gateway``, ``canonical``) or one layout (``aliyun_report`` …). For files in
+        the canonical layout without a vendor column, any name is written as vendor.
+    mapping : dict or path, optional
+        Column mapping for any other layout (see :mod:`analysis.readers.mapping`).
+    tz : str
+        Time zone of the result.
+    source_tz : str, optional
+        Zone of naive timestamps whose zone the vendor does not fix: gateway logs (the
+        SMSC's clock), canonical files and mappings. Default: ``tz``. Vendors with a
+        known zone keep it (Twilio, SNS and Vonage UTC; Aliyun and Tencent Beijing).
+
+    Returns
+    -------
+    DataFrame
+        The canonical send log, one row per message attempt, sorted by
+        ``submit_time``, ``vendor``, ``message_id``. Columns and dtypes:
+        :data:`analysis.schema.COLUMNS`. Rejected rows and the row accounting are in
+        :func:`load_send_log`'s result.
+
+    Raises
+    ------
+    LoadError
+        A file cannot be read at all (missing, undecodable, unknown layout); the
+        message names the file.
+    """
+    return load_send_log(path_or_paths, vendor=vendor, mapping=mapping, tz=tz, source_tz=source_tz).log
+
+
+def load_send_log(
+    path_or_paths,
+    *,
+    vendor: str | None = None,
+    mapping: dict | str | Path | None = None,
+    tz: str = DEFAULT_TZ,
+    source_tz: str | None = None,
+    resend_window: str = "30min",
+    progress: bool = False,
+    store: str | Path | None = None,
+) -> LoadResult:
+    """Like :func:`read_send_log`, returning the rejects and row accounting too.
+
+    ``resend_window`` is the window of resend inference (see
+    :func:`analysis.normalize.infer_attempts`); ``progress`` shows a bar over files.
+    ``store``: a Parquet store folder (``…/send_log``) to merge with; only its
+    partitions the inputs can touch are read (:func:`analysis.store.partitions_for`),
+    and the result names them (``partitions``).
+    """
+    paths = [path_or_paths] if isinstance(path_or_paths, str | Path) else list(path_or_paths)
+    if not paths:
+        raise LoadError("no input files given")
+    layout_override = mapping_layout(mapping) if mapping is not None else None
+    staged_parts, rejects, infos, raws = [], [], [], []
+
+    def add(raw: RawFile, layout) -> None:
+        fileno = len(infos)
+        try:
+            st, lay = _stage_file(raw, vendor=vendor, layout=layout, tz=tz, source_tz=source_tz)
+        except LoadError as exc:
+            raise LoadError(f"{raw.path}: {exc}") from None
+        st["_file"] = fileno
+        staged_parts.append(st)
+        raws.append(raw.frame)
+        infos.append({"file": str(raw.path), "layout": lay.name if lay else "empty",
+                      "vendor": lay.vendor if lay else None, "encoding": raw.encoding,
+                      "rows_read": len(raw.frame) + len(raw.bad)})
+        for line, reason, text in raw.bad:
+            rejects.append({"_file": fileno, "file": str(raw.path), "line": line, "reason": reason, "record": text})
+        bad = st["_reject"].notna()
+        if bad.any():
+            rejects.append(pd.DataFrame({"_file": fileno, "file": str(raw.path), "line": st.loc[bad, "_line"].to_numpy(),
+                                         "reason": st.loc[bad, "_reject"].astype(str).to_numpy(),
+                                         "record": records_json(raw.frame.loc[bad[bad].index])}))
+
+    for path in tqdm(paths, desc="reading", unit="file", disable=None if progress else True):
+        add(read_raw(path), layout_override)
+    partitions = []
+    if store is not None and Path(store).is_dir():
+        from ..store import partitions_for, read_partitions
+
+        partitions = partitions_for(store, pd.concat(staged_parts, ignore_index=True))
+        if partitions:
+            add(read_partitions(store, partitions), None)
+            staged_parts.insert(0, staged_parts.pop())  # the store's rows come first: the inputs are newer
+    staged = pd.concat(staged_parts, ignore_index=True)
+    staged["_order"] = np.arange(len(staged))
+    log, staged = _assemble(staged, tz=tz, window=resend_window)
+    # rows rejected at message level (a message with no time, no phone …)
+    late = staged["_reject"].notna() & ~staged["_early"]
+    if late.any():
+        for fileno, part in staged[late].groupby("_file"):
+            raw_rows = raws[fileno].set_index("_line").loc[part["_line"].to_numpy()].reset_index()
+            rejects.append(pd.DataFrame({"_file": fileno, "file": infos[fileno]["file"], "line": part["_line"].to_numpy(),
+                                         "reason": part["_reject"].astype(str).to_numpy(), "record": records_json(raw_rows)}))
+    rejects_df = _concat_rejects(rejects)
+    summary = _summary(staged, infos, rejects_df)
+    return LoadResult(log, rejects_df.drop(columns="_file"), summary, partitions)
+
+
+def _stage_file(raw: RawFile, *, vendor, layout, tz, source_tz) -> tuple[pd.DataFrame, Layout | None]:
+    frame = raw.frame
+    heads = [c for c in frame.columns if c != "_line"]
+    if not len(frame) and not heads:  # an API page with no records
+        return _empty_stage(frame), None
+    if raw.path.is_dir():  # the ingested store is always canonical
+        layout, vendor = canonical.LAYOUTS[0], None
+    if layout is None:
+        layout = gateway.LAYOUTS[0] if raw.kind == "log" else detect_layout(heads, vendor=vendor)
+    renamed = layout.rename(frame)
+    st = layout.stage(renamed, tz, layout.source_tz or source_tz)
+    vendor_name = layout.vendor
+    if layout.name in {"canonical", "mapping"} and vendor and vendor != "canonical":
+        vendor_name = vendor  # a vendor without a layout of its own names the file's rows
+    given = st["vendor"].astype(STRING) if "vendor" in st else pd.Series(pd.NA, index=st.index, dtype=STRING)
+    st["vendor"] = given.fillna(vendor_name)
+    phone, reason = normalize_phones(st["phone"], default_plus=layout.intl_phones)
+    st["phone"] = phone
+    if layout.id_per_phone and "message_id" in st:  # a request id shared by a batch: the message is id + phone
+        digest = pd.util.hash_pandas_object(phone.fillna(""), index=False).map("{:016x}".format).str.slice(0, 8)
+        given = st["message_id"].astype(STRING)
+        st["message_id"] = (given + "#" + digest.astype(STRING)).where(phone.notna() & given.notna(), given)
+    # a missing phone may come from another row of the message (checked when merging)
+    st["_reject"] = first_reason(_total_rows(frame), st["_reject"], reason.where(reason.ne("missing phone")))
+    st["_early"] = st["_reject"].notna()
+    st["_layout"] = layout.name
+    return st, layout
+
+
+def _empty_stage(frame: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame({"vendor": pd.Series(dtype=STRING), "_reject": pd.Series(dtype=object),
+                         "_early": pd.Series(dtype=bool), "_line": pd.Series(dtype="int64")})
+
+
+def _total_rows(frame: pd.DataFrame) -> pd.Series:
+    """A trailing 合计 / total row of a console export: not a message."""
+    heads = [c for c in frame.columns if c != "_line"][:2]
+    hit = np.zeros(len(frame), dtype=bool)
+    for c in heads:
+        if frame[c].dtype == object or isinstance(frame[c].dtype, pd.StringDtype):
+            word = frame[c].astype(STRING).str.strip().str.lower().str.rstrip(":：")
+            hit |= word.isin(list(_TOTAL_WORDS)).fillna(False).to_numpy(dtype=bool)
+    return pd.Series(np.where(hit, "total row of the export, not a message", None), index=frame.index, dtype=object)
+
+
+def _concat_rejects(parts: list) -> pd.DataFrame:
+    frames = [p if isinstance(p, pd.DataFrame) else pd.DataFrame([p]) for p in parts]
+    cols = ["_file", "file", "line", "reason", "record"]
+    if not frames:
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in cols})
+    out = pd.concat(frames, ignore_index=True)[cols]
+    out["line"] = out["line"].astype("int64")
+    return out.sort_values(["_file", "line"], kind="stable").reset_index(drop=True)
+
+
+def _message_ids(st: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+    """Given ids; else the message a phone and a send time identify (with the template
+    where the rows of that phone and time name one). Returns the ids and which of them
+    were made here."""
+    ids = st["message_id"].astype(STRING)
+    made = (ids.isna() & st["phone"].notna() & st["submit_time"].notna()).to_numpy(dtype=bool)
+    if made.any():
+        basis = st.loc[made, ["vendor", "phone", "submit_time"]].astype(str)
+        base = pd.util.hash_pandas_object(basis, index=False).map("h{:016x}".format).to_numpy()
+        template = st.loc[made, "template_id"].astype(STRING)
+        # where one template was sent to that phone at that time, rows without one join it
+        by_base = template.groupby(base)
+        tpl = template.fillna(by_base.transform("first").where(by_base.transform("nunique").eq(1)))
+        ids = ids.copy()
+        ids[made] = (pd.Series(base, index=template.index, dtype=STRING) + (":" + tpl).fillna("")).to_numpy()
+    return ids, pd.Series(made, index=st.index)
+
+
+def _link_by_phone_and_time(st: pd.DataFrame, ok: pd.Series, made: pd.Series) -> pd.Series:
+    """Rows whose id was made from phone and send time belong to the message with a given
+    id of the same vendor, phone and send time, when there is exactly one (an Aliyun
+    receipt with ``biz_id`` meets details exported without ``OutId``)."""
+    key = ["vendor", "phone", "submit_time"]
+    ids = st["message_id"]
+    rows = st.loc[ok & st["phone"].notna() & st["submit_time"].notna(), [*key, "message_id"]].astype(object)
+    rows["_made"] = made[rows.index].to_numpy()
+    given = rows[~rows["_made"]].drop_duplicates()
+    if given.empty or not rows["_made"].any():
+        return ids
+    given = given[~given.duplicated(key, keep=False)]  # one given id at that phone and time
+    link = rows[rows["_made"]].drop(columns="_made").drop_duplicates().merge(
+        given.drop(columns="_made").rename(columns={"message_id": "_to"}), on=key)
+    link = link.drop_duplicates("message_id")[["vendor", "message_id", "_to"]]
+    if link.empty:
+        return ids
+    to = st[["vendor", "message_id"]].astype(object).merge(link, on=["vendor", "message_id"], how="left")["_to"]
+    return ids.where(to.isna().to_numpy(), pd.Series(to.to_numpy(), index=ids.index, dtype=STRING))
+
+
+def _assemble(st: pd.DataFrame, *, tz: str, window: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Staged rows of every file -> canonical log; marks ``_reject`` / ``_dup`` on ``st``."""
+    for c in ["submit_time", "done_time"]:
+        if c not in st:
+            st[c] = pd.Series(pd.NaT, index=st.index, dtype=pd.DatetimeTZDtype("ms", tz))
+    for c in ["message_id", "template_id", "content", "status", "phone", "_alone"]:
+        if c not in st:
+            st[c] = pd.NA
+    st["time_source"] = st["time_source"].fillna("submission") if "time_source" in st else "submission"
+    st["_phone_optional"] = st["_phone_optional"].fillna(False).astype(bool) if "_phone_optional" in st else False
+    st["message_id"], made = _message_ids(st)
+    ok = st["_reject"].isna()
+    st.loc[ok & st["message_id"].isna(), "_reject"] = "no message id, and no phone and send time to identify it"
+    ok = st["_reject"].isna()
+    st["message_id"] = _link_by_phone_and_time(st, ok, made)
+    # message-level checks: a message needs a time and (but for receipts-only gateway
+    # logs) a phone from some row
+    key = ["vendor", "message_id"]
+    grp = st[ok].groupby(key, sort=False, observed=True, dropna=False)
+    has_time = (grp["submit_time"].transform("count") + grp["done_time"].transform("count")) > 0
+    has_phone = (grp["phone"].transform("count") > 0) | grp["_phone_optional"].transform("all")
+    alone = grp["_alone"].transform("first")
+    reason = pd.Series(pd.NA, index=has_time.index, dtype=object)
+    reason[~has_phone] = "no valid phone number for this message"
+    reason[~has_time] = alone[~has_time].fillna("no send time or receipt time for this message")
+    st.loc[reason.index, "_reject"] = reason
+    ok = st["_reject"].isna()
+    # exact repeats of a loaded row
+    subset = [c for c in [*key, "phone", "submit_time", "done_time", "status", "status_code", "error_code", "_part"]
+              if c in st]
+    st["_dup"] = False
+    st.loc[ok, "_dup"] = st.loc[ok].duplicated(subset=subset, keep="first")
+    rows = st[ok & ~st["_dup"]].copy()
+    rows["_final"] = rows["status"].isin(FINAL_STATUSES)
+    rows["_rank"] = rows["time_source"].map(_RANK).fillna(0).where(rows["submit_time"].notna(), len(_RANK))
+    rows = rows.sort_values([*key, "_final", "done_time", "_order"], ascending=[True, True, False, False, False],
+                            na_position="last", kind="stable")
+    multi = rows.duplicated(key, keep=False)
+    cols = [c for c in rows.columns if not c.startswith("_")]
+    single = rows.loc[~multi, cols]
+    several = rows.loc[multi]
+    merged = several[cols].groupby(key, sort=False, observed=True).first()
+    # the send time comes from the best source: submission, a receipt's submit date, none
+    best = several.sort_values([*key, "_rank", "_order"], kind="stable").groupby(key, sort=False).first()
+    merged["submit_time"] = best["submit_time"].reindex(merged.index)
+    merged["time_source"] = best["time_source"].where(best["submit_time"].notna()).reindex(merged.index)
+    merged["segments"] = several.groupby(key, sort=False)["segments"].max().reindex(merged.index) \
+        if "segments" in several else merged.get("segments")
+    if "_part" in several and several["_part"].notna().any() and several["content"].notna().any():
+        # the parts of a long message, in order, are its text
+        parts = several[several["_part"].notna()].assign(_n=lambda d: pd.to_numeric(d["_part"], errors="coerce"))
+        text = parts.sort_values([*key, "_n"], kind="stable").groupby(key, sort=False)["content"].agg(
+            lambda c: "".join(c.dropna().astype(str)) or None).astype(object).reindex(merged.index)
+        merged["content"] = merged["content"].astype(object).where(text.isna(), text)
+    log = pd.concat([single, merged.reset_index()], ignore_index=True)
+    # known only from receipts without a submit date: the earliest receipt is the send time
+    no_time = log["submit_time"].isna()
+    if no_time.any():
+        first_receipt = rows.groupby(key, sort=False)["done_time"].min()
+        at = pd.MultiIndex.from_frame(log.loc[no_time, key])
+        log.loc[no_time, "submit_time"] = first_receipt.reindex(at).to_numpy()
+        log.loc[no_time, "time_source"] = "receipt"
+    return _finish(log, tz=tz, window=window), st
+
+
+def _finish(log: pd.DataFrame, *, tz: str, window: str) -> pd.DataFrame:
+    """Vocabularies, failure reasons, segments, enrichment and attempts."""
+    log = log.copy()
+    log["status"] = log["status"].astype(object).fillna("pending")
+    reason = log["failure_reason"].astype(object) if "failure_reason" in log else pd.Series(pd.NA, index=log.index, dtype=object)
+    reason = reason.where(reason.isin(FAILURE_REASONS))
+    status_parts, reason_parts = [], []
+    for vendor, part in log.groupby(log["vendor"].astype(str), sort=False):
+        s, r = classify_failures(part["status"], part.get("status_code", pd.Series(pd.NA, index=part.index)),
+                                 part.get("error_code", pd.Series(pd.NA, index=part.index)), vendor=vendor)
+        status_parts.append(s)
+        reason_parts.append(r)
+    if status_parts:
+        log["status"] = pd.concat(status_parts).reindex(log.index)
+        derived = pd.concat(reason_parts).reindex(log.index)
+        log["failure_reason"] = reason.where(reason.notna() & derived.notna(), derived)
+    for c in ["carrier", "province", "city", "category", "segments", "country", "channel",
+              "status_code", "error_code", "attempt", "is_probe", "fee", "currency"]:
+        if c not in log:
+            log[c] = pd.NA
+    log["carrier"] = normalize_carriers(log["carrier"])
+    log["province"] = normalize_provinces(log["province"])
+    cat = log["category"].astype(STRING).str.strip().str.lower()
+    by_label = {LABELS[lang][c].lower(): c for lang in LABELS for c in CATEGORIES}
+    cat = cat.astype(object).where(cat.isin(CATEGORIES), cat.map(by_label))
+    log["category"] = cat.where(cat.notna(), infer_categories(log["content"]))
+    seg = pd.to_numeric(log["segments"], errors="coerce").astype("Int16")
+    log["segments"] = seg.fillna(count_segments(log["content"]))
+    log["country"] = log["country"].astype(object).where(log["country"].notna(), country_of(log["phone"].astype(STRING)))
+    log = enrich(log)
+    log["submit_time"] = log["submit_time"].astype(pd.DatetimeTZDtype("ms", tz))
+    log["attempt"] = pd.to_numeric(log["attempt"], errors="coerce").astype("Int16")
+    log["attempt"] = infer_attempts(log, window=window)
+    log = conform(log, tz=tz)
+    return log.sort_values(["submit_time", "vendor", "message_id"], kind="stable").reset_index(drop=True)
+
+
+def _summary(st: pd.DataFrame, infos: list[dict], rejects: pd.DataFrame) -> pd.DataFrame:
+    info = pd.DataFrame(infos)
+    files = pd.Series(range(len(info)))
+    loaded = st[st["_reject"].isna() & ~st["_dup"]]
+    info["loaded"] = files.map(loaded.groupby("_file").size()).fillna(0).astype(int)
+    info["rejected"] = files.map(rejects.groupby("_file").size()).fillna(0).astype(int)
+    info["duplicates"] = files.map(st.groupby("_file")["_dup"].sum()).fillna(0).astype(int)
+    info["messages"] = files.map(loaded.drop_duplicates(["_file", "vendor", "message_id"]).groupby("_file").size())
+    info["messages"] = info["messages"].fillna(0).astype(int)
+    vendors = st.groupby("_file")["vendor"].agg(lambda v: ", ".join(sorted(v.dropna().astype(str).unique())))
+    info["vendor"] = files.map(vendors).where(lambda v: v.fillna("") != "", info["vendor"])
+    return info[["file", "layout", "vendor", "encoding", *_ACCOUNT, "messages"]]
+
