@@ -138,9 +138,12 @@ def _load_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--vendor", help="force a vendor or layout (aliyun, tencent, twilio, vonage, aws_sns, gateway, canonical …)")
     p.add_argument("--mapping", type=Path, help="column mapping (TOML/JSON) for any other layout")
     p.add_argument("--tz", default="Asia/Shanghai", help="time zone of the log (default: %(default)s)")
+    p.add_argument("--source-tz", metavar="ZONE",
+                   help="zone of the clock in gateway logs (the SMSC's), canonical files and mappings, where the "
+                   "vendor does not fix one (default: --tz; Twilio, SNS and Vonage are UTC, Aliyun and Tencent Beijing)")
 
 
-def ingest(raw: list[Path], out: Path, *, vendor=None, mapping=None, tz="Asia/Shanghai") -> pd.DataFrame:
+def ingest(raw: list[Path], out: Path, *, vendor=None, mapping=None, tz="Asia/Shanghai", source_tz=None) -> pd.DataFrame:
     """Merge ``raw`` exports into the store under ``out``; returns the per-file summary."""
     from .readers import load_send_log
     from .store import store_path, write_store
@@ -149,9 +152,11 @@ def ingest(raw: list[Path], out: Path, *, vendor=None, mapping=None, tz="Asia/Sh
     # input, so overlaps become duplicates and later receipts complete earlier
     # submissions; only those partitions are rewritten
     store = store_path(out)
-    result = load_send_log(list(raw), vendor=vendor, mapping=mapping, tz=tz, progress=True, store=store)
+    result = load_send_log(list(raw), vendor=vendor, mapping=mapping, tz=tz, source_tz=source_tz, progress=True,
+                           store=store)
     out.mkdir(parents=True, exist_ok=True)
-    write_store(result.log, out, replace=result.partitions)
+    if len(result.log) or result.partitions:  # every row rejected: nothing to store, the rejects say why
+        write_store(result.log, out, replace=result.partitions)
     rejects_path = out / "rejects.csv"
     rejects = result.rejects
     if rejects_path.exists():
@@ -183,7 +188,15 @@ def weekly(
 
     source = ledger_source(inputs, engine=engine, scheduler=scheduler, progress=True, weeks=[week] if week else None,
                            **load)
+    rejects = None
+    if len(source.rejects):
+        out.mkdir(parents=True, exist_ok=True)
+        rejects = out / "rejects.csv"
+        _atomic_csv(source.rejects.drop(columns=["_file"], errors="ignore"), rejects)
+        print(f"{len(source.rejects):,} rows rejected: reasons in {rejects}", file=sys.stderr)
     found = sorted(set(source.cubes.quality["week"].dropna()))
+    if not found or (week and week not in found):
+        raise ValueError(_nothing_in(week, found, source.summary, rejects))
     weeks = [week] if week else found
     failed = source.cubes.failed
     phones = {w: repeat_candidates(failed[failed["week"].eq(w)]) for w in weeks}
@@ -195,10 +208,18 @@ def weekly(
                                      accounting=source.summary, prices=prices, modes=modes,
                                      inputs=[str(f) for f in source.files], tables=tables)
         written.append(write_ledger(ledgers, out / f"ledger-{w}.xlsx", lang=lang, unmask=unmask))
-    if len(source.rejects):
-        out.mkdir(parents=True, exist_ok=True)
-        _atomic_csv(source.rejects.drop(columns=["_file"], errors="ignore"), out / "rejects.csv")
     return written
+
+
+def _nothing_in(week, found, summary: pd.DataFrame, rejects) -> str:
+    """Why there is no ledger to write: the week is not in the input, or nothing loaded."""
+    read = int(summary["rows_read"].sum()) if "rows_read" in summary else 0
+    rejected = int(summary["rejected"].sum()) if "rejected" in summary else 0
+    where = f" (reasons in {rejects})" if rejects else ""
+    if not found:
+        return f"no messages in the input: {read:,} rows read, {rejected:,} rejected{where}"
+    return (f"no messages in week {week} (weeks in the input: {', '.join(found)}); {read:,} rows read, "
+            f"{rejected:,} rejected{where}")
 
 
 def report(inputs: list[Path], out: Path, *, week: str, lang: str = "zh", vendors=(), trial=(),
@@ -303,13 +324,15 @@ def main(argv: list[str] | None = None) -> int:
     pa.set_memory_pool(pa.system_memory_pool())  # memory freed between partitions goes back at once
     try:
         if args.command == "ingest":
-            summary = ingest(args.raw, args.out, vendor=args.vendor, mapping=args.mapping, tz=args.tz)
+            summary = ingest(args.raw, args.out, vendor=args.vendor, mapping=args.mapping, tz=args.tz,
+                             source_tz=args.source_tz)
             _print_summary(summary, args.out)
         elif args.command == "weekly":
             paths = weekly(
                 args.inputs, args.out, week=args.week, lang=args.lang, unmask=args.unmask,
                 prices=_pairs(args.price, "--price", float), modes=_pairs(args.billing_mode, "--billing-mode", _mode),
                 engine=args.engine, scheduler=args.scheduler, vendor=args.vendor, mapping=args.mapping, tz=args.tz,
+                source_tz=args.source_tz,
             )
             for p in paths:
                 print(f"wrote {p}")
@@ -324,7 +347,7 @@ def main(argv: list[str] | None = None) -> int:
             book, scorecard = run_trial(args.inputs, args.out, lang=args.lang, threshold=args.threshold,
                                         confidence=args.confidence, industry=args.industry,
                                         marketing_hours=(start, end), vendor=args.vendor, mapping=args.mapping,
-                                        tz=args.tz)
+                                        tz=args.tz, source_tz=args.source_tz)
             _print_scorecard(scorecard)
             print(f"scorecard: {book}")
         elif args.command == "demo":

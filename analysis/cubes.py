@@ -145,6 +145,7 @@ def partial_cubes(chunk: pd.DataFrame, *, events: dict | None = None, weeks=None
     flag = {c: chunk[c].to_numpy(dtype=bool, na_value=False) if c in chunk else False
             for c in ("complained", "unsubscribed", "clicked", "converted")}
     clicks = chunk["clicks"].to_numpy(dtype=float) if "clicks" in chunk else 0.0
+    fee = chunk["fee"].to_numpy(dtype=float, na_value=np.nan) if "fee" in chunk else np.full(n, np.nan)
     # every key as integer codes, made once: no Python strings per row; a row's week is
     # its day's week
     clock = local_clock(t)
@@ -162,14 +163,13 @@ def partial_cubes(chunk: pd.DataFrame, *, events: dict | None = None, weeks=None
         submitted=1, delivered=ok, final=~_among(status, ["pending"]),
         originals=original, first_ok=original & ok, any_ok=original & rescued, fast=ok & (latency <= 600),
         complained=flag["complained"], unsubscribed=flag["unsubscribed"], segments_submitted=seg,
-        segments_delivered=np.where(ok, seg, 0.0), clicks=clicks), KEYS["daily"])
+        segments_delivered=np.where(ok, seg, 0.0), clicks=clicks, fee=np.nan_to_num(fee), fee_n=np.isfinite(fee)),
+        KEYS["daily"])
     fine_days = days.get_indexer(fine["period"])
     fine = fine.assign(week=label_days(fine_days, days, "%G-W%V"), month=label_days(fine_days, days, "%Y-%m"))
     quality = sum_by(fine[[*KEYS["quality"], *QUALITY_SUMS]], KEYS["quality"])
-    cost = sum_by(fine[[*KEYS["cost"], "submitted", "delivered", "segments_submitted", "segments_delivered",
-                        "clicks"]], KEYS["cost"])
-    billing = sum_by(fine[[*KEYS["billing"], "submitted", "delivered", "segments_submitted", "segments_delivered"]],
-                     KEYS["billing"])
+    cost = sum_by(fine[[*KEYS["cost"], *BILLING_SUMS, "clicks"]], KEYS["cost"])
+    billing = sum_by(fine[[*KEYS["billing"], *BILLING_SUMS]], KEYS["billing"])
     daily = fine[[*KEYS["daily"], "submitted", "delivered"]]
 
     bins = latency_bins(latency)
@@ -209,6 +209,9 @@ def _among(coded: Coded, values) -> np.ndarray:
     return np.isin(coded.codes, found[found >= 0])
 
 
+#: What billing and cost count: messages, billable segments, and the export's own prices
+#: (``fee``: their sum, ``fee_n``: messages that had one).
+BILLING_SUMS = ["submitted", "delivered", "segments_submitted", "segments_delivered", "fee", "fee_n"]
 QUALITY_SUMS = ["submitted", "delivered", "final", "originals", "first_ok", "any_ok", "fast", "complained",
                 "unsubscribed"]
 

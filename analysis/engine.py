@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .cubes import Cubes, merge_cubes, partial_cubes
-from .events import _expand, load_inputs, read_event_files, split_inputs, store_accounting
+from .events import expand_inputs, load_inputs, read_event_files, split_inputs, store_accounting
 from .measures import iso_weeks, sends_per_phone
 from .schema import COLUMNS, DEFAULT_TZ, STRING, conform
 from .store import partition_key, store_partitions
@@ -78,7 +78,7 @@ def read_partition(path: str | Path, *, tz: str = DEFAULT_TZ, columns: list[str]
 
 
 #: What the cubes read of each partition (and ``message_id`` to join events).
-CUBE_COLUMNS = [c for c in COLUMNS if c not in ("message_id", "country", "city", "channel", "fee")]
+CUBE_COLUMNS = [c for c in COLUMNS if c not in ("message_id", "country", "city", "channel", "currency")]
 
 
 def _cubes_of(path: Path, events: dict | None, tz: str, weeks=None) -> Cubes:
@@ -194,6 +194,7 @@ def ledger_source(
     engine: str = "pandas",
     scheduler: str | None = None,
     tz: str = DEFAULT_TZ,
+    source_tz: str | None = None,
     vendor: str | None = None,
     mapping=None,
     progress: bool = False,
@@ -216,13 +217,14 @@ def ledger_source(
     """
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {', '.join(ENGINES)}, not {engine!r}")
-    files = _expand(list(inputs))
+    inputs = list(inputs)
+    files, _ = expand_inputs(inputs)
     logs, event_files = split_inputs(files)
     stores = [f for f in logs if f.is_dir()]
     if not stores or len(stores) < len(logs):  # raw exports: read them (and any store) in memory
         if engine == "dask":
             raise ValueError("--engine dask runs on the ingested Parquet store: run `sms-ledger ingest` first")
-        data = load_inputs(files, tz=tz, vendor=vendor, mapping=mapping, progress=progress)
+        data = load_inputs(inputs, tz=tz, source_tz=source_tz, vendor=vendor, mapping=mapping, progress=progress)
         return Source(cubes=partial_cubes(data.log, weeks=weeks), messages=lambda phones: sends_per_phone(data.log, phones),
                       bill=data.bill, summary=data.summary, rejects=data.rejects, files=data.files)
     joined, read = read_event_files(event_files, tz=tz)

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from .normalize import normalize_phones, parse_times
-from .readers import LoadError, LoadResult, detect_encoding, read_raw, records_json
+from .readers import LoadError, LoadResult, detect_encoding, detect_layout, read_raw, records_json
 from .schema import DEFAULT_TZ, STRING
 
 #: Columns of each kind, with the header spellings accepted for them.
@@ -292,7 +292,8 @@ class Inputs:
     files: list[Path]
 
 
-_SUFFIXES = {".csv", ".txt", ".tsv", ".xlsx", ".xlsm", ".xls", ".parquet", ".pq", ".jsonl", ".ndjson", ".gz", ".log"}
+_SUFFIXES = {".csv", ".txt", ".tsv", ".xlsx", ".xlsm", ".xls", ".parquet", ".pq", ".jsonl", ".ndjson", ".json", ".xml",
+             ".gz", ".log"}
 
 
 def load_inputs(
@@ -300,6 +301,7 @@ def load_inputs(
     *,
     vendors=None,
     tz: str = DEFAULT_TZ,
+    source_tz: str | None = None,
     vendor: str | None = None,
     mapping=None,
     progress: bool = False,
@@ -312,7 +314,7 @@ def load_inputs(
     their headers (:func:`event_kind`); everything else is read as a send log
     (:func:`analysis.load_send_log`). Without ``paths``, :func:`analysis.config.default_inputs`
     (the store and the demo's event files). ``vendors`` keeps only those vendors' messages
-    and bills; ``vendor`` forces a layout as in :func:`analysis.load_send_log`.
+    and bills; ``vendor``, ``mapping`` and ``source_tz`` are those of :func:`analysis.load_send_log`.
     """
     from .readers import load_send_log
 
@@ -320,11 +322,12 @@ def load_inputs(
         from .config import default_inputs
 
         paths = default_inputs()
-    files = _expand(paths)
+    files, in_folders = expand_inputs(paths)
     logs, events = split_inputs(files)
     if not logs:
         raise LoadError("no send log among the inputs: give exports or the store (data/interim)")
-    result = load_send_log(logs, vendor=vendor, mapping=mapping, tz=tz, progress=progress)
+    result = load_send_log(logs, vendor=vendor, mapping=mapping, tz=tz, source_tz=source_tz, progress=progress,
+                           skip_unknown=in_folders)
     summary = result.summary
     stores = [f for f in logs if f.is_dir()]
     if stores and len(stores) == len(logs) and len(store_accounting(stores)):
@@ -370,12 +373,15 @@ def store_accounting(stores: list[Path]) -> pd.DataFrame:
     return pd.concat([pd.read_csv(p) for p in found], ignore_index=True) if found else pd.DataFrame()
 
 
-def _expand(paths) -> list[Path]:
+def expand_inputs(paths) -> tuple[list[Path], frozenset[Path]]:
+    """The files among ``paths``, folders expanded (the store of a folder that holds one,
+    else every export in it), and which of them were found in a folder: those are skipped
+    with a note, not an error, when they are not exports (a manifest, notes)."""
     from .store import store_path
 
     if isinstance(paths, (str, Path)):
         paths = [paths]
-    out = []
+    out, found = [], set()
     for p in map(Path, paths):
         if not p.exists():
             raise LoadError(f"{p}: no such file or folder")
@@ -385,10 +391,12 @@ def _expand(paths) -> list[Path]:
             elif p.name == "send_log" or any(p.glob("*/*.parquet")) or any(p.glob("*.parquet")):
                 out.append(p)
             else:
-                out.extend(sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in _SUFFIXES))
+                members = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in _SUFFIXES)
+                out.extend(members)
+                found.update(members)
         else:
             out.append(p)
-    return out
+    return out, frozenset(found)
 
 
 def _peek_kind(path: Path) -> str | None:
@@ -401,7 +409,7 @@ def _peek_kind(path: Path) -> str | None:
             import pyarrow.parquet as pq
 
             heads = pq.read_schema(path).names
-        elif suffix in {".gz", ".jsonl", ".ndjson", ".log"}:
+        elif suffix in {".gz", ".jsonl", ".ndjson", ".log", ".json", ".xml"}:
             return None
         else:
             sample = path.read_bytes()[:65536]
@@ -410,4 +418,9 @@ def _peek_kind(path: Path) -> str | None:
             heads = re.split(r"[,\t;|]", first)
     except (OSError, ValueError, LoadError):
         return None
-    return event_kind(h.strip().strip('"') for h in map(str, heads))
+    heads = [h.strip().strip('"') for h in map(str, heads)]
+    try:  # a send log's headers can hold an event word (计费条数 in a console export)
+        detect_layout(heads)
+        return None
+    except LoadError:
+        return event_kind(heads)

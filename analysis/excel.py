@@ -84,7 +84,7 @@ def number_format(column: str) -> str | None:
         return "0.0E+00"
     if column == "unit_price" or column.startswith("cost_per_"):
         return "0.0000"
-    if column.startswith(("amount", "billed_amount", "cost")) or column in {"gap_amount", "overcharge"}:
+    if column.startswith(("amount", "billed_amount", "cost")) or column in {"gap_amount", "overcharge", "export_amount"}:
         return "#,##0.00"
     if column.endswith("_s"):
         return "#,##0.0"

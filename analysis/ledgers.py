@@ -22,10 +22,12 @@ from .measures import (
     cost_table,
     failure_table,
     iso_weeks,
+    merge_on,
     reconcile,
     repeat_candidates,
     repeat_table,
     sends_per_phone,
+    sum_by,
     trailing_sum,
     wilson_interval,
 )
@@ -63,9 +65,9 @@ def quality_ledger(log_or_cubes, *, target: float = TARGET, baseline: int = 8) -
     parts = []
     for depth in range(len(by) + 1):
         keys = ["week", *by[:depth]]
-        sums = cubes.quality.groupby(keys, dropna=False, sort=True)[_SUMS].sum().reset_index()
+        sums = _sorted(sum_by(cubes.quality[[*keys, *_SUMS]], keys), keys)
         q = hist_quantiles(cubes.latency, keys).rename(columns={"q0.5": "latency_p50_s", "q0.95": "latency_p95_s"})
-        sums = sums.merge(q, on=keys, how="left")
+        sums = merge_on(sums, q, keys, how="left")
         level = _rates(sums, keys, events={"complained": cubes.events.get("complained", False),
                                            "unsubscribed": cubes.events.get("unsubscribed", False)})
         parts.append(level.assign(**{k: ALL for k in by[depth:]}))
@@ -98,7 +100,7 @@ def trend_table(log_or_cubes) -> pd.DataFrame:
     ``delivered``, ``arrival_rate``, ``arrival_low``, ``arrival_high``.
     """
     cubes = _cubes(log_or_cubes)
-    by_carrier = cubes.quality.groupby(["week", "carrier"], dropna=False)[["submitted", "delivered"]].sum().reset_index()
+    by_carrier = sum_by(cubes.quality[["week", "carrier", "submitted", "delivered"]], ["week", "carrier"])
     total = cubes.quality.groupby("week")[["submitted", "delivered"]].sum().reset_index().assign(carrier=ALL)
     t = pd.concat([by_carrier, total], ignore_index=True)
     t["carrier"] = t["carrier"].astype(object)
@@ -119,7 +121,7 @@ def failure_ledger(log_or_cubes, *, top: int = 3) -> pd.DataFrame:
     cubes = _cubes(log_or_cubes)
     by = ["week", "carrier", "province"]
     daily = cubes.daily.assign(week=iso_weeks(pd.to_datetime(cubes.daily["period"])).astype(object).to_numpy())
-    submitted = daily.groupby(by, dropna=False)["submitted"].sum().reset_index()
+    submitted = sum_by(daily[[*by, "submitted"]], by)
     f = failure_table(cubes.failures, submitted, by=by, top=top)
     if f.empty:
         return f.assign(share_of_week=pd.Series(dtype=float))
@@ -154,11 +156,11 @@ def content_ledger(log_or_cubes, *, min_delivered: int = 30) -> pd.DataFrame:
     """
     cubes = _cubes(log_or_cubes)
     keys = ["week", "template_id", "category"]
-    c = cubes.content.groupby(keys, dropna=False, sort=True)[["sent", "delivered", "blocked", "clicks", "opened",
-                                                            "conversions"]].sum().reset_index()
+    c = _sorted(sum_by(cubes.content[[*keys, "sent", "delivered", "blocked", "clicks", "opened", "conversions"]], keys),
+                keys)
     text = cubes.texts.sort_values(["n", "content"], ascending=[False, True], kind="stable")
     text = text.drop_duplicates(keys)[[*keys, "content"]]
-    out = c.merge(text, on=keys, how="left")
+    out = merge_on(c, text, keys, how="left")
     low, high = wilson_interval(out["delivered"], out["sent"])
     out = out.assign(arrival_rate=out["delivered"] / out["sent"], arrival_low=low, arrival_high=high,
                      blocked_rate=out["blocked"] / out["sent"])
@@ -172,7 +174,7 @@ def content_ledger(log_or_cubes, *, min_delivered: int = 30) -> pd.DataFrame:
         hours = hours.assign(rate=hours["opened"] / hours["delivered"])
         best = hours.sort_values([*keys, "rate", "hour"], ascending=[True, True, True, False, True], kind="stable")
         best = best.drop_duplicates(keys)[[*keys, "hour", "rate"]]
-        out = out.merge(best.rename(columns={"hour": "best_send_hour", "rate": "best_hour_rate"}), on=keys, how="left")
+        out = merge_on(out, best.rename(columns={"hour": "best_send_hour", "rate": "best_hour_rate"}), keys, how="left")
         out["best_send_hour"] = out["best_send_hour"].astype("Int64")
     else:
         for c_ in ("clicks", "opened", "conversions", "best_send_hour", "best_hour_rate"):
@@ -185,6 +187,10 @@ def content_ledger(log_or_cubes, *, min_delivered: int = 30) -> pd.DataFrame:
             "conversions", "conversion_rate", "conversion_low", "conversion_high", "best_send_hour", "best_hour_rate"]
     out["template_id"] = out["template_id"].fillna("—")
     return out.sort_values(["week", "category", "template_id"], kind="stable", na_position="last")[cols].reset_index(drop=True)
+
+
+def _sorted(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    return frame.sort_values(keys, kind="stable", na_position="last").reset_index(drop=True)
 
 
 def _cubes(log_or_cubes) -> Cubes:

@@ -274,6 +274,15 @@ def latency_seconds(log: pd.DataFrame) -> np.ndarray:
     return np.where(ok & (seconds >= 0), seconds, np.nan)
 
 
+def merge_on(left: pd.DataFrame, right: pd.DataFrame, on: list[str], **kw) -> pd.DataFrame:
+    """``left.merge(right, on=on, ...)`` with the key columns of both as plain objects: a
+    key that is missing everywhere (no carrier, no template) comes out of a groupby as
+    float NaN on one side and None on the other, and must still match."""
+    on = list(on)
+    fix = {k: object for k in on}
+    return left.astype(fix).merge(right.astype(fix), on=on, **kw)
+
+
 def equals(s: pd.Series, value) -> np.ndarray:
     """``s == value`` as a bool array, by code for a categorical (no object array)."""
     if isinstance(s.dtype, pd.CategoricalDtype):
@@ -390,8 +399,8 @@ def sum_by(frame, keys: list[str], rows: np.ndarray | None = None) -> pd.DataFra
     out = {}
     for k, lev, part in zip(keys, levels, parts, strict=True):
         missing = part == 0
-        if pd.api.types.is_numeric_dtype(lev.dtype) or pd.api.types.is_datetime64_any_dtype(lev.dtype):
-            key = pd.Series(lev.take(np.maximum(part - 1, 0))) if len(lev) else pd.Series(np.full(len(part), np.nan))
+        if len(lev) and (pd.api.types.is_numeric_dtype(lev.dtype) or pd.api.types.is_datetime64_any_dtype(lev.dtype)):
+            key = pd.Series(lev.take(np.maximum(part - 1, 0)))
             key = key.where(~missing) if missing.any() else key
             out[k] = key if isinstance(key.dtype, pd.DatetimeTZDtype) else key.to_numpy()
         else:  # text: plain objects, None where missing
@@ -534,7 +543,7 @@ def failure_table(codes: pd.DataFrame, submitted: pd.DataFrame, *, by: list[str]
     group_failed = out.groupby(by, dropna=False, observed=True)["failed"].transform("sum") if by else out["failed"].sum()
     out["share"] = out["failed"] / group_failed
     if by:
-        out["submitted"] = out.merge(submitted, on=by, how="left")["submitted"].to_numpy()
+        out["submitted"] = merge_on(out, submitted, by, how="left")["submitted"].to_numpy()
     else:
         out["submitted"] = int(submitted["submitted"].sum())
     out["failure_rate"] = out["failed"] / out["submitted"]
@@ -653,7 +662,7 @@ def peak_variance(log: pd.DataFrame, *, by: Sequence[str] = ("vendor",)) -> pd.D
     base = rates[rates["window"].eq("off_peak")].drop(columns="window")
     base = base[[*by, "submitted", "delivered", "arrival_rate", "latency_p50_s"]].rename(
         columns=lambda c: c if c in by else f"base_{c}")
-    m = rates.merge(base, on=by, how="left") if by else rates.assign(**{c: base[c].iloc[0] if len(base) else np.nan for c in base})
+    m = merge_on(rates, base, by, how="left") if by else rates.assign(**{c: base[c].iloc[0] if len(base) else np.nan for c in base})
     z, p, h = two_proportion_test(m["delivered"], m["submitted"], m["base_delivered"], m["base_submitted"])
     off = m["window"].eq("off_peak").to_numpy()
     m["diff_pp"] = np.where(off, np.nan, 100 * (m["arrival_rate"] - m["base_arrival_rate"]))
@@ -811,6 +820,8 @@ def _billing_frame(log: pd.DataFrame) -> pd.DataFrame:
         "delivered": ok,
         "segments_submitted": seg,
         "segments_delivered": np.where(ok, seg, 0.0),
+        "fee": log["fee"].fillna(0.0).to_numpy(dtype=float),
+        "fee_n": log["fee"].notna().to_numpy(dtype=bool),
     }, index=log.index)
 
 
@@ -842,19 +853,22 @@ def billing_reconciliation(
     * ``submitted``, ``delivered``: messages;
     * ``segments_submitted``, ``segments_delivered``: billable parts of each (segments of
       a message without content count 1); ``gap_segments`` = submitted − delivered;
-    * ``unit_price``; ``amount_submission``, ``amount_delivery``, ``gap_amount``: money at
-      that price;
+    * ``unit_price``: the bill's, else ``prices``, else what the export's own prices come
+      to per submitted segment; ``amount_submission``, ``amount_delivery``,
+      ``gap_amount``: money at that price;
+    * ``export_amount``: the sum of the export's own per-message prices (SNS
+      ``PriceInUSD``, Twilio ``Price`` …; NaN when it has none);
     * ``billed_count``, ``billed_amount``: from the bill (NaN without one);
       ``bill_vs_submission``, ``bill_vs_delivery``: billed − each count;
     * ``billing_mode``: which count the bill matches (``submission``, ``delivery``,
       ``either`` when both are equal, ``neither``; missing without a bill);
     * ``contract_mode`` (``modes`` or :data:`BILLING_MODES`; missing when unknown),
-      ``overcharge``: billed amount minus the amount under the contract mode
-      (positive = billed too much).
+      ``overcharge``: billed amount minus the amount under the contract mode (positive =
+      billed too much).
     """
     f = _billing_frame(log)
     g = f.groupby(["vendor", "month"], dropna=False)
-    out = g[["delivered", "segments_submitted", "segments_delivered"]].sum()
+    out = g[["delivered", "segments_submitted", "segments_delivered", "fee", "fee_n"]].sum()
     out.insert(0, "submitted", g.size())
     return reconcile(out.reset_index(), bill, prices=prices, modes=modes, tolerance=tolerance)
 
@@ -877,7 +891,13 @@ def reconcile(
     else:
         out = out.assign(billed_count=np.nan, billed_amount=np.nan, bill_price=np.nan)
     prices = prices or {}
-    out["unit_price"] = out["bill_price"].astype(float).fillna(out["vendor"].map(prices).astype(float))
+    fee = out["fee"].astype(float) if "fee" in out else pd.Series(np.nan, index=out.index)
+    fee_n = out["fee_n"].fillna(0) if "fee_n" in out else pd.Series(0, index=out.index)
+    # the export's own prices (SNS PriceInUSD, Twilio Price …), where it has them
+    out["export_amount"] = fee.where(fee_n > 0)
+    realized = out["export_amount"] / out["segments_submitted"].where(out["segments_submitted"] > 0)
+    out["unit_price"] = (out["bill_price"].astype(float).fillna(out["vendor"].map(prices).astype(float))
+                         .fillna(realized))
     for c in ("submitted", "delivered", "segments_submitted", "segments_delivered"):
         out[c] = out[c].fillna(0).astype("int64")
     out["gap_segments"] = out["segments_submitted"] - out["segments_delivered"]
@@ -897,7 +917,7 @@ def reconcile(
                          [out["amount_delivery"], out["amount_submission"]], np.nan)
     out["overcharge"] = out["billed_amount"].astype(float) - expected
     columns = ["vendor", "month", "submitted", "delivered", "segments_submitted", "segments_delivered",
-               "gap_segments", "unit_price", "amount_submission", "amount_delivery", "gap_amount",
+               "gap_segments", "unit_price", "amount_submission", "amount_delivery", "gap_amount", "export_amount",
                "billed_count", "billed_amount", "bill_vs_submission", "bill_vs_delivery", "billing_mode",
                "contract_mode", "overcharge"]
     return out.sort_values(["vendor", "month"], kind="stable")[columns].reset_index(drop=True)
@@ -950,10 +970,10 @@ def effective_cost(
     f = _billing_frame(d)
     keys = list(dict.fromkeys([*by, "vendor"]))
     work = pd.concat([d[[k for k in by if k != "vendor"]], f[["vendor", "delivered", "segments_submitted",
-                                                               "segments_delivered"]]], axis=1)
+                                                               "segments_delivered", "fee", "fee_n"]]], axis=1)
     work["clicks"] = d["clicks"].to_numpy() if "clicks" in d else 0
     g = _grouped(work, keys)
-    counts = g[["delivered", "segments_submitted", "segments_delivered", "clicks"]].sum()
+    counts = g[["delivered", "segments_submitted", "segments_delivered", "clicks", "fee", "fee_n"]].sum()
     counts.insert(0, "submitted", g.size())
     return cost_table(_finish(counts, keys), by=by, modes=vendor_mode, prices=price, clicks="clicks" in d)
 
@@ -965,6 +985,8 @@ def cost_table(counts: pd.DataFrame, *, by: list[str], modes: dict, prices: dict
     price = counts["vendor"].map(prices).astype(float)
     work = counts.assign(billed=np.where(mode.eq("delivery"), counts["segments_delivered"], counts["segments_submitted"]))
     work["cost"] = work["billed"] * price
+    if "fee" in work:  # no price known: what the export says each message cost
+        work["cost"] = work["cost"].fillna(work["fee"].where(work["fee_n"] > 0))
     g = work.groupby(by, dropna=False, sort=True) if by else work.groupby(np.zeros(len(work)))
     out = g[["submitted", "delivered", "billed", "clicks"]].sum()
     out["cost"] = g["cost"].sum(min_count=1)

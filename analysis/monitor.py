@@ -17,7 +17,7 @@ from statistics import NormalDist
 import numpy as np
 import pandas as pd
 
-from .measures import sum_by, trailing_sum, with_keys
+from .measures import merge_on, sum_by, trailing_sum, with_keys
 
 #: One-sided false-alarm rate of a 3-sigma limit.
 ALPHA = NormalDist().cdf(-3)
@@ -199,7 +199,7 @@ def _switch_to(alerts: pd.DataFrame, counts: pd.DataFrame, *, by: list[str], min
     alt = alt.drop(columns=["submitted", "delivered"])
     a = alerts.reset_index(drop=True).astype({k: object for k in where})
     a["_row"] = np.arange(len(a))
-    m = a[["_row", *where, "period", *(["vendor"] if "vendor" in by else [])]].merge(alt, on=[*where, "period"])
+    m = merge_on(a[["_row", *where, "period", *(["vendor"] if "vendor" in by else [])]], alt, [*where, "period"])
     if "vendor" in by:
         m = m[m["switch_to"] != m["vendor"].astype(str)]
     m = m.merge(a[["_row", "baseline"]], on="_row")

@@ -20,6 +20,7 @@ time wins.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,11 +45,12 @@ from ..schema import (
     FINAL_STATUSES,
     LABELS,
     STRING,
+    TIME_SOURCES,
     conform,
 )
 from . import aliyun, canonical, gateway, sns, tencent, twilio, vonage
 from ._files import LoadError, RawFile, read_raw, records_json
-from ._layout import TIME_SOURCES, Layout, first_reason
+from ._layout import Layout, first_reason
 from .mapping import mapping_layout
 
 #: Every known layout. Detection takes the one whose identifying fields are all present,
@@ -99,13 +101,13 @@ def detect_layout(headers: Iterable[str], *, vendor: str | None = None) -> Layou
     ``vendor`` restricts the choice to that vendor's layouts (or names one layout).
     """
     heads = [h for h in headers if h != "_line"]
-    pool = LAYOUTS
-    if vendor and any(vendor in (lay.name, lay.vendor) for lay in LAYOUTS):
-        pool = [lay for lay in LAYOUTS if vendor in (lay.name, lay.vendor)]
+    pool = [lay for lay in LAYOUTS if lay not in gateway.LAYOUTS]  # a log is told by its lines, not headers
+    named = [lay for lay in pool if vendor in (lay.name, lay.vendor)] if vendor else []
+    pool = named or pool
     found = [lay for lay in pool if lay.matches(heads)]
     if found:
         return max(found, key=lambda lay: len(lay.required))  # ties: the first listed
-    if vendor and pool is LAYOUTS and canonical.LAYOUTS[0].matches(heads):
+    if vendor and not named and canonical.LAYOUTS[0].matches(heads):
         return canonical.LAYOUTS[0]  # a vendor without its own layout: canonical headers
     shown = ", ".join(sorted({str(h).strip() for h in heads})) or "none"
     wanted = "; ".join(f"{lay.name}: {', '.join(sorted(lay.fields[f][0] if lay.fields[f] else f for f in lay.required))}"
@@ -165,11 +167,14 @@ def load_send_log(
     resend_window: str = "30min",
     progress: bool = False,
     store: str | Path | None = None,
+    skip_unknown=(),
 ) -> LoadResult:
     """Like :func:`read_send_log`, returning the rejects and row accounting too.
 
     ``resend_window`` is the window of resend inference (see
     :func:`analysis.normalize.infer_attempts`); ``progress`` shows a bar over files.
+    ``skip_unknown``: files (found in a folder) that are skipped, with a warning and a
+    ``skipped`` row in the summary, when their layout is not recognised.
     ``store``: a Parquet store folder (``…/send_log``) to merge with; only its
     partitions the inputs can touch are read (:func:`analysis.store.partitions_for`),
     and the result names them (``partitions``).
@@ -200,8 +205,16 @@ def load_send_log(
                                          "reason": st.loc[bad, "_reject"].astype(str).to_numpy(),
                                          "record": records_json(raw.frame.loc[bad[bad].index])}))
 
+    skip_unknown = {Path(p) for p in skip_unknown}
     for path in tqdm(paths, desc="reading", unit="file", disable=None if progress else True):
-        add(read_raw(path), layout_override)
+        try:
+            add(read_raw(path), layout_override)
+        except LoadError as exc:
+            if Path(path) not in skip_unknown or "unrecognised layout" not in str(exc):
+                raise
+            warnings.warn(f"{path}: skipped, not an export this project reads", stacklevel=2)
+            infos.append({"file": str(path), "layout": "skipped", "vendor": None, "encoding": None, "rows_read": 0})
+            raws.append(pd.DataFrame())
     partitions = []
     if store is not None and Path(store).is_dir():
         from ..store import partitions_for, read_partitions

@@ -9,8 +9,8 @@ from __future__ import annotations
 import pandas as pd
 
 from ..codes import CANONICAL_STATUS_ALIASES, map_status
-from ..schema import COLUMNS, LABELS
-from ._layout import TIME_SOURCES, Layout, col, staged, to_number
+from ..schema import COLUMNS, LABELS, TIME_SOURCES
+from ._layout import Layout, col, staged, to_number
 
 _TRUE = {"true", "1", "yes", "y", "是", "t"}
 
@@ -53,7 +53,7 @@ def stage(raw: pd.DataFrame, tz: str, source_tz: str | None = None) -> pd.DataFr
 
 
 def _spellings(column: str) -> tuple[str, ...]:
-    return tuple(LABELS[lang][column] for lang in LABELS if column in LABELS[lang])
+    return (column, *(LABELS[lang][column] for lang in LABELS if column in LABELS[lang]))
 
 
 LAYOUTS = [
