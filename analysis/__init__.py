@@ -52,6 +52,7 @@ _MODULES = {
         "use_cjk_font",
     ],
     "readers": ["LoadError", "LoadResult", "load_send_log", "read_send_log"],
+    "report": ["cannot_show"],
     "schema": ["COLUMNS", "FAILURE_REASONS", "LABELS", "STATUSES", "label"],
     "simulate": ["simulate", "simulate_trial"],
     "store": ["read_store", "write_store"],

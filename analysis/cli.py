@@ -94,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--lang", choices=["zh", "en"], default="zh", help="labels (default: %(default)s)")
     report.add_argument("--vendors", default="", help="only these vendors, comma-separated (default: all)")
     report.add_argument("--trial", nargs="*", type=Path, default=[], metavar="TRIAL",
-                        help="channel-trial logs for the trial notebook (default: the demo trial)")
+                        help="channel-trial logs for the trial section (default: none, the section says so)")
     report.add_argument("--out", type=Path, default=config.REPORTS, help="reports folder (default: %(default)s)")
     report.add_argument("--timeout", type=int, default=600, help="seconds allowed per notebook cell (default: %(default)s)")
 

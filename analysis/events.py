@@ -291,6 +291,15 @@ class Inputs:
     rejects: pd.DataFrame
     files: list[Path]
 
+    @property
+    def has_clicks(self) -> bool:
+        """Click events were given and joined (the click-through sections need them)."""
+        return "clicked" in self.log
+
+    @property
+    def has_bill(self) -> bool:
+        return len(self.bill) > 0
+
 
 _SUFFIXES = {".csv", ".txt", ".tsv", ".xlsx", ".xlsm", ".xls", ".parquet", ".pq", ".jsonl", ".ndjson", ".json", ".xml",
              ".gz", ".log"}

@@ -94,9 +94,8 @@ def check_templates(
                                                     index=out.index)),
         (out["segments"].fillna(1).gt(1), out["segments"].astype(str) + " billed segments"),
     ]
-    out["issues"] = [
-        "; ".join(str(msg[i]) for flag, msg in issues if bool(flag.iloc[i])) for i in range(len(out))
-    ] if len(out) else []
+    out["issues"] = pd.Series(["; ".join(str(msg[i]) for flag, msg in issues if bool(flag.iloc[i]))
+                               for i in range(len(out))], index=out.index, dtype=object)
     n_issues = out["issues"].str.count("; ") + out["issues"].ne("").astype(int)
     out = out.assign(_n=n_issues).sort_values(["_n", "template_id"], ascending=[False, True], kind="stable")
     cols = ["template_id", "category", "content", "chars", "segments", "signature", "links", "promissory",

@@ -97,6 +97,28 @@ def run_report(
     return index
 
 
+#: Why a section of the report shows nothing: ``key: (zh, en)``.
+CANNOT_SHOW = {
+    "no_clicks": ("本节无法显示：输入中没有点击记录（点击/转化文件）。",
+                  "Not shown: the input has no click events (a click or conversion file)."),
+    "no_trial": ("本节无法显示：未提供通道测试数据（sms-ledger report --trial 测试日志）。",
+                 "Not shown: no channel-trial log was given (sms-ledger report --trial TRIAL)."),
+    "no_peak": ("本节无法显示：本期没有工作日高峰时段的发送。",
+                "Not shown: nothing was sent in the weekday peak window."),
+}
+
+
+def cannot_show(what: str, lang: str = "zh") -> None:
+    """Say, in the report's language, why a section shows nothing (:data:`CANNOT_SHOW`)."""
+    text = CANNOT_SHOW[what][0 if lang == "zh" else 1]
+    try:
+        from IPython.display import Markdown, display
+
+        display(Markdown(f"*{text}*"))
+    except ImportError:  # outside a notebook
+        print(text)
+
+
 @contextlib.contextmanager
 def _quiet_kernel():
     """Keep the kernels' start-up chatter (which they write straight to file descriptor 2)

@@ -183,3 +183,45 @@ def test_ingest_rewrites_only_the_partitions_it_touches(tmp_path):
     whole = tmp_path / "w"
     assert main(["ingest", jan, may, str(late), "--out", str(whole)]) == 0
     pd.testing.assert_frame_equal(read_store(store), read_store(whole))
+
+
+PUBLIC = sorted((__import__("pathlib").Path(__file__).parent / "fixtures" / "public").iterdir())
+
+
+def _weeks_of(path) -> list[str]:
+    from analysis import load_send_log
+
+    log = load_send_log(path).log
+    return sorted(set(log["submit_time"].dt.strftime("%G-W%V")))
+
+
+@pytest.mark.parametrize("path", PUBLIC, ids=lambda p: p.name)
+def test_weekly_runs_on_each_vendors_data_alone(path, tmp_path, capsys):
+    from analysis import read_ledger
+
+    weeks = _weeks_of(path)
+    code = main(["weekly", str(path), "--all-weeks", "--out", str(tmp_path)])
+    err = capsys.readouterr().err
+    if not weeks:  # nothing but submissions without a time: a clear error, the reasons on disk
+        assert code == 2 and "no messages in the input" in err and "rejected" in err
+        assert (tmp_path / "rejects.csv").exists()
+        return
+    assert code == 0, err
+    books = sorted(tmp_path.glob("ledger-*.xlsx"))
+    assert [b.stem.split("-", 1)[1] for b in books] == weeks
+    quality = read_ledger(books[0])["quality"]
+    assert int(quality.loc[quality["vendor"].eq("All"), "submitted"].sum()) > 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["tencent_pull_sms_send_status.json", "kannel_access.log", "twilio_messages_page.json"])
+def test_report_runs_on_each_vendors_data_alone(name, tmp_path):
+    path = next(p for p in PUBLIC if p.name == name)
+    (week,) = _weeks_of(path)[-1:]
+    assert main(["report", str(path), "--week", week, "--out", str(tmp_path)]) == 0
+    pages = sorted((tmp_path / "html").glob("*.html"))
+    assert len(pages) == 5
+    trial = (tmp_path / "html" / f"5.0-channel-trial-{week}.html").read_text(encoding="utf-8")
+    assert "未提供通道测试数据" in trial  # the trial section says no trial was given
+    content = (tmp_path / "html" / f"3.0-content-and-send-hours-{week}.html").read_text(encoding="utf-8")
+    assert "没有点击记录" in content

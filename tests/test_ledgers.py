@@ -118,3 +118,19 @@ def test_demo_cost_per_delivered(demo, demo_inputs, outage_week):
     aliyun = cost[cost["vendor"].eq("aliyun")]
     assert (aliyun["cost_per_delivered"] >= prices["aliyun"]).all()  # failures are paid for too
     assert aliyun["cost"].sum() / aliyun["delivered"].sum() > prices["aliyun"]
+
+
+def test_the_exports_own_prices_feed_billing_and_cost(fixtures):
+    """SNS writes a price per part (PriceInUSD): the billing and cost sheets use it."""
+    from analysis import read_send_log
+
+    raw = pd.read_csv(fixtures / "sns_usage.csv")
+    by_hand = raw["PriceInUSD"].sum()  # 0.041 + 2 × 0.006 + 0.006
+    sheets = weekly_ledgers(read_send_log(fixtures / "sns_usage.csv"), "2025-W19")
+    billing = sheets["billing"].iloc[0]
+    assert billing["export_amount"] == pytest.approx(by_hand)
+    assert billing["unit_price"] == pytest.approx(by_hand / raw["TotalParts"].groupby(raw["MessageId"]).first().sum())
+    cost = sheets["cost"]
+    assert cost["cost"].sum() == pytest.approx(by_hand)
+    delivered = raw[raw["DeliveryStatus"].str.contains("accepted")]["MessageId"].nunique()
+    assert cost["cost_per_delivered"].iloc[0] == pytest.approx(by_hand / delivered)
