@@ -308,11 +308,12 @@ def plot_open_rate(rates: pd.DataFrame, lift: pd.DataFrame | None = None, *, lan
     r = rates.sort_values("hour")
     ax.plot(r["hour"], r["open_rate"], marker="o", color="#1f6fb4")
     ax.fill_between(r["hour"], r["open_low"], r["open_high"], color="#1f6fb4", alpha=0.2, linewidth=0)
-    if lift is not None and len(lift):
+    at = dict(zip(r["hour"], r["open_rate"], strict=True))
+    if lift is not None and len(lift) and np.isfinite(at.get(lift.iloc[0]["hour_a"], np.nan)) \
+            and np.isfinite(at.get(lift.iloc[0]["hour_b"], np.nan)):  # both hours were sent to and clicked
         row = lift.iloc[0]
         a, b = int(row["hour_a"]), int(row["hour_b"])
-        ya = float(r.loc[r["hour"].eq(a), "open_rate"].iloc[0])
-        yb = float(r.loc[r["hour"].eq(b), "open_rate"].iloc[0])
+        ya, yb = float(at[a]), float(at[b])
         ax.annotate("", xy=(a, ya), xytext=(b, yb), arrowprops={"arrowstyle": "->", "color": "#d62728"})
         ax.text((a + b) / 2, max(ya, yb) * 1.04,
                 f"{a}:00 vs {b}:00 {_title('lift', lang)} {row['lift']:+.0%} "

@@ -225,3 +225,11 @@ def test_report_runs_on_each_vendors_data_alone(name, tmp_path):
     assert "未提供通道测试数据" in trial  # the trial section says no trial was given
     content = (tmp_path / "html" / f"3.0-content-and-send-hours-{week}.html").read_text(encoding="utf-8")
     assert "没有点击记录" in content
+
+
+@pytest.mark.slow
+def test_report_when_no_click_matches_a_message(tmp_path):
+    path = next(p for p in PUBLIC if p.name == "twilio_messages_page.json")
+    (tmp_path / "clicks.csv").write_text("message_id,vendor,event_time,event\nnope,twilio,2019-05-24 18:00:00,click\n")
+    assert main(["report", str(path), str(tmp_path / "clicks.csv"), "--week", "2019-W21",
+                 "--out", str(tmp_path / "out")]) == 0
