@@ -56,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="write the weekly ledger workbook(s)",
         description="Build the three weekly ledgers (quality monitoring, failure tracing, content "
         "optimization) plus billing reconciliation and drop alerts, and write them as an Excel "
-        "workbook per week: ledger-<week>.xlsx. INPUT may be raw exports, the Parquet store "
+        "workbook per week: ledger-<week>.xlsx (ledger-<week>-en.xlsx in English). INPUT may be raw exports, the Parquet store "
         "(data/interim) and folders; click, reply, complaint and bill files among them are "
         "recognised by their headers and joined in. Earlier weeks in the input give the "
         "baselines and week-on-week changes. Phone numbers are masked unless --unmask.",
@@ -86,8 +86,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="write the week's review report (workbook, figures, HTML)",
         description="Write the week's ledger workbook, execute the notebooks in notebooks/ with "
         "the week's parameters and render them to HTML without code cells, with their figures "
-        "as PNG and SVG: reports/ledgers, reports/html, reports/figures/<week> and "
-        "reports/report-<week>.html. Without INPUT: the ingested store and the demo's event files.",
+        "as PNG and SVG, behind a front page with the week's key points: reports/ledgers/ledger-<week>.xlsx, "
+        "reports/html/, reports/figures/<week>/ and reports/report-<week>.html (with -en in every name for "
+        "--lang en, so both languages sit side by side). Without INPUT: the ingested store and the demo's "
+        "event files.",
     )
     report.add_argument("inputs", nargs="*", type=Path, metavar="INPUT", help="exports, the store, event files or folders")
     report.add_argument("--week", required=True, help="ISO week to report, e.g. 2025-W18")
@@ -96,6 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--trial", nargs="*", type=Path, default=[], metavar="TRIAL",
                         help="channel-trial logs for the trial section (default: none, the section says so)")
     report.add_argument("--out", type=Path, default=config.REPORTS, help="reports folder (default: %(default)s)")
+    report.add_argument("--industry", choices=["finance", "ecommerce"],
+                        help="the send windows this industry avoids, for the send-window check (default: none)")
     report.add_argument("--timeout", type=int, default=600, help="seconds allowed per notebook cell (default: %(default)s)")
 
     trial = sub.add_parser(
@@ -179,12 +183,12 @@ def weekly(
     engine: str = "pandas",
     scheduler: str | None = None,
     **load,
-) -> list[Path]:
-    """Write the ledger workbook of ``week`` (every week when None); returns the paths."""
+) -> dict[str, tuple[Path, dict]]:
+    """Write the ledger workbook of ``week`` (every week when None); returns each week's
+    workbook path and sheets."""
     from .engine import ledger_source
     from .excel import write_ledger
-    from .ledgers import ledger_tables, ledgers_from_cubes
-    from .measures import repeat_candidates
+    from .ledgers import ledgers_of
 
     source = ledger_source(inputs, engine=engine, scheduler=scheduler, progress=True, weeks=[week] if week else None,
                            **load)
@@ -197,18 +201,9 @@ def weekly(
     found = sorted(set(source.cubes.quality["week"].dropna()))
     if not found or (week and week not in found):
         raise ValueError(_nothing_in(week, found, source.summary, rejects))
-    weeks = [week] if week else found
-    failed = source.cubes.failed
-    phones = {w: repeat_candidates(failed[failed["week"].eq(w)]) for w in weeks}
-    messages = source.messages(phones)
-    tables = ledger_tables(source.cubes, bill=source.bill, prices=prices, modes=modes)
-    written = []
-    for w in _progress(weeks, "weeks"):
-        ledgers = ledgers_from_cubes(source.cubes, w, messages=messages.get(w), bill=source.bill,
-                                     accounting=source.summary, prices=prices, modes=modes,
-                                     inputs=[str(f) for f in source.files], tables=tables)
-        written.append(write_ledger(ledgers, out / f"ledger-{w}.xlsx", lang=lang, unmask=unmask))
-    return written
+    books = ledgers_of(source, [week] if week else found, prices=prices, modes=modes)
+    return {w: (write_ledger(books[w], out / f"ledger-{w}{config.lang_suffix(lang)}.xlsx", lang=lang, unmask=unmask),
+                books[w]) for w in _progress(list(books), "weeks")}
 
 
 def _nothing_in(week, found, summary: pd.DataFrame, rejects) -> str:
@@ -222,16 +217,22 @@ def _nothing_in(week, found, summary: pd.DataFrame, rejects) -> str:
             f"{rejected:,} rejected{where}")
 
 
-def report(inputs: list[Path], out: Path, *, week: str, lang: str = "zh", vendors=(), trial=(),
+def report(inputs: list[Path], out: Path, *, week: str, lang: str = "zh", vendors=(), trial=(), industry="",
            timeout: int = 600) -> Path:
-    """The week's workbook, then the executed notebooks as HTML; returns the index page."""
+    """The week's workbook, then the executed notebooks as HTML behind a front page with
+    the week's key points; returns the front page."""
     from .config import default_inputs
     from .report import run_report
 
     inputs = list(inputs) or default_inputs()
-    weekly(inputs, out / "ledgers", week=week, lang=lang)
-    return run_report(week, inputs=inputs, trial=trial, vendors=vendors, lang=lang, out=out, timeout=timeout,
-                      progress=True)
+    written = weekly(inputs, out / "ledgers", week=week, lang=lang)
+    workbook, ledgers = written[week]
+    print(f"workbook: {workbook}")
+    index = run_report(week, inputs=inputs, trial=trial, vendors=vendors, lang=lang, out=out, timeout=timeout,
+                       progress=True, ledgers=ledgers, industry=industry)
+    print(f"pages:    {out / 'html'}")
+    print(f"figures:  {out / 'figures' / (week + config.lang_suffix(lang))}")
+    return index
 
 
 def run_trial(inputs: list[Path], out: Path, *, lang: str = "zh", threshold: float = 0.98,
@@ -248,26 +249,28 @@ def run_trial(inputs: list[Path], out: Path, *, lang: str = "zh", threshold: flo
     from .trial import load_trial, plan_trial, trial_scorecard
 
     log = load_trial(inputs, **load)
-    scorecard = trial_scorecard(log, threshold=threshold, confidence=confidence)
+    scorecard = trial_scorecard(log, threshold=threshold, confidence=confidence, lang=lang)
     frames = {
         "scorecard": scorecard,
         "plan": plan_trial(threshold=threshold, confidence=confidence),
-        "wording": check_templates(log),
-        "send_windows": check_send_windows(log, industry=industry, marketing_hours=marketing_hours),
+        "wording": check_templates(log, lang=lang),
+        "send_windows": check_send_windows(log, industry=industry, marketing_hours=marketing_hours, lang=lang),
     }
-    book = write_ledger(frames, out / "trial-scorecard.xlsx", lang=lang)
+    name = f"trial-scorecard{config.lang_suffix(lang)}"
+    book = write_ledger(frames, out / f"{name}.xlsx", lang=lang)
     ax = plot_scorecard(scorecard, lang=lang)
-    save_figure(ax.figure, "trial-scorecard", out)
+    save_figure(ax.figure, name, out)
     plt.close(ax.figure)
     return book, scorecard
 
 
-def _print_scorecard(scorecard: pd.DataFrame) -> None:
-    wide = scorecard.assign(
-        verdict=scorecard["passed"].map({True: "pass", False: "FAIL"})
-        + scorecard["evidence"].eq("too small").map({True: " (too small)", False: ""})
-    ).pivot_table(index=["stage", "criterion"], columns="vendor", values="verdict", aggfunc="first", sort=False)
-    print(wide.to_string())
+def _print_scorecard(scorecard: pd.DataFrame, lang: str = "zh") -> None:
+    from .schema import label
+
+    shown = scorecard.assign(**{c: scorecard[c].map(lambda v: label(v, lang)) for c in ("stage", "criterion", "verdict")})
+    wide = shown.pivot_table(index=["stage", "criterion"], columns="vendor", values="verdict", aggfunc="first",
+                             sort=False)
+    print(wide.rename_axis(index=[None, None], columns=None).to_string())
 
 
 def _progress(items: list, unit: str):
@@ -334,12 +337,13 @@ def main(argv: list[str] | None = None) -> int:
                 engine=args.engine, scheduler=args.scheduler, vendor=args.vendor, mapping=args.mapping, tz=args.tz,
                 source_tz=args.source_tz,
             )
-            for p in paths:
-                print(f"wrote {p}")
+            for path, _ in paths.values():
+                print(f"wrote {path}")
         elif args.command == "report":
             index = report(args.inputs, args.out, week=args.week, lang=args.lang, trial=args.trial,
+                           industry=args.industry or "",
                            vendors=[v.strip() for v in args.vendors.split(",") if v.strip()], timeout=args.timeout)
-            print(f"report: {index}")
+            print(f"report:   {index}")
         elif args.command == "trial":
             start, sep, end = args.marketing_hours.partition("-")
             if not sep:
@@ -348,7 +352,7 @@ def main(argv: list[str] | None = None) -> int:
                                         confidence=args.confidence, industry=args.industry,
                                         marketing_hours=(start, end), vendor=args.vendor, mapping=args.mapping,
                                         tz=args.tz, source_tz=args.source_tz)
-            _print_scorecard(scorecard)
+            _print_scorecard(scorecard, args.lang)
             print(f"scorecard: {book}")
         elif args.command == "demo":
             from .readers import read_send_log
@@ -373,8 +377,6 @@ def main(argv: list[str] | None = None) -> int:
             trial_truth = simulate_trial(args.raw.parent / f"{args.raw.name}-trial")
             print(f"\nreport of {week}, the week of the injected outage (executing the notebooks) …")
             index = report([args.out, *map(Path, events)], args.reports, week=week, trial=[Path(trial_truth["file"])])
-            print(f"workbook: {args.reports / 'ledgers' / f'ledger-{week}.xlsx'}")
-            print(f"figures:  {args.reports / 'figures' / week}")
             print(f"report:   {index}")
             print("open the notebooks: make lab")
     except Exception as exc:  # one clear line unless --debug

@@ -29,3 +29,9 @@ def default_inputs() -> list[Path]:
 def default_trial() -> list[Path]:
     """The demo's channel trial, when it has been written (``make demo``)."""
     return [DEMO_TRIAL / "trial.csv"] if (DEMO_TRIAL / "trial.csv").exists() else []
+
+
+def lang_suffix(lang: str) -> str:
+    """What an output's file name carries for its language: nothing for Chinese (the
+    default), ``-en`` for English, so both can sit side by side."""
+    return "" if lang == "zh" else f"-{lang}"

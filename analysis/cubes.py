@@ -54,6 +54,7 @@ KEYS = {
     "texts": ["week", "template_id", "category", "content"],
     "billing": ["vendor", "month"],
     "cost": ["week", "vendor", "carrier"],
+    "currencies": ["vendor", "currency"],
 }
 
 
@@ -70,6 +71,7 @@ class Cubes:
     texts: pd.DataFrame
     billing: pd.DataFrame
     cost: pd.DataFrame
+    currencies: pd.DataFrame
     failed: pd.DataFrame
     events: dict = field(default_factory=dict)
 
@@ -178,7 +180,7 @@ def partial_cubes(chunk: pd.DataFrame, *, events: dict | None = None, weeks=None
     latency_cube = latency_cube[latency_cube["bin"].notna()].astype({"bin": np.int64})  # undelivered: no bin
     blocked = chunk["failure_reason"].eq("content_blocked").to_numpy(dtype=bool, na_value=False)
     content = sum_by(dict(week=week, template_id=key["template_id"], category=key["category"], hour=hour, sent=1,
-                          delivered=ok, blocked=blocked, clicks=clicks, opened=ok & flag["clicked"],
+                          delivered=ok, blocked=blocked, clicks=clicks, clicked=ok & flag["clicked"],
                           conversions=ok & flag["converted"]), KEYS["content"])
     texts = sum_by(dict(week=week, template_id=key["template_id"], category=key["category"],
                         content=chunk["content"], n=1), KEYS["texts"], chunk["content"].notna().to_numpy())
@@ -198,8 +200,10 @@ def partial_cubes(chunk: pd.DataFrame, *, events: dict | None = None, weeks=None
         **{c: failed_of(c, listed).astype(STRING) for c in ("phone", "carrier", "province")},
         "failure_reason": failed_of("failure_reason", listed).astype(object).fillna("unknown").astype(STRING),
         "submit_time": failed_of("submit_time", listed)})
+    currencies = sum_by(dict(vendor=key["vendor"], currency=chunk["currency"] if "currency" in chunk else
+                             pd.Series(pd.NA, index=chunk.index, dtype=STRING), n=1), KEYS["currencies"])
     return Cubes(quality=quality, latency=latency_cube, daily=daily, failures=failures, content=content, texts=texts,
-                 billing=billing, cost=cost, failed=failed_rows,
+                 billing=billing, cost=cost, currencies=currencies, failed=failed_rows,
                  events={c: c in chunk for c in ("complained", "unsubscribed", "clicked")})
 
 

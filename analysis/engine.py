@@ -52,7 +52,7 @@ class Source:
 
 
 _DICTIONARY = ["carrier", "province", "city", "country", "template_id", "category", "status", "failure_reason",
-               "channel"]
+               "channel", "currency", "time_source"]
 
 
 def read_partition(path: str | Path, *, tz: str = DEFAULT_TZ, columns: list[str] | None = None,
@@ -78,7 +78,7 @@ def read_partition(path: str | Path, *, tz: str = DEFAULT_TZ, columns: list[str]
 
 
 #: What the cubes read of each partition (and ``message_id`` to join events).
-CUBE_COLUMNS = [c for c in COLUMNS if c not in ("message_id", "country", "city", "channel", "currency")]
+CUBE_COLUMNS = [c for c in COLUMNS if c not in ("message_id", "country", "city", "channel")]
 
 
 def _cubes_of(path: Path, events: dict | None, tz: str, weeks=None) -> Cubes:

@@ -134,6 +134,15 @@ def prefix_table(prefixes=None) -> pd.DataFrame:
     return table.loc[wanted]
 
 
+def city_labels() -> dict[str, str]:
+    """English city name -> Chinese, from the prefix table (for Chinese output)."""
+    table = _loaded_table()["frame"]
+    if table.empty:
+        table = prefix_table()
+    known = table.dropna(subset=["city", "city_zh"])
+    return dict(zip(known["city"].astype(str), known["city_zh"].astype(str), strict=True))
+
+
 def _save(table: pd.DataFrame) -> None:
     path = _cache_file()
     try:

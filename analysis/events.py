@@ -26,6 +26,7 @@ KINDS: dict[str, dict[str, tuple[str, ...]]] = {
         "billed_count": ("billed_count", "计费条数", "billed"),
         "unit_price": ("unit_price", "单价", "price"),
         "amount": ("amount", "金额", "total"),
+        "currency": ("currency", "币种", "货币"),
     },
     "replies": {
         "phone": ("phone", "mobile", "手机号", "from"),
@@ -130,7 +131,7 @@ def read_events(path: str | Path, *, tz: str = DEFAULT_TZ) -> LoadResult:
     log = out[~bad & ~dup].reset_index(drop=True)
     log.attrs["kind"] = kind
     summary = pd.DataFrame([{
-        "file": str(path), "layout": kind, "vendor": ", ".join(sorted(log["vendor"].dropna().unique())) or None if "vendor" in log else None,
+        "file": str(path), "layout": f"{kind}_file", "vendor": ", ".join(sorted(log["vendor"].dropna().unique())) or None if "vendor" in log else None,
         "encoding": raw.encoding, "rows_read": len(frame) + len(raw.bad), "loaded": len(log),
         "rejected": len(rejects), "duplicates": int(dup.sum()), "messages": len(log),
     }])
@@ -147,6 +148,7 @@ def _bill(out: pd.DataFrame) -> pd.DataFrame:
         "billed_count": num["billed_count"].round().astype("Int64"),
         "unit_price": num["unit_price"],
         "amount": num["amount"].fillna(num["billed_count"] * num["unit_price"]),
+        "currency": out["currency"].str.upper(),
     })
 
 
@@ -321,13 +323,13 @@ def load_inputs(
     ``paths`` may hold export files, the Parquet store (``data/interim``) and folders
     (every export in them). Click, reply, complaint and bill files are recognised by
     their headers (:func:`event_kind`); everything else is read as a send log
-    (:func:`analysis.load_send_log`). Without ``paths``, :func:`analysis.config.default_inputs`
+    (:func:`analysis.load_send_log`). With ``paths=None``, :func:`analysis.config.default_inputs`
     (the store and the demo's event files). ``vendors`` keeps only those vendors' messages
     and bills; ``vendor``, ``mapping`` and ``source_tz`` are those of :func:`analysis.load_send_log`.
     """
     from .readers import load_send_log
 
-    if paths is None or (not isinstance(paths, (str, Path)) and not len(paths)):
+    if paths is None:
         from .config import default_inputs
 
         paths = default_inputs()
@@ -401,6 +403,8 @@ def expand_inputs(paths) -> tuple[list[Path], frozenset[Path]]:
                 out.append(p)
             else:
                 members = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in _SUFFIXES)
+                if not members:
+                    raise LoadError(f"{p}: no exports and no store in this folder")
                 out.extend(members)
                 found.update(members)
         else:

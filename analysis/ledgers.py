@@ -9,6 +9,8 @@ labels when it writes a workbook.
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
@@ -29,12 +31,15 @@ from .measures import (
     sends_per_phone,
     sum_by,
     trailing_sum,
+    vendor_currencies,
     wilson_interval,
 )
 from .monitor import alerts_from_counts
+from .schema import DEFAULT_TZ
 
 #: Sheets of a ledger workbook, in order.
-SHEETS = ("summary", "quality", "trend", "failures", "repeat_failures", "content", "billing", "cost", "alerts")
+SHEETS = ("summary", "quality", "trend", "regions", "failures", "repeat_failures", "content", "billing", "cost",
+          "alerts")
 _SUMS = ["submitted", "delivered", "final", "originals", "first_ok", "any_ok", "fast", "complained", "unsubscribed"]
 
 
@@ -110,6 +115,21 @@ def trend_table(log_or_cubes) -> pd.DataFrame:
     return t[["week", "carrier", "submitted", "delivered", "arrival_rate", "arrival_low", "arrival_high"]].reset_index(drop=True)
 
 
+def region_table(cubes: Cubes) -> pd.DataFrame:
+    """Arrival per week × carrier × province (all vendors), the carrier-by-province view.
+
+    Returns
+    -------
+    DataFrame sorted by week, carrier, province: ``week``, ``carrier``, ``province``,
+    ``submitted``, ``delivered``, ``arrival_rate``, ``arrival_low``, ``arrival_high``.
+    """
+    daily = cubes.daily.assign(week=iso_weeks(pd.to_datetime(cubes.daily["period"])).astype(object).to_numpy())
+    keys = ["week", "carrier", "province"]
+    out = _sorted(sum_by(daily[[*keys, "submitted", "delivered"]], keys), keys)
+    low, high = wilson_interval(out["delivered"], out["submitted"])
+    return out.assign(arrival_rate=out["delivered"] / out["submitted"], arrival_low=low, arrival_high=high)
+
+
 def failure_ledger(log_or_cubes, *, top: int = 3) -> pd.DataFrame:
     """Failure tracing (问题溯源表): failures by week × carrier × province × reason.
 
@@ -147,8 +167,8 @@ def content_ledger(log_or_cubes, *, min_delivered: int = 30) -> pd.DataFrame:
     * ``week``, ``template_id``, ``category``, ``content`` (the most sent text);
     * ``sent``, ``delivered``, ``arrival_rate``, ``arrival_low``, ``arrival_high``;
     * ``blocked`` (failure reason ``content_blocked``) and ``blocked_rate`` (/ sent);
-    * ``clicks`` (click events), ``opened`` (delivered with a click),
-      ``click_through_rate`` = opened / delivered, ``click_through_low`` / ``_high``;
+    * ``clicks`` (click events), ``clicked`` (delivered with a click),
+      ``click_through_rate`` = clicked / delivered, ``click_through_low`` / ``_high``;
     * ``conversions``, ``conversion_rate`` = converted / delivered, ``conversion_low``,
       ``conversion_high``;
     * ``best_send_hour``, ``best_hour_rate``: the send hour with the highest
@@ -156,7 +176,7 @@ def content_ledger(log_or_cubes, *, min_delivered: int = 30) -> pd.DataFrame:
     """
     cubes = _cubes(log_or_cubes)
     keys = ["week", "template_id", "category"]
-    c = _sorted(sum_by(cubes.content[[*keys, "sent", "delivered", "blocked", "clicks", "opened", "conversions"]], keys),
+    c = _sorted(sum_by(cubes.content[[*keys, "sent", "delivered", "blocked", "clicks", "clicked", "conversions"]], keys),
                 keys)
     text = cubes.texts.sort_values(["n", "content"], ascending=[False, True], kind="stable")
     text = text.drop_duplicates(keys)[[*keys, "content"]]
@@ -164,26 +184,26 @@ def content_ledger(log_or_cubes, *, min_delivered: int = 30) -> pd.DataFrame:
     low, high = wilson_interval(out["delivered"], out["sent"])
     out = out.assign(arrival_rate=out["delivered"] / out["sent"], arrival_low=low, arrival_high=high,
                      blocked_rate=out["blocked"] / out["sent"])
-    rates = {"click_through": "opened", "conversion": "conversions"}
+    rates = {"click_through": "clicked", "conversion": "conversions"}
     if cubes.events.get("clicked"):
         for name, k in rates.items():
             lo, hi = wilson_interval(out[k], out["delivered"])
             out[f"{name}_rate"] = out[k] / out["delivered"].where(out["delivered"] > 0)
             out[f"{name}_low"], out[f"{name}_high"] = lo, hi
         hours = cubes.content[cubes.content["delivered"] >= min_delivered]
-        hours = hours.assign(rate=hours["opened"] / hours["delivered"])
+        hours = hours.assign(rate=hours["clicked"] / hours["delivered"])
         best = hours.sort_values([*keys, "rate", "hour"], ascending=[True, True, True, False, True], kind="stable")
         best = best.drop_duplicates(keys)[[*keys, "hour", "rate"]]
         out = merge_on(out, best.rename(columns={"hour": "best_send_hour", "rate": "best_hour_rate"}), keys, how="left")
         out["best_send_hour"] = out["best_send_hour"].astype("Int64")
     else:
-        for c_ in ("clicks", "opened", "conversions", "best_send_hour", "best_hour_rate"):
+        for c_ in ("clicks", "clicked", "conversions", "best_send_hour", "best_hour_rate"):
             out[c_] = np.nan
         for name in rates:
             for suffix in ("rate", "low", "high"):
                 out[f"{name}_{suffix}"] = np.nan
     cols = [*keys, "content", "sent", "delivered", "arrival_rate", "arrival_low", "arrival_high", "blocked",
-            "blocked_rate", "clicks", "opened", "click_through_rate", "click_through_low", "click_through_high",
+            "blocked_rate", "clicks", "clicked", "click_through_rate", "click_through_low", "click_through_high",
             "conversions", "conversion_rate", "conversion_low", "conversion_high", "best_send_hour", "best_hour_rate"]
     out["template_id"] = out["template_id"].fillna("—")
     return out.sort_values(["week", "category", "template_id"], kind="stable", na_position="last")[cols].reset_index(drop=True)
@@ -229,11 +249,47 @@ def weekly_ledgers(
     delivered message and per click, vendor × carrier: :func:`analysis.effective_cost`),
     ``alerts`` (drops that started or lasted in the week).
     """
-    cubes = partial_cubes(log)
-    failed = cubes.failed[cubes.failed["week"].eq(week)]
-    messages = sends_per_phone(log, {week: repeat_candidates(failed)})[week]
-    return ledgers_from_cubes(cubes, week, messages=messages, bill=bill, accounting=accounting, prices=prices,
-                              modes=modes, inputs=inputs)
+    from .engine import Source
+
+    source = Source(cubes=partial_cubes(log), messages=lambda phones: sends_per_phone(log, phones),
+                    bill=bill if bill is not None else pd.DataFrame(), summary=accounting if accounting is not None
+                    else pd.DataFrame(), rejects=pd.DataFrame(), files=list(inputs))
+    return ledgers_of(source, [week], prices=prices, modes=modes)[week]
+
+
+def ledgers_of(source, weeks=None, *, prices: dict | None = None, modes: dict | None = None) -> dict[str, dict]:
+    """Every sheet of each week's ledger workbook from a source of partial aggregates
+    (:func:`analysis.engine.ledger_source`): the one place a week is put together, for the
+    console command, the notebooks and the tests alike.
+
+    Parameters
+    ----------
+    source : :class:`analysis.engine.Source` (cubes, the second pass for sends per phone,
+        bills, accounting, files).
+    weeks : ISO weeks to build (default: every week in the source).
+    prices, modes : contract prices and billing modes per vendor.
+
+    Returns
+    -------
+    ``{week: {sheet: DataFrame}}`` (the sheets of :func:`ledgers_from_cubes`).
+
+    Raises
+    ------
+    ValueError
+        When a week asked for has no messages.
+    """
+    found = sorted(set(source.cubes.quality["week"].dropna()))
+    weeks = list(weeks) if weeks else found
+    missing = [w for w in weeks if w not in found]
+    if missing:
+        raise ValueError(f"no messages in week {', '.join(missing)} (weeks in the input: {', '.join(found) or 'none'})")
+    failed = source.cubes.failed
+    # the repeat-failure list's second, narrow pass: sends to the week's failing phones
+    messages = source.messages({w: repeat_candidates(failed[failed["week"].eq(w)]) for w in weeks})
+    tables = ledger_tables(source.cubes, bill=source.bill, prices=prices, modes=modes)
+    return {w: ledgers_from_cubes(source.cubes, w, messages=messages.get(w), bill=source.bill,
+                                  accounting=source.summary, prices=prices, modes=modes,
+                                  inputs=source.files, tables=tables) for w in weeks}
 
 
 def ledger_tables(
@@ -245,7 +301,7 @@ def ledger_tables(
 ) -> dict:
     """The ledgers of every week at once (computed once, sliced per week by
     :func:`ledgers_from_cubes`)."""
-    billing = reconcile(cubes.billing, bill, prices=prices, modes=modes)
+    billing = reconcile(cubes.billing, bill, prices=prices, modes=modes, currencies=vendor_currencies(cubes.currencies))
     vendor_mode, price = billing_terms(billing, prices=prices, modes=modes)
     alerts = alerts_from_counts(cubes.daily)
     return {
@@ -253,9 +309,11 @@ def ledger_tables(
         "trend": trend_table(cubes),
         "failures": failure_ledger(cubes),
         "content": content_ledger(cubes),
+        "regions": region_table(cubes),
         "billing": billing,
         "alerts": alerts.assign(_week=iso_weeks(pd.to_datetime(alerts["period"])).astype(object).to_numpy()),
         "terms": (vendor_mode, price),
+        "currencies": vendor_currencies(cubes.currencies),
     }
 
 
@@ -290,8 +348,9 @@ def ledgers_from_cubes(
         "start": start.isoformat(),
         "end": end.isoformat(),
         "messages": int(cubes.quality.loc[cubes.quality["week"].eq(week), "submitted"].sum()),
-        "inputs": "; ".join(map(str, inputs)),
-        "generated": datetime.now().astimezone().isoformat(timespec="seconds"),
+        "inputs": "; ".join(Path(str(p)).name for p in inputs),
+        "generated": datetime.now(ZoneInfo(DEFAULT_TZ)).strftime("%Y-%m-%d %H:%M"),  # the log's zone
+        "time_zone": DEFAULT_TZ,
         "version": __version__,
     }
     trend, billing, alerts = tables["trend"], tables["billing"], tables["alerts"]
@@ -304,9 +363,10 @@ def ledgers_from_cubes(
         "failures": _only(tables["failures"], week),
         "repeat_failures": repeat_table(failed, messages if messages is not None else pd.Series(dtype="int64")),
         "content": _only(tables["content"], week),
+        "regions": _only(tables["regions"], week),
         "billing": billing[billing["month"].isin(months)].reset_index(drop=True),
         "cost": cost_table(cost, by=["vendor", "carrier"], modes=vendor_mode, prices=price,
-                           clicks=bool(cubes.events.get("clicked"))),
+                           clicks=bool(cubes.events.get("clicked")), currencies=tables["currencies"]),
         "alerts": alerts[alerts["_week"].eq(week)].drop(columns="_week").reset_index(drop=True),
     }
 
@@ -322,6 +382,7 @@ def _accounting(accounting: pd.DataFrame | None) -> pd.DataFrame:
     if accounting is None or accounting.empty:
         return pd.DataFrame({c: pd.Series(dtype=object if i < 4 else "int64") for i, c in enumerate(ACCOUNTING)})
     acc = accounting.reindex(columns=ACCOUNTING).copy()
+    acc["file"] = acc["file"].map(lambda f: Path(str(f)).name)  # no machine paths in what is shared
     total = {c: (int(acc[c].sum()) if c in ACCOUNTING[4:] else None) for c in ACCOUNTING}
     total["file"] = ALL
     out = pd.concat([acc, pd.DataFrame([total])], ignore_index=True)

@@ -48,8 +48,25 @@ def load_words(extra: str | Path | Mapping | None = None) -> dict[str, dict[str,
     return words
 
 
+#: What the checks say: ``key: (zh, en)`` format strings.
+TEXTS = {
+    "promissory": ("承诺性用语：{words}", "promissory words: {words}"),
+    "absolute": ("绝对化用语：{words}", "absolute terms: {words}"),
+    "no_signature": ("开头或结尾没有【签名】", "no signature in brackets at the start or end"),
+    "no_unsubscribe": ("营销短信没有退订提示（如“回T退订”“拒收请回复R”）",
+                       "marketing without an unsubscribe instruction (such as: reply T to opt out)"),
+    "segments": ("按 {n} 条计费", "billed as {n} segments"),
+    "avoid": ("避开 {start}–{end}", "avoid {start}–{end}"),
+    "marketing_hours": ("营销短信在 {start}–{end} 以外发送", "marketing outside {start}–{end}"),
+}
+
+
+def _say(key: str, lang: str, **values) -> str:
+    return TEXTS[key][0 if lang == "zh" else 1].format(**values)
+
+
 def check_templates(
-    log_or_templates: pd.DataFrame, *, words: str | Path | Mapping | None = None
+    log_or_templates: pd.DataFrame, *, words: str | Path | Mapping | None = None, lang: str = "zh"
 ) -> pd.DataFrame:
     """Check each template's wording, with its observed blocked and rejected rate.
 
@@ -59,6 +76,7 @@ def check_templates(
         checked, and its outcomes counted), or a frame of ``template_id``, ``content`` and
         optionally ``category``.
     words : extra word lists (see :func:`load_words`).
+    lang : language of the ``issues`` (``zh`` or ``en``).
 
     Returns
     -------
@@ -86,17 +104,17 @@ def check_templates(
         unsubscribe=unsub,
     )
     marketing = out["category"].astype(object).eq("marketing")
+    sep = "；" if lang == "zh" else "; "
     issues = [
-        (out["promissory"].ne(""), "promissory words: " + out["promissory"]),
-        (out["absolute"].ne(""), "absolute terms: " + out["absolute"]),
-        (~out["signature"], pd.Series("no signature 【…】", index=out.index)),
-        (marketing & ~out["unsubscribe"], pd.Series("marketing without an unsubscribe instruction (回T退订 / 拒收请回复R)",
-                                                    index=out.index)),
-        (out["segments"].fillna(1).gt(1), out["segments"].astype(str) + " billed segments"),
+        (out["promissory"].ne(""), out["promissory"].map(lambda w: _say("promissory", lang, words=w))),
+        (out["absolute"].ne(""), out["absolute"].map(lambda w: _say("absolute", lang, words=w))),
+        (~out["signature"], pd.Series(_say("no_signature", lang), index=out.index)),
+        (marketing & ~out["unsubscribe"], pd.Series(_say("no_unsubscribe", lang), index=out.index)),
+        (out["segments"].fillna(1).gt(1), out["segments"].map(lambda n: _say("segments", lang, n=n))),
     ]
-    out["issues"] = pd.Series(["; ".join(str(msg[i]) for flag, msg in issues if bool(flag.iloc[i]))
-                               for i in range(len(out))], index=out.index, dtype=object)
-    n_issues = out["issues"].str.count("; ") + out["issues"].ne("").astype(int)
+    found = [[str(msg.iloc[i]) for flag, msg in issues if bool(flag.iloc[i])] for i in range(len(out))]
+    out["issues"] = pd.Series([sep.join(f) for f in found], index=out.index, dtype=object)
+    n_issues = pd.Series([len(f) for f in found], index=out.index)
     out = out.assign(_n=n_issues).sort_values(["_n", "template_id"], ascending=[False, True], kind="stable")
     cols = ["template_id", "category", "content", "chars", "segments", "signature", "links", "promissory",
             "absolute", "unsubscribe", "issues", "sent", "blocked_rate", "rejected_rate"]
@@ -155,9 +173,11 @@ def check_send_windows(
     industry: str | None = None,
     avoid: Sequence[tuple[str, str]] | None = None,
     marketing_hours: tuple[str, str] = MARKETING_HOURS,
+    lang: str = "zh",
 ) -> pd.DataFrame:
-    """Sends that break the send windows: an industry's windows to avoid (any category)
-    and marketing outside the allowed hours.
+    """Sends that break the send windows: an industry's windows to avoid and marketing
+    outside the allowed hours. Verification codes are never flagged: the user triggers
+    them, so their send time is not the company's choice.
 
     Parameters
     ----------
@@ -165,11 +185,12 @@ def check_send_windows(
     industry : a key of :data:`INDUSTRY_WINDOWS` (``finance``, ``ecommerce``) whose windows
         to avoid; ``avoid`` gives them directly (``[("09:30", "11:30")]``).
     marketing_hours : allowed ``(start, end)`` for marketing, local time, end excluded.
+    lang : language of the ``rule``.
 
     Returns
     -------
     DataFrame, one row per rule × vendor × template that broke it, sorted by ``messages``
-    descending: ``rule`` (``avoid 09:30-11:30`` or ``marketing outside 08:00-21:00``),
+    descending: ``rule`` (``avoid 09:30–11:30`` or ``marketing outside 08:00–21:00``),
     ``vendor``, ``template_id``, ``category``, ``messages``, ``share`` (of the template's
     sends), ``first``, ``last``.
     """
@@ -178,13 +199,15 @@ def check_send_windows(
     windows = list(avoid or []) + (INDUSTRY_WINDOWS[industry] if industry else [])
     t = log["submit_time"]
     minutes = (t.dt.hour * 60 + t.dt.minute).to_numpy(dtype=float, na_value=np.nan)
+    category = log["category"].astype(object)
+    chosen = category.ne("verification").to_numpy(dtype=bool)  # the company picks these send times
     rules: list[tuple[str, np.ndarray]] = []
     for start, end in windows:
         a, b = _minutes(start), _minutes(end)
-        rules.append((f"avoid {start}-{end}", (minutes >= a) & (minutes < b)))
+        rules.append((_say("avoid", lang, start=start, end=end), chosen & (minutes >= a) & (minutes < b)))
     a, b = _minutes(marketing_hours[0]), _minutes(marketing_hours[1])
-    marketing = log["category"].astype(object).eq("marketing").to_numpy(dtype=bool)
-    rules.append((f"marketing outside {marketing_hours[0]}-{marketing_hours[1]}",
+    marketing = category.eq("marketing").to_numpy(dtype=bool)
+    rules.append((_say("marketing_hours", lang, start=marketing_hours[0], end=marketing_hours[1]),
                   marketing & ~((minutes >= a) & (minutes < b))))
     key = log["template_id"].astype(object).fillna("—")
     totals = key.value_counts()

@@ -726,7 +726,7 @@ def with_rounds(log: pd.DataFrame, *, by: Sequence[str] = ("vendor",), gap: str 
 # --------------------------------------------------------------------------- send hours
 
 
-def open_rates(log: pd.DataFrame, *, by: Sequence[str] = ("hour",)) -> pd.DataFrame:
+def click_through_rates(log: pd.DataFrame, *, by: Sequence[str] = ("hour",)) -> pd.DataFrame:
     """Send-hour open rate: delivered messages with at least one click / delivered.
 
     Needs the ``clicked`` (and for conversions ``converted``) columns of
@@ -734,8 +734,8 @@ def open_rates(log: pd.DataFrame, *, by: Sequence[str] = ("hour",)) -> pd.DataFr
 
     Returns
     -------
-    DataFrame, one row per group, sorted by the keys: ``delivered``, ``opened``,
-    ``open_rate``, ``open_low``, ``open_high`` (95% Wilson), ``conversions``,
+    DataFrame, one row per group, sorted by the keys: ``delivered``, ``clicked``,
+    ``click_through_rate``, ``click_through_low``, ``click_through_high`` (95% Wilson), ``conversions``,
     ``conversion_rate`` (= converted / delivered), ``conversion_low``, ``conversion_high``.
     """
     if "clicked" not in log:
@@ -744,9 +744,9 @@ def open_rates(log: pd.DataFrame, *, by: Sequence[str] = ("hour",)) -> pd.DataFr
     d = with_keys(log, by)
     ok = d["status"].astype(object).eq("delivered").to_numpy(dtype=bool)
     work = (d[by] if by else pd.DataFrame(index=d.index)).assign(
-        delivered=ok, opened=ok & _flag(d, "clicked"), conversions=ok & _flag(d, "converted"))
-    out = _finish(_grouped(work, by)[["delivered", "opened", "conversions"]].sum(), by)
-    return _with_interval(_with_interval(out, "opened", "delivered", "open"), "conversions", "delivered", "conversion")
+        delivered=ok, clicked=ok & _flag(d, "clicked"), conversions=ok & _flag(d, "converted"))
+    out = _finish(_grouped(work, by)[["delivered", "clicked", "conversions"]].sum(), by)
+    return _with_interval(_with_interval(out, "clicked", "delivered", "click_through"), "conversions", "delivered", "conversion")
 
 
 def _with_interval(out: pd.DataFrame, k: str, n: str, name: str) -> pd.DataFrame:
@@ -756,43 +756,54 @@ def _with_interval(out: pd.DataFrame, k: str, n: str, name: str) -> pd.DataFrame
     return out.assign(**{f"{name}_rate": rate, f"{name}_low": low, f"{name}_high": high})
 
 
-def open_rate_lift(log: pd.DataFrame, a=15, b=20, *, by: Sequence[str] = ()) -> pd.DataFrame:
+def click_through_lift(log: pd.DataFrame, a=15, b=20, *, by: Sequence[str] = ()) -> pd.DataFrame:
     """Lift of the open rate of send hour(s) ``a`` over ``b``: rate_a / rate_b − 1.
 
     ``a`` and ``b`` are an hour or a ``(start, end)`` pair of hours (end excluded).
 
     Returns
     -------
-    DataFrame, one row per group: ``delivered_a``, ``open_rate_a``, ``delivered_b``,
-    ``open_rate_b``, ``lift``, ``lift_low``, ``lift_high`` (95% interval from the log of
-    the rate ratio), ``p_value`` (two-proportion test).
+    DataFrame, one row per group: ``hour_a`` (the hours compared, ``"15:00–16:00"``),
+    ``delivered_a``, ``click_through_a``, ``hour_b``, ``delivered_b``, ``click_through_b``,
+    ``lift``, ``lift_low``, ``lift_high`` (95% interval from the log of the rate ratio),
+    ``p_value`` (two-proportion test).
     """
     by = list(by)
     hour = log["submit_time"].dt.hour
     side = pd.Series(np.where(_in_hours(hour, a), "a", np.where(_in_hours(hour, b), "b", None)), index=log.index)
-    rates = open_rates(log.assign(side=side)[side.notna().to_numpy()], by=[*by, "side"])
-    wide = rates.pivot_table(index=by or None, columns="side", values=["delivered", "opened"], aggfunc="sum", observed=True) \
-        if by else rates.set_index("side")[["delivered", "opened"]].unstack().to_frame().T
+    rates = click_through_rates(log.assign(side=side)[side.notna().to_numpy()], by=[*by, "side"])
+    wide = rates.pivot_table(index=by or None, columns="side", values=["delivered", "clicked"], aggfunc="sum", observed=True) \
+        if by else rates.set_index("side")[["delivered", "clicked"]].unstack().to_frame().T
     wide.columns = [f"{v}_{s}" for v, s in wide.columns]
-    for col in ("delivered_a", "opened_a", "delivered_b", "opened_b"):
+    for col in ("delivered_a", "clicked_a", "delivered_b", "clicked_b"):
         if col not in wide:
             wide[col] = 0
-    ka, na, kb, nb = (wide[c].to_numpy(dtype=float) for c in ("opened_a", "delivered_a", "opened_b", "delivered_b"))
+    ka, na, kb, nb = (wide[c].to_numpy(dtype=float) for c in ("clicked_a", "delivered_a", "clicked_b", "delivered_b"))
     with np.errstate(invalid="ignore", divide="ignore"):
         ra, rb = ka / na, kb / nb
         se = np.sqrt(1 / ka - 1 / na + 1 / kb - 1 / nb)
         ratio = ra / rb
         _, p, _ = two_proportion_test(ka, na, kb, nb)
         out = pd.DataFrame({
-            "delivered_a": na.astype(int), "open_rate_a": ra, "delivered_b": nb.astype(int), "open_rate_b": rb,
+            "hour_a": _hours_text(a), "delivered_a": na.astype(int), "click_through_a": ra,
+            "hour_b": _hours_text(b), "delivered_b": nb.astype(int), "click_through_b": rb,
             "lift": ratio - 1, "lift_low": ratio * np.exp(-Z95 * se) - 1, "lift_high": ratio * np.exp(Z95 * se) - 1,
             "p_value": p,
         }, index=wide.index)
     return out.reset_index() if by else out.reset_index(drop=True)
 
 
+def _hour_span(spec) -> tuple[int, int]:
+    return (int(spec), int(spec) + 1) if np.isscalar(spec) else (int(spec[0]), int(spec[1]))
+
+
+def _hours_text(spec) -> str:
+    lo, hi = _hour_span(spec)
+    return f"{lo:02d}:00–{hi:02d}:00"
+
+
 def _in_hours(hour: pd.Series, spec) -> np.ndarray:
-    lo, hi = (spec, spec + 1) if np.isscalar(spec) else spec
+    lo, hi = _hour_span(spec)
     h = hour.to_numpy(dtype=float, na_value=np.nan)
     return (h >= lo) & (h < hi)
 
@@ -850,6 +861,8 @@ def billing_reconciliation(
     DataFrame, one row per vendor × ``month`` (``YYYY-MM`` of submit time; the bill's
     ``period``), sorted by both:
 
+    * ``currency``: of the money columns, from the export (Twilio ``PriceUnit``, SNS
+      USD …), else the bill, else :data:`DEFAULT_CURRENCY`;
     * ``submitted``, ``delivered``: messages;
     * ``segments_submitted``, ``segments_delivered``: billable parts of each (segments of
       a message without content count 1); ``gap_segments`` = submitted − delivered;
@@ -870,7 +883,23 @@ def billing_reconciliation(
     g = f.groupby(["vendor", "month"], dropna=False)
     out = g[["delivered", "segments_submitted", "segments_delivered", "fee", "fee_n"]].sum()
     out.insert(0, "submitted", g.size())
-    return reconcile(out.reset_index(), bill, prices=prices, modes=modes, tolerance=tolerance)
+    used = log[["vendor", "currency"]].astype(object).value_counts(dropna=True).rename("n").reset_index()
+    return reconcile(out.reset_index(), bill, prices=prices, modes=modes, currencies=vendor_currencies(used),
+                     tolerance=tolerance)
+
+
+#: The currency of a vendor whose export and bill name none (domestic platforms bill in yuan).
+DEFAULT_CURRENCY = "CNY"
+
+
+def vendor_currencies(counts: pd.DataFrame) -> dict[str, str]:
+    """Each vendor's currency: the one most of its messages name (``vendor``, ``currency``,
+    ``n`` counts, as the cubes keep them)."""
+    named = counts[counts["currency"].notna()]
+    if named.empty:
+        return {}
+    top = named.sort_values("n", ascending=False, kind="stable").drop_duplicates("vendor")
+    return dict(zip(top["vendor"].astype(str), top["currency"].astype(str), strict=True))
 
 
 def reconcile(
@@ -879,15 +908,20 @@ def reconcile(
     *,
     prices: dict[str, float] | None = None,
     modes: dict[str, str] | None = None,
+    currencies: dict[str, str] | None = None,
     tolerance: float = 0.005,
 ) -> pd.DataFrame:
     """:func:`billing_reconciliation` from counts per vendor and month (``vendor``,
-    ``month``, ``submitted``, ``delivered``, ``segments_submitted``, ``segments_delivered``)."""
+    ``month``, ``submitted``, ``delivered``, ``segments_submitted``, ``segments_delivered``);
+    ``currencies``: each vendor's currency (:func:`vendor_currencies`)."""
     out = counts
+    bill_currency: dict = {}
     if bill is not None and len(bill):
         b = bill.rename(columns={"period": "month"}).groupby(["vendor", "month"], as_index=False).agg(
             billed_count=("billed_count", "sum"), billed_amount=("amount", "sum"), bill_price=("unit_price", "last"))
-        out = out.merge(b, on=["vendor", "month"], how="outer")
+        out = merge_on(out, b, ["vendor", "month"], how="outer")
+        if "currency" in bill:
+            bill_currency = bill.dropna(subset=["currency"]).groupby("vendor")["currency"].last().to_dict()
     else:
         out = out.assign(billed_count=np.nan, billed_amount=np.nan, bill_price=np.nan)
     prices = prices or {}
@@ -916,7 +950,8 @@ def reconcile(
     expected = np.select([out["contract_mode"].eq("delivery"), out["contract_mode"].eq("submission")],
                          [out["amount_delivery"], out["amount_submission"]], np.nan)
     out["overcharge"] = out["billed_amount"].astype(float) - expected
-    columns = ["vendor", "month", "submitted", "delivered", "segments_submitted", "segments_delivered",
+    out["currency"] = out["vendor"].map({**bill_currency, **(currencies or {})}).astype(object).fillna(DEFAULT_CURRENCY)
+    columns = ["vendor", "month", "currency", "submitted", "delivered", "segments_submitted", "segments_delivered",
                "gap_segments", "unit_price", "amount_submission", "amount_delivery", "gap_amount", "export_amount",
                "billed_count", "billed_amount", "bill_vs_submission", "bill_vs_delivery", "billing_mode",
                "contract_mode", "overcharge"]
@@ -958,8 +993,9 @@ def effective_cost(
 
     Returns
     -------
-    DataFrame, one row per group, sorted by the keys: ``submitted``, ``delivered``,
-    ``arrival_rate``, ``billed_segments``, ``unit_price``, ``billing_mode``, ``cost``,
+    DataFrame, one row per group, sorted by the keys: ``currency`` (with ``vendor`` among
+    the keys), ``submitted``, ``delivered``, ``arrival_rate``, ``billed_segments``,
+    ``unit_price``, ``billing_mode``, ``cost``,
     ``cost_per_submitted``, ``cost_per_delivered``, ``clicks`` and ``cost_per_click``
     (NaN without click events).
     """
@@ -975,10 +1011,13 @@ def effective_cost(
     g = _grouped(work, keys)
     counts = g[["delivered", "segments_submitted", "segments_delivered", "clicks", "fee", "fee_n"]].sum()
     counts.insert(0, "submitted", g.size())
-    return cost_table(_finish(counts, keys), by=by, modes=vendor_mode, prices=price, clicks="clicks" in d)
+    used = log[["vendor", "currency"]].astype(object).value_counts(dropna=True).rename("n").reset_index()
+    return cost_table(_finish(counts, keys), by=by, modes=vendor_mode, prices=price, clicks="clicks" in d,
+                      currencies=vendor_currencies(used))
 
 
-def cost_table(counts: pd.DataFrame, *, by: list[str], modes: dict, prices: dict, clicks: bool) -> pd.DataFrame:
+def cost_table(counts: pd.DataFrame, *, by: list[str], modes: dict, prices: dict, clicks: bool,
+               currencies: dict | None = None) -> pd.DataFrame:
     """:func:`effective_cost` from counts per ``by`` keys and vendor (``submitted``,
     ``delivered``, ``segments_submitted``, ``segments_delivered``, ``clicks``)."""
     mode = counts["vendor"].map(modes).fillna("submission")
@@ -994,6 +1033,7 @@ def cost_table(counts: pd.DataFrame, *, by: list[str], modes: dict, prices: dict
     if "vendor" in by:
         out["unit_price"] = out["vendor"].map(prices).astype(float)
         out["billing_mode"] = out["vendor"].map(modes).fillna("submission")
+        out["currency"] = out["vendor"].map(currencies or {}).astype(object).fillna(DEFAULT_CURRENCY)
     with np.errstate(invalid="ignore", divide="ignore"):
         out["arrival_rate"] = out["delivered"] / out["submitted"]
         out["cost_per_submitted"] = out["cost"] / out["submitted"]
@@ -1002,6 +1042,6 @@ def cost_table(counts: pd.DataFrame, *, by: list[str], modes: dict, prices: dict
     if not clicks:
         out["clicks"] = pd.NA
         out["cost_per_click"] = np.nan
-    cols = [*by, "submitted", "delivered", "arrival_rate", "billed_segments", "unit_price", "billing_mode",
+    cols = [*by, "currency", "submitted", "delivered", "arrival_rate", "billed_segments", "unit_price", "billing_mode",
             "cost", "cost_per_submitted", "cost_per_delivered", "clicks", "cost_per_click"]
     return out[[c for c in cols if c in out]].reset_index(drop=True)

@@ -19,7 +19,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib import font_manager
-from matplotlib.ticker import PercentFormatter
+from matplotlib.dates import DateFormatter
+from matplotlib.ticker import NullFormatter, PercentFormatter
 
 from .measures import ALL, TARGET
 from .schema import label
@@ -149,21 +150,32 @@ def _title(key: str, lang: str) -> str:
     return TITLES[key][0 if lang == "zh" else 1]
 
 
+#: Latency axis ticks: seconds, zh and en labels.
+LATENCY_TICKS = [(1, "1秒", "1 s"), (10, "10秒", "10 s"), (60, "1分钟", "1 min"), (600, "10分钟", "10 min"),
+                 (3600, "1小时", "1 h"), (86400, "1天", "1 day")]
+
 TITLES = {
     "trend": ("到达率趋势", "Arrival rate over time"),
+    "trend_carrier": ("各运营商每周到达率（全部平台）", "Weekly arrival by carrier, all vendors"),
+    "trend_vendor": ("各平台每周到达率（虚线为各自控制下限）", "Weekly arrival by vendor, dotted: each one's control limit"),
+    "peak_days": ("工作日高峰（09:00–10:30）各日到达率（当日不足 {n} 条的平台不画）",
+                  "Weekday-peak (09:00–10:30) arrival by day (vendors with fewer than {n} that day left out)"),
     "heatmap": ("运营商 × 省份到达率", "Arrival by carrier and province"),
     "hour_weekday": ("发送时段 × 星期", "Send hour × weekday"),
-    "peak": ("高峰与非高峰", "Peak windows against off-peak"),
+    "peak": ("各平台高峰时段与非高峰的到达率（误差线为 95% 区间）", "Arrival in peak windows against off-peak (bars: 95% interval)"),
     "rounds": ("压力测试各轮到达率", "Arrival per stress round"),
-    "open_rate": ("发送小时打开率", "Open rate by send hour"),
-    "billing": ("计费差异", "Billing discrepancy"),
+    "click_through": ("各发送小时的点击率（有点击的成功消息 / 成功消息）",
+                      "Click-through by send hour (delivered with a click / delivered)"),
+    "billing": ("计费条数：按提交、按成功、按合同与账单", "Segments: on submission, on delivery, under the contract, on the bill"),
     "pareto": ("失败原因帕累托", "Failure reasons (Pareto)"),
-    "ecdf": ("时延分布", "Latency distribution"),
+    "ecdf": ("时延分布（成功短信，提交到回执）", "Latency of delivered messages, submission to receipt"),
+    "scorecard": ("通道测试评分卡", "Channel trial scorecard"),
     "target": ("目标", "target"),
     "limits": ("控制限", "control limits"),
     "cumulative": ("累计占比", "cumulative share"),
     "ten_min": ("10分钟", "10 minutes"),
     "lift": ("提升", "lift"),
+    "latency_axis": ("提交到回执的时延（对数刻度）", "Submission to receipt (log scale)"),
     "contract_billed": ("按合同应计条数", "Billed under the contract"),
 }
 
@@ -202,7 +214,7 @@ def plot_arrival_trend(
     ax.set_ylim(max(0.0, low - 0.02), 1.005)
     ax.set_xlabel(label(x, lang))
     ax.set_ylabel(label("arrival_rate", lang))
-    ax.set_title(_title("trend", lang))
+    ax.set_title(_title(f"trend_{by}", lang) if f"trend_{by}" in TITLES else _title("trend", lang))
     ax.legend(loc="lower left", fontsize=8, ncol=2)
     ax.grid(axis="y", alpha=0.3)
     return ax
@@ -268,12 +280,40 @@ def plot_peak_comparison(variance: pd.DataFrame, *, by: str = "vendor", lang: st
         err = np.vstack([part["arrival_rate"] - part["arrival_low"], part["arrival_high"] - part["arrival_rate"]])
         ax.bar(xs, part["arrival_rate"], width, yerr=err, capsize=2, color=shades[w], label=label(w, lang))
     ax.set_xticks(range(len(groups)), [label(g, lang) for g in groups])
-    lo = np.nanmin(variance["arrival_low"]) if len(variance) else 0.8
-    ax.set_ylim(max(0.0, lo - 0.05), 1.0)
+    ax.set_ylim(0.0, 1.05)  # bars compared by their height start at zero
     _pct(ax)
     ax.set_ylabel(label("arrival_rate", lang))
     ax.set_title(_title("peak", lang))
     ax.legend(fontsize=8)
+    return ax
+
+
+def plot_peak_days(per_day: pd.DataFrame, *, by: str = "vendor", min_messages: int = 30, lang: str = "zh",
+                   ax=None):
+    """Production traffic's arrival in the weekday peak window, day by day, per ``by``
+    (not stress-test rounds: those are a trial's), with 95% bands. Days on which a group
+    sent fewer than ``min_messages`` are left out (a day of 2 messages is 0% or 100%).
+
+    ``per_day``: :func:`analysis.arrival_rates` of the peak-window messages with
+    ``by=[by, "day"]``.
+    """
+    ax = _ax(ax)
+    shown = per_day[per_day["submitted"].ge(min_messages)]
+    for key, part in shown.sort_values("day").groupby(by, observed=True):
+        c = color_of(key)
+        xs = pd.to_datetime(part["day"]).to_numpy()
+        ax.plot(xs, part["arrival_rate"], marker="o", color=c, label=label(key, lang))
+        ax.fill_between(xs, part["arrival_low"], part["arrival_high"], color=c, alpha=0.15, linewidth=0)
+    ax.xaxis.set_major_formatter(DateFormatter("%m-%d"))
+    ax.tick_params(axis="x", rotation=45, labelsize=8)
+    ax.set_ylim(0.0, 1.05)
+    _pct(ax)
+    ax.set_xlabel(label("day", lang))
+    ax.set_ylabel(label("arrival_rate", lang))
+    ax.set_title(_title("peak_days", lang).format(n=min_messages))
+    if len(shown):
+        ax.legend(fontsize=8, loc="lower left")
+    ax.grid(axis="y", alpha=0.3)
     return ax
 
 
@@ -298,31 +338,36 @@ def plot_rounds(per_round: pd.DataFrame, *, by: str = "vendor", lang: str = "zh"
     return ax
 
 
-def plot_open_rate(rates: pd.DataFrame, lift: pd.DataFrame | None = None, *, lang: str = "zh", ax=None):
-    """Open rate by send hour with its 95% band; ``lift`` (one row of
-    :func:`analysis.open_rate_lift`, with ``hour_a`` / ``hour_b``) is annotated.
+def plot_click_through(rates: pd.DataFrame, lift: pd.DataFrame | None = None, *, lang: str = "zh", ax=None):
+    """Click-through by send hour (delivered messages with a click / delivered) with its
+    95% band; the first row of ``lift`` (:func:`analysis.click_through_lift`) is marked on
+    the two hours it compares and labelled at the first.
 
-    ``rates``: :func:`analysis.open_rates` with ``by=["hour"]``.
+    ``rates``: :func:`analysis.click_through_rates` with ``by=["hour"]``.
     """
     ax = _ax(ax)
     r = rates.sort_values("hour")
-    ax.plot(r["hour"], r["open_rate"], marker="o", color="#1f6fb4")
-    ax.fill_between(r["hour"], r["open_low"], r["open_high"], color="#1f6fb4", alpha=0.2, linewidth=0)
-    at = dict(zip(r["hour"], r["open_rate"], strict=True))
-    if lift is not None and len(lift) and np.isfinite(at.get(lift.iloc[0]["hour_a"], np.nan)) \
-            and np.isfinite(at.get(lift.iloc[0]["hour_b"], np.nan)):  # both hours were sent to and clicked
+    ax.plot(r["hour"], r["click_through_rate"], marker="o", color="#1f6fb4")
+    ax.fill_between(r["hour"], r["click_through_low"], r["click_through_high"], color="#1f6fb4", alpha=0.2,
+                    linewidth=0)
+    at = dict(zip(r["hour"], r["click_through_rate"], strict=True))
+    if lift is not None and len(lift):
         row = lift.iloc[0]
-        a, b = int(row["hour_a"]), int(row["hour_b"])
-        ya, yb = float(at[a]), float(at[b])
-        ax.annotate("", xy=(a, ya), xytext=(b, yb), arrowprops={"arrowstyle": "->", "color": "#d62728"})
-        ax.text((a + b) / 2, max(ya, yb) * 1.04,
-                f"{a}:00 vs {b}:00 {_title('lift', lang)} {row['lift']:+.0%} "
-                f"[{row['lift_low']:+.0%}, {row['lift_high']:+.0%}]", ha="center", color="#d62728", fontsize=9)
+        a, b = (int(str(row[c]).split(":")[0]) for c in ("hour_a", "hour_b"))
+        if np.isfinite(at.get(a, np.nan)) and np.isfinite(at.get(b, np.nan)):  # both hours have a rate
+            ax.scatter([a, b], [at[a], at[b]], s=90, facecolors="none", edgecolors="#d62728", linewidths=1.5, zorder=3)
+            ax.annotate(f"{a}:00 vs {b}:00 {_title('lift', lang)} {row['lift']:+.0%}\n"
+                        f"95%: [{row['lift_low']:+.0%}, {row['lift_high']:+.0%}]",
+                        xy=(a, at[a]), xytext=(0, 28), textcoords="offset points", ha="center", va="bottom",
+                        color="#d62728", fontsize=9, arrowprops={"arrowstyle": "->", "color": "#d62728"})
+            ax.set_ylim(top=max(ax.get_ylim()[1], at[a] * 1.35))
     ax.set_xticks(range(0, 24, 2))
+    ax.set_xlim(-0.5, 23.5)
     ax.set_xlabel(label("hour", lang))
-    ax.set_ylabel(label("open_rate", lang))
+    ax.set_ylabel(label("click_through_rate", lang))
+    ax.set_ylim(bottom=0)
     _pct(ax)
-    ax.set_title(_title("open_rate", lang))
+    ax.set_title(_title("click_through", lang))
     ax.grid(alpha=0.3)
     return ax
 
@@ -392,7 +437,10 @@ def plot_latency_ecdf(log: pd.DataFrame, *, by: str = "vendor", lang: str = "zh"
                     label=label(key, lang))
     ax.axvline(600, color="#d62728", linestyle="--", linewidth=1, label=_title("ten_min", lang))
     ax.set_xscale("log")
-    ax.set_xlabel(label("latency_p50_s", lang).replace("中位数", "").replace(" p50", ""))
+    ticks = [t for t in LATENCY_TICKS if t[0] <= max(ax.get_xlim()[1], 600)]
+    ax.set_xticks([t[0] for t in ticks], [t[1 if lang == "zh" else 2] for t in ticks])
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel(_title("latency_axis", lang))
     _pct(ax)
     ax.set_ylabel(_title("cumulative", lang))
     ax.set_title(_title("ecdf", lang))
@@ -403,7 +451,7 @@ def plot_latency_ecdf(log: pd.DataFrame, *, by: str = "vendor", lang: str = "zh"
 
 def plot_scorecard(scorecard: pd.DataFrame, *, lang: str = "zh", ax=None):
     """Vendors side by side: one column per vendor, one row per criterion, green where
-    passed, amber where passed on too small a sample, red where failed.
+    it passed, red where it failed, amber where the sample cannot tell.
 
     ``scorecard``: :func:`analysis.trial_scorecard`.
     """
@@ -411,15 +459,15 @@ def plot_scorecard(scorecard: pd.DataFrame, *, lang: str = "zh", ax=None):
     criteria = list(dict.fromkeys(scorecard["criterion"].astype(str)))
     ax = _ax(ax, size=(2.2 + 1.8 * len(vendors), 0.9 + 0.42 * len(criteria)))
     table = scorecard.assign(vendor=scorecard["vendor"].astype(str)).set_index(["criterion", "vendor"])
-    colours = {"pass": "#b7e1a1", "weak": "#ffe08a", "fail": "#f4a6a6", "none": "#eeeeee"}
+    colours = {"pass": "#b7e1a1", "insufficient": "#ffe08a", "fail": "#f4a6a6", "none": "#eeeeee"}
     for i, crit in enumerate(criteria):
         for j, vendor in enumerate(vendors):
             if (crit, vendor) not in table.index:
                 state, text = "none", "—"
             else:
                 row = table.loc[(crit, vendor)]
-                state = "fail" if not row["passed"] else ("weak" if row["evidence"] == "too small" else "pass")
-                text = _cell_text(row, crit)
+                state = row["verdict"]
+                text = _cell_text(row, lang)
             ax.add_patch(matplotlib.patches.Rectangle((j, i), 1, 1, facecolor=colours[state], edgecolor="white"))
             ax.text(j + 0.5, i + 0.5, text, ha="center", va="center", fontsize=8)
     ax.set_xlim(0, len(vendors))
@@ -430,23 +478,22 @@ def plot_scorecard(scorecard: pd.DataFrame, *, lang: str = "zh", ax=None):
     ax.tick_params(length=0)
     for side in ax.spines.values():
         side.set_visible(False)
-    ax.set_title("通道测试评分" if lang == "zh" else "Channel trial scorecard", pad=24)
+    handles = [matplotlib.patches.Patch(facecolor=colours[v], label=label(v, lang)) for v in ("pass", "insufficient", "fail")]
+    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.02), ncol=3, fontsize=8, frameon=False)
+    ax.set_title(_title("scorecard", lang), pad=24)
     return ax
 
 
-def _cell_text(row, crit: str) -> str:
+def _cell_text(row, lang: str) -> str:
+    """A scorecard cell: the value in its unit, and a rate's 95% lower bound."""
     v = row["value"]
     if pd.isna(v):
-        return "—"
-    if crit in {"within_10min", "arrival", "resend_gap"}:
-        text = f"{v:.1%}"
-        if pd.notna(row["low"]):
-            text += f"\n≥{row['low']:.1%}"
-        return text
-    if crit == "homogeneity":
-        return f"p={v:.2g}"
-    if crit == "round_spread":
+        return label("insufficient", lang) if row["verdict"] == "insufficient" else "—"
+    unit = row["unit"]
+    if unit == "rate":
+        return f"{v:.1%}" + (f"\n≥{row['low']:.1%}" if pd.notna(row["low"]) else "")
+    if unit == "points":
         return f"{v:.1f} pp"
-    if crit == "latency":
+    if unit == "factor":
         return f"×{v:.1f}"
     return f"{v:.0f}"

@@ -97,9 +97,6 @@ LABELS: dict[str, dict[str, str]] = {
         "fee": "费用",
         "currency": "币种",
         "time_source": "发送时间来源",
-        "submission": "提交记录",
-        "receipt_submit": "回执所载提交时间",
-        "receipt": "回执时间(无提交记录)",
         # statuses
         "delivered": "成功",
         "failed": "失败",
@@ -143,9 +140,6 @@ LABELS: dict[str, dict[str, str]] = {
         "fee": "Fee",
         "currency": "Currency",
         "time_source": "Send time from",
-        "submission": "Submission record",
-        "receipt_submit": "Submit date in the receipt",
-        "receipt": "Receipt time (no submission)",
         "delivered": "Delivered",
         "failed": "Failed",
         "expired": "Expired",
@@ -185,13 +179,11 @@ _MEASURE_LABELS = {
     "failures": ("失败次数", "Failures"), "messages": ("消息数", "Messages"), "reasons": ("失败原因列表", "Reasons"),
     "first_failure": ("首次失败", "First failure"), "last_failure": ("最近失败", "Last failure"),
     "sent": ("发送量", "Sent"), "blocked": ("拦截量", "Blocked"), "blocked_rate": ("拦截率", "Blocked rate"),
-    "clicks": ("点击数", "Clicks"), "opened": ("有点击消息", "Opened"), "click_through_rate": ("点击率", "Click-through rate"),
+    "clicks": ("点击数", "Clicks"), "clicked": ("有点击的成功消息", "Delivered with a click"), "click_through_rate": ("点击率", "Click-through rate"),
     "click_through_low": ("点击率下限(95%)", "CTR low (95%)"), "click_through_high": ("点击率上限(95%)", "CTR high (95%)"),
     "conversions": ("转化数", "Conversions"), "conversion_rate": ("转化率", "Conversion rate"),
     "conversion_low": ("转化率下限(95%)", "Conversion low (95%)"), "conversion_high": ("转化率上限(95%)", "Conversion high (95%)"),
     "best_send_hour": ("最佳发送小时", "Best send hour"), "best_hour_rate": ("最佳小时点击率", "Best hour CTR"),
-    "open_rate": ("打开率", "Open rate"), "open_low": ("打开率下限(95%)", "Open low (95%)"),
-    "open_high": ("打开率上限(95%)", "Open high (95%)"),
     "segments_submitted": ("提交计费条数", "Segments submitted"), "segments_delivered": ("成功计费条数", "Segments delivered"),
     "gap_segments": ("条数差", "Segment gap"), "unit_price": ("单价", "Unit price"),
     "amount_submission": ("按提交计费金额", "Amount on submission"), "amount_delivery": ("按成功计费金额", "Amount on delivery"),
@@ -211,8 +203,9 @@ _MEASURE_LABELS = {
     "start": ("开始日期", "Start"), "end": ("结束日期", "End"), "inputs": ("输入", "Inputs"),
     "generated": ("生成时间", "Generated"), "version": ("版本", "Version"), "time_zone": ("时区", "Time zone"),
     "masked": ("号码脱敏", "Phones masked"), "lang": ("语言", "Language"),
-    "delivered_a": ("A时段成功量", "Delivered (A)"), "open_rate_a": ("A时段打开率", "Open rate (A)"),
-    "delivered_b": ("B时段成功量", "Delivered (B)"), "open_rate_b": ("B时段打开率", "Open rate (B)"),
+    "hour_a": ("时段A", "Hours A"), "delivered_a": ("时段A成功量", "Delivered (A)"),
+    "click_through_a": ("时段A点击率", "Click-through (A)"), "hour_b": ("时段B", "Hours B"),
+    "delivered_b": ("时段B成功量", "Delivered (B)"), "click_through_b": ("时段B点击率", "Click-through (B)"),
     "lift": ("提升", "Lift"), "lift_low": ("提升下限(95%)", "Lift low (95%)"),
     "lift_high": ("提升上限(95%)", "Lift high (95%)"), "z": ("z值", "z"), "cohens_h": ("效应量h", "Cohen's h"),
     "latency_p50_change_s": ("时延中位数变化(秒)", "Latency p50 change (s)"),
@@ -221,19 +214,25 @@ _MEASURE_LABELS = {
     "first_p50_s": ("首轮时延中位数(秒)", "First round p50 (s)"), "last_p50_s": ("末轮时延中位数(秒)", "Last round p50 (s)"),
     "latency_change_s": ("时延变化(秒)", "Latency change (s)"),
     "stage": ("阶段", "Stage"), "criterion": ("指标", "Criterion"), "value": ("数值", "Value"),
-    "threshold": ("阈值", "Threshold"), "passed": ("通过", "Passed"), "low": ("下限(95%)", "Low (95%)"),
-    "high": ("上限(95%)", "High (95%)"), "evidence": ("证据", "Evidence"), "needed": ("所需消息数", "Messages needed"),
+    "threshold": ("阈值", "Threshold"), "low": ("下限(95%)", "Low (95%)"),
+    "high": ("上限(95%)", "High (95%)"), "needed": ("所需消息数", "Messages needed"),
     "note": ("说明", "Note"), "expected": ("预期到达率", "Expected arrival"), "confidence": ("置信水平", "Confidence"),
     "messages_needed": ("所需消息数(按预期)", "Messages needed (at expected)"),
     "all_arrive_needed": ("所需消息数(全部到达)", "Messages needed (all arrive)"),
     # values
     "basic": ("基础测试", "Basic"), "stress": ("压力测试", "Stress"), "scenario": ("场景测试", "Scenario"),
     "resend": ("补发诚信", "Resend honesty"), "numbers": ("号码数", "Numbers"), "carriers": ("运营商覆盖", "Carriers"),
-    "within_10min": ("10分钟内全部到达", "All within 10 min"), "arrival": ("到达率达标", "Arrival"),
-    "round_spread": ("轮间差异(百分点)", "Round spread (pp)"), "latency": ("时延变化倍数", "Latency factor"),
-    "homogeneity": ("场景一致性(p值)", "Scenarios alike (p)"), "conclusive": ("证据充分", "conclusive"),
-    "too small": ("样本不足", "too small"), "test": ("统计检验", "test"), "count": ("计数", "count"),
+    "within_10min": ("成功短信10分钟内到达", "Delivered within 10 min"),
+    "arrival": ("首发到达", "Arrival, first attempt"),
+    "round_spread": ("轮间差异", "Round spread"), "latency": ("时延变化倍数", "Latency factor"),
+    "scenario_parity": ("各场景到达一致", "Scenarios alike"), "pass": ("通过", "Pass"), "fail": ("未通过", "Fail"),
+    "insufficient": ("证据不足", "Not enough evidence"), "count": ("计数", "Count"), "rate": ("比例", "Rate"),
+    "points": ("百分点", "Points"), "factor": ("倍数", "Factor"),
     "Virtual": ("虚拟运营商", "Virtual"),
+    "CNY": ("人民币", "CNY"), "USD": ("美元", "USD"), "EUR": ("欧元", "EUR"), "HKD": ("港元", "HKD"),
+    "GBP": ("英镑", "GBP"), "JPY": ("日元", "JPY"),
+    "utf-8": ("UTF-8", "UTF-8"), "utf-8-sig": ("UTF-8（带BOM）", "UTF-8 with BOM"), "gb18030": ("GB18030", "GB18030"),
+    "gbk": ("GBK", "GBK"), "utf-16": ("UTF-16", "UTF-16"), "big5": ("Big5", "Big5"),
     "aliyun": ("阿里云", "Aliyun"), "tencent": ("腾讯云", "Tencent Cloud"), "twilio": ("Twilio", "Twilio"),
     "vonage": ("Vonage", "Vonage"), "aws_sns": ("AWS SNS", "AWS SNS"), "gateway": ("短信网关", "SMS gateway"),
     "huawei": ("华为云", "Huawei Cloud"),
@@ -243,7 +242,21 @@ _MEASURE_LABELS = {
     "contact_vendor": ("联系平台核查", "Contact the vendor"),
     "carrier_wide": ("运营商侧故障：各平台同降，联系平台并暂缓大批量发送", "Carrier-wide: every vendor dropped; contact them, hold campaigns"), "weekday_peak": ("工作日高峰", "Weekday peak"),
     "holiday": ("节假日", "Holiday"), "adjusted_workday": ("调休工作日", "Adjusted workday"),
-    "off_peak": ("非高峰", "Off-peak"), "p-chart": ("控制图", "p-chart"), "both": ("控制图+累积和", "p-chart + CUSUM"),
+    "off_peak": ("非高峰", "Off-peak"), "p-chart": ("控制图", "p-chart"), "both": ("控制图+CUSUM", "p-chart + CUSUM"),
+    # layouts (the summary sheet's input files)
+    "aliyun_details": ("阿里云发送详情", "Aliyun send details"), "aliyun_report": ("阿里云回执推送", "Aliyun receipts"),
+    "aliyun_intl_report": ("阿里云国际回执", "Aliyun international receipts"),
+    "tencent_record": ("腾讯云发送记录", "Tencent send records"), "tencent_pull": ("腾讯云拉取回执", "Tencent pulled receipts"),
+    "tencent_callback": ("腾讯云回执回调", "Tencent receipt callbacks"),
+    "tencent_send": ("腾讯云发送应答", "Tencent send responses"),
+    "tencent_console": ("腾讯云控制台导出", "Tencent console export"),
+    "vonage_receipt": ("Vonage回执", "Vonage receipts"), "vonage_send": ("Vonage发送应答", "Vonage send responses"),
+    "aws_sns_cloudwatch": ("AWS SNS CloudWatch日志", "AWS SNS CloudWatch logs"),
+    "gateway_log": ("网关日志", "Gateway log"), "canonical": ("标准格式", "Canonical layout"),
+    "mapping": ("字段映射", "Column mapping"), "skipped": ("已跳过", "Skipped"), "empty": ("无记录", "No records"),
+    "store": ("数据仓库", "The store"), "clicks_file": ("点击记录", "Click events"),
+    "replies_file": ("上行回复", "Replies"), "complaints_file": ("投诉记录", "Complaint records"), "bill_file": ("账单", "Bill"),
+    "currency": ("币种", "Currency"),
 }
 #: English province name -> Chinese short name (the display label).
 PROVINCES = {
@@ -272,13 +285,45 @@ CARRIERS = {
 for _key, _zh in {**PROVINCES, **CARRIERS}.items():
     _MEASURE_LABELS.setdefault(_key, (_zh, _key))
 for _key, (_zh, _en) in _MEASURE_LABELS.items():
+    if _key in LABELS["zh"] and (LABELS["zh"][_key], LABELS["en"][_key]) != (_zh, _en):
+        raise AssertionError(f"label {_key!r} defined twice")  # one key, one meaning
     LABELS["zh"].setdefault(_key, _zh)
     LABELS["en"].setdefault(_key, _en)
+
+#: Values whose label depends on their column (the same word means different things):
+#: ``column: {value: (zh, en)}``.
+COLUMN_VALUES = {
+    "time_source": {"submission": ("提交记录", "Submission record"),
+                    "receipt_submit": ("回执所载提交时间", "Submit date in the receipt"),
+                    "receipt": ("回执时间(无提交记录)", "Receipt time (no submission)")},
+}
+
+
+#: Column headers that differ from the same key's value label: a count column named like
+#: a status (``delivered``: 成功数, the status 成功) and headers that read better spelled out.
+HEADERS: dict[str, dict[str, str]] = {"zh": {}, "en": {}}
+for _key, (_zh, _en) in {
+    "delivered": ("成功数", "Delivered"), "failed": ("失败数", "Failed"), "pending": ("等待回执数", "Pending"),
+    "bill_vs_submission": ("账单与按提交之差(条)", "Bill − on submission (segments)"),
+    "bill_vs_delivery": ("账单与按成功之差(条)", "Bill − on delivery (segments)"),
+    "cusum": ("CUSUM累积偏差", "CUSUM"), "rule": ("规则", "Rule"), "first": ("首次", "First"), "last": ("最近", "Last"),
+    "switch_to": ("可切换平台", "Switch to"), "switch_to_arrival": ("该平台到达率", "Its arrival"),
+    "issues": ("问题", "Issues"), "chars": ("字数", "Characters"), "signature": ("有签名", "Signature"),
+    "links": ("链接数", "Links"), "promissory": ("承诺性用语", "Promissory words"),
+    "absolute": ("绝对化用语", "Absolute terms"), "unsubscribe": ("有退订提示", "Unsubscribe line"),
+    "rejected_rate": ("拒绝率", "Rejected rate"), "verdict": ("结论", "Verdict"), "unit": ("单位", "Unit"),
+}.items():
+    HEADERS["zh"][_key], HEADERS["en"][_key] = _zh, _en
 
 
 def label(key: str, lang: str = "zh") -> str:
     """Display label of a column or vocabulary value; the key itself when unlabelled."""
     return LABELS[lang].get(key, key)
+
+
+def header(column: str, lang: str = "zh") -> str:
+    """Display header of a column (:data:`HEADERS`, else :func:`label`)."""
+    return HEADERS[lang].get(column, LABELS[lang].get(column, column))
 
 
 def empty_log(tz: str = DEFAULT_TZ) -> pd.DataFrame:

@@ -1,15 +1,16 @@
 """The three-stage channel trial, scored vendor by vendor (DESIGN.md section 6).
 
 * **basic**: at least 10 numbers across China Mobile, China Unicom, China Telecom and a
-  virtual operator; every message within 10 minutes; arrival at least 98%;
-* **stress**: at least three rounds at peak times; round-to-round arrival within 5 points;
-  latency that does not blow up;
-* **scenario**: verification, marketing and notification arrival alike (chi-square test of
-  homogeneity, or the exact Freeman-Halton test when a cell expects fewer than 5);
+  virtual operator; every delivered message within 10 minutes; first-attempt arrival at
+  least 98%;
+* **stress**: at least three rounds at peak times; rounds whose arrival does not differ
+  beyond binomial noise and 5 points; latency that does not blow up;
+* **scenario**: verification, marketing and notification arrival equivalent (two
+  one-sided tests against a margin) and each at the threshold;
 * **resend honesty**: first-attempt arrival beside after-resend arrival.
 
-Every verdict carries its evidence: the 95% lower bound, and where the sample is too small
-to show the threshold, the number of messages that would be needed.
+Every verdict is pass, fail or insufficient and carries its evidence: the 95% interval,
+and where the sample is too small to tell, the number of messages that would be needed.
 """
 
 from __future__ import annotations
@@ -35,8 +36,8 @@ STAGES = ("basic", "stress", "scenario")
 BASIC_CARRIERS = ("China Mobile", "China Unicom", "China Telecom", "Virtual")
 SCENARIOS = ("verification", "notification", "marketing")
 
-COLUMNS = ["vendor", "stage", "criterion", "value", "threshold", "passed", "low", "high", "messages",
-           "evidence", "needed", "note"]
+COLUMNS = ["vendor", "stage", "criterion", "value", "threshold", "unit", "verdict", "low", "high", "messages",
+           "needed", "note"]
 
 
 def messages_needed(threshold: float = TARGET, *, rate: float = 1.0, confidence: float = 0.95) -> float:
@@ -144,6 +145,63 @@ def trial_stages(log: pd.DataFrame) -> pd.Series:
     return given.where(given.notna(), pd.Series(inferred, index=log.index))
 
 
+#: Verdicts: a criterion passes, fails, or its sample cannot tell.
+VERDICTS = ("pass", "fail", "insufficient")
+
+#: The scorecard's notes: ``key: (zh, en)`` format strings.
+NOTES = {
+    "numbers": ("{n} 个不同号码", "{n} distinct numbers"),
+    "carriers_all": ("四类运营商齐全", "all four carrier kinds"),
+    "carriers_missing": ("缺少：{missing}", "missing: {missing}"),
+    "within": ("{fast:,}/{n:,} 条成功短信在 10 分钟内到达（{coverage:.0%} 的成功短信有回执时间）",
+               "{fast:,} of {n:,} delivered messages arrived within 10 minutes (receipt times for {coverage:.0%})"),
+    "within_none": ("没有带回执时间的成功短信，无法判断速度", "no delivered message has a receipt time: speed unknown"),
+    "arrival": ("首发 {k:,}/{n:,} 成功（{rate:.1%}，95% 区间 {low:.1%}–{high:.1%}），补发后 {after:.1%}",
+                "first attempt {k:,} of {n:,} delivered ({rate:.1%}, 95% interval {low:.1%}–{high:.1%}), "
+                "after resends {after:.1%}"),
+    "needed": ("；样本不足以证明 {threshold:.0%}：约需 {needed:,} 条",
+               "; too few to show {threshold:.0%}: about {needed:,} messages needed"),
+    "never": ("；按 {rate:.1%} 的到达率，任何样本都无法证明 {threshold:.0%}",
+              "; at {rate:.1%} no sample can show {threshold:.0%}"),
+    "no_messages": ("没有该阶段的发送", "no messages in this stage"),
+    "no_stress": ("没有压力测试发送（无高峰时段发送，也无阶段列）",
+                  "no stress sends (none at peak times and no stage column)"),
+    "rounds": ("{n} 轮，间隔 {gaps} 分钟", "{n} rounds, {gaps} minutes apart"),
+    "one_round": ("只有一轮", "one round"),
+    "spread": ("各轮首发到达率 {rates}；差异检验 p = {p}", "first-attempt arrival per round {rates}; test of difference p = {p}"),
+    "spread_fail": ("；各轮差异显著且超过 {max:.0f} 个百分点", "; the rounds differ significantly and by more than {max:.0f} points"),
+    "spread_needed": ("；每轮约需 {needed:,} 条才能分辨 {max:.0f} 个百分点的差异",
+                      "; about {needed:,} messages per round are needed to tell a {max:.0f}-point difference"),
+    "latency": ("首轮时延中位数 {first:.0f} 秒，末轮 {last:.0f} 秒",
+                "median latency {first:.0f} s in the first round, {last:.0f} s in the last"),
+    "latency_none": ("没有回执时间，无法比较时延", "no receipt times: latency cannot be compared"),
+    "parity": ("首发到达率 {rates}；与其余类别的最大差 {diff:.1f} 个百分点（等效界限 ±{margin:.0f}）",
+               "first-attempt arrival {rates}; largest difference from the rest {diff:.1f} points "
+               "(equivalence margin ±{margin:.0f})"),
+    "parity_below": ("；低于 {threshold:.0%}：{cats}", "; below {threshold:.0%}: {cats}"),
+    "parity_apart": ("；明显不同：{cats}", "; clearly different: {cats}"),
+    "parity_unsure": ("；样本不足以证明各类别一致", "; too few to show the categories alike"),
+    "parity_missing": ("；未测试：{missing}", "; not tested: {missing}"),
+    "parity_few": ("至少需要两类：{cats}", "needs at least two of: {cats}"),
+    "resend": ("首发 {first:.1%}，补发后 {after:.1%}", "first attempt {first:.1%}, after resends {after:.1%}"),
+    "resend_inflated": ("（静默补发抬高了平台报告的到达率）", " (silent resends inflate the reported arrival)"),
+    "concentration": ("前 {top:.0%} 的客户贡献 {share:.0%} 的发送量", "the top {top:.0%} of customers carry {share:.0%} of volume"),
+    "inverted": ("倒金字塔：前 {top:.0%} 的客户贡献 {share:.0%} 的发送量（健康约 {healthy:.0%}）",
+                 "inverted pyramid: the top {top:.0%} of customers carry {share:.0%} of volume (healthy: about "
+                 "{healthy:.0%})"),
+}
+
+
+def _note(key: str, lang: str, **values) -> str:
+    return NOTES[key][0 if lang == "zh" else 1].format(**values)
+
+
+def _names(keys, lang: str) -> str:
+    from .schema import label
+
+    return ("、" if lang == "zh" else ", ").join(label(k, lang) for k in keys)
+
+
 def trial_scorecard(
     log: pd.DataFrame,
     *,
@@ -153,154 +211,259 @@ def trial_scorecard(
     max_spread_pp: float = 5.0,
     min_rounds: int = 3,
     latency_factor: float = 2.0,
+    margin_pp: float = 3.0,
     alpha: float = 0.05,
+    power: float = 0.8,
     max_resend_gap: float = 0.02,
     confidence: float = 0.95,
+    lang: str = "zh",
 ) -> pd.DataFrame:
     """Score a channel trial, one row per vendor × criterion (thresholds are parameters).
 
+    Every verdict is ``pass``, ``fail`` or ``insufficient`` (the sample cannot tell), and
+    agrees with its evidence: a rate passes only when its interval clears the threshold.
+
+    * **numbers**, **carriers** (basic): distinct numbers ≥ ``min_numbers``; all four
+      carrier kinds (China Mobile, Unicom, Telecom, a virtual operator).
+    * **within_10min** (basic): every *delivered* message with a receipt time arrived
+      within ``within`` (failures are judged by arrival; the receipt-time coverage is in
+      the note).
+    * **arrival** (basic): first-attempt arrival (originals delivered on attempt 1 /
+      originals; after-resend arrival in the note) against ``threshold``: pass when the
+      95% Wilson lower bound reaches it, fail when the upper bound is below it.
+    * **rounds**, **round_spread**, **latency** (stress): at least ``min_rounds`` rounds;
+      the rounds' first-attempt arrival fails when it differs significantly (chi-square,
+      exact when small) *and* by more than ``max_spread_pp`` points, passes when every
+      round is large enough to tell that difference with ``power``, else insufficient
+      (with the messages per round needed); the last round's median latency over the
+      first's ≤ ``latency_factor``.
+    * **scenario_parity** (scenario): verification, notification and marketing alike:
+      each category's first-attempt arrival against the others', equivalent when the
+      90% interval of the difference (Agresti-Caffo) lies within ±``margin_pp`` points
+      (two one-sided tests at ``alpha``), and every category at or above ``threshold``. Fail when a
+      category's upper bound is below the threshold or its difference lies wholly
+      outside the margin; pass when all are equivalent and at the threshold.
+    * **resend_gap** (resend): after-resend minus first-attempt arrival ≤ ``max_resend_gap``.
+
     Returns
     -------
-    DataFrame sorted by vendor, then the criteria in order:
-
-    * ``vendor``, ``stage`` (basic / stress / scenario / resend), ``criterion``;
-    * ``value`` and ``threshold`` (their meaning per criterion is in ``note``), ``passed``;
-    * ``low``, ``high``: 95% interval of a rate criterion; ``messages``: sample size;
-    * ``evidence``: ``conclusive`` when the interval lies on one side of the threshold,
-      ``too small`` when the sample cannot show it, ``test`` for a significance test;
-    * ``needed``: messages that would make a rate verdict conclusive at the observed rate
-      (missing when no sample can: the observed rate is at or below the threshold);
-    * ``note``: what was measured, in words (the missing carriers, the lagging category …).
-
-    Criteria: ``numbers``, ``carriers``, ``within_10min``, ``arrival`` (basic);
-    ``rounds``, ``round_spread``, ``latency`` (stress); ``homogeneity`` (scenario);
-    ``resend_gap`` (resend).
+    DataFrame sorted by vendor, then the criteria in order: ``vendor``, ``stage`` (basic
+    / stress / scenario / resend), ``criterion``, ``value`` and ``threshold`` in ``unit``
+    (``count``, ``rate``, ``points``, ``factor``), ``verdict``, ``low`` / ``high`` (95%
+    interval of a rate), ``messages`` (the sample), ``needed`` (messages, or messages
+    per round, that would make an insufficient verdict conclusive; missing when no sample
+    can), ``note`` (what was measured, in ``lang``).
     """
     z = float(special.ndtri(0.5 + confidence / 2))
     stage = trial_stages(log)
     rows: list[dict] = []
     for vendor, part in log.groupby(log["vendor"].astype(str), sort=True):
         st = stage.loc[part.index]
-        rows += _basic(vendor, part[st.eq("basic").to_numpy()], threshold, within, min_numbers, z)
-        rows += _stress(vendor, part[st.eq("stress").to_numpy()], max_spread_pp, min_rounds, latency_factor, alpha)
-        rows += _scenario(vendor, part[st.ne("stress").to_numpy()], alpha)
-        rows += _resend(vendor, part, max_resend_gap)
+        rows += _basic(vendor, part[st.eq("basic").to_numpy()], threshold, within, min_numbers, z, lang)
+        rows += _stress(vendor, part[st.eq("stress").to_numpy()], max_spread_pp, min_rounds, latency_factor, alpha,
+                        power, lang)
+        rows += _scenario(vendor, part[st.ne("stress").to_numpy()], threshold, margin_pp, alpha, z, lang)
+        rows += _resend(vendor, part, max_resend_gap, lang)
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
-def _rate_row(vendor, stage, criterion, k, n, threshold, z, note) -> dict:
-    low, high = (float(x) for x in wilson_interval(k, n, z=z)) if n else (np.nan, np.nan)
-    value = k / n if n else np.nan
-    passed = bool(n) and value >= threshold
-    if threshold >= 1:  # "every message": a count, shown with its lower bound
-        evidence, needed = "count", np.nan
-        if n:
-            note += f"; lower bound {low:.1%}"
-    elif not n:
-        evidence, needed = "too small", messages_needed(threshold, rate=1.0, confidence=2 * special.ndtr(z) - 1)
-    elif low >= threshold or high < threshold:
-        evidence, needed = "conclusive", np.nan
-    else:
-        evidence = "too small"
-        needed = messages_needed(threshold, rate=value, confidence=2 * special.ndtr(z) - 1)
-    if evidence == "too small" and np.isfinite(needed):
-        note += f"; lower bound {low:.1%} cannot show {threshold:.0%}: about {int(needed)} messages needed"
-    elif evidence == "too small" and n:
-        note += f"; lower bound {low:.1%}, and at {value:.1%} no sample can show {threshold:.0%}"
+def _row(vendor, stage, criterion, value, threshold, unit, verdict, note, *, messages=0, low=np.nan, high=np.nan,
+         needed=np.nan) -> dict:
     return {"vendor": vendor, "stage": stage, "criterion": criterion, "value": value, "threshold": threshold,
-            "passed": passed, "low": low, "high": high, "messages": int(n), "evidence": evidence,
+            "unit": unit, "verdict": verdict, "low": low, "high": high, "messages": int(messages),
             "needed": needed if np.isfinite(needed) else np.nan, "note": note}
 
 
-def _basic(vendor, part, threshold, within, min_numbers, z) -> list[dict]:
+def _first_attempt(part: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    """Originals and those delivered on the first attempt, per group."""
+    r = arrival_rates(part, by=by)
+    return r.assign(first_ok=(r["first_attempt_rate"] * r["originals"]).round().fillna(0).astype(int))
+
+
+def _basic(vendor, part, threshold, within, min_numbers, z, lang) -> list[dict]:
     numbers = int(part["phone"].nunique())
     carriers = part["carrier"].astype(object).dropna().astype(str)
     covered = {c for c in BASIC_CARRIERS if c != "Virtual" and c in set(carriers)}
     if carriers.str.startswith("Virtual").any():
         covered.add("Virtual")
     missing = [c for c in BASIC_CARRIERS if c not in covered]
-    ok = part["status"].astype(object).eq("delivered").to_numpy(dtype=bool)
-    fast = ok & (latency_seconds(part) <= pd.Timedelta(within).total_seconds())
     n = len(part)
-    base = {"vendor": vendor, "stage": "basic", "low": np.nan, "high": np.nan, "evidence": "count", "needed": np.nan}
-    return [
-        {**base, "criterion": "numbers", "value": numbers, "threshold": min_numbers, "passed": numbers >= min_numbers,
-         "messages": n, "note": f"{numbers} distinct numbers"},
-        {**base, "criterion": "carriers", "value": len(covered), "threshold": len(BASIC_CARRIERS),
-         "passed": not missing, "messages": n,
-         "note": "all four carrier kinds" if not missing else "missing: " + ", ".join(missing)},
-        _rate_row(vendor, "basic", "within_10min", int(fast.sum()), n, 1.0, z,
-                  f"{int(fast.sum())} of {n} arrived within {within}"),
-        _rate_row(vendor, "basic", "arrival", int(ok.sum()), n, threshold, z, f"{int(ok.sum())} of {n} delivered"),
+    rows = [
+        _row(vendor, "basic", "numbers", numbers, min_numbers, "count", "pass" if numbers >= min_numbers else "fail",
+             _note("numbers", lang, n=numbers), messages=n),
+        _row(vendor, "basic", "carriers", len(covered), len(BASIC_CARRIERS), "count", "fail" if missing else "pass",
+             _note("carriers_missing", lang, missing=_names(missing, lang)) if missing
+             else _note("carriers_all", lang), messages=n),
     ]
+    ok = part["status"].astype(object).eq("delivered").to_numpy(dtype=bool)
+    seconds = latency_seconds(part)
+    timed = ok & np.isfinite(seconds)
+    fast = int((timed & (seconds <= pd.Timedelta(within).total_seconds())).sum())
+    k = int(timed.sum())
+    if k:
+        rows.append(_row(vendor, "basic", "within_10min", fast / k, 1.0, "rate", "pass" if fast == k else "fail",
+                         _note("within", lang, fast=fast, n=k, coverage=k / max(int(ok.sum()), 1)), messages=k))
+    else:
+        rows.append(_row(vendor, "basic", "within_10min", np.nan, 1.0, "rate", "insufficient",
+                         _note("within_none", lang)))
+    if not n:
+        rows.append(_row(vendor, "basic", "arrival", np.nan, threshold, "rate", "insufficient",
+                         _note("no_messages", lang), needed=messages_needed(threshold, rate=1.0)))
+        return rows
+    r = _first_attempt(part, []).iloc[0]
+    rows.append(_rate_verdict(vendor, "basic", "arrival", int(r["first_ok"]), int(r["originals"]), threshold, z,
+                              lang, after=float(r["after_resend_rate"])))
+    return rows
 
 
-def _stress(vendor, part, max_spread_pp, min_rounds, latency_factor, alpha) -> list[dict]:
-    base = {"vendor": vendor, "stage": "stress", "low": np.nan, "high": np.nan, "needed": np.nan}
+def _rate_verdict(vendor, stage, criterion, k, n, threshold, z, lang, *, after) -> dict:
+    low, high = (float(x) for x in wilson_interval(k, n, z=z))
+    rate = k / n
+    note = _note("arrival", lang, k=k, n=n, rate=rate, low=low, high=high, after=after)
+    needed = np.nan
+    if low >= threshold:
+        verdict = "pass"
+    elif high < threshold:
+        verdict = "fail"
+    else:
+        verdict = "insufficient"
+        needed = messages_needed(threshold, rate=rate, confidence=2 * special.ndtr(z) - 1)
+        note += _note("needed", lang, threshold=threshold, needed=int(needed)) if np.isfinite(needed) \
+            else _note("never", lang, rate=rate, threshold=threshold)
+    return _row(vendor, stage, criterion, rate, threshold, "rate", verdict, note, messages=n, low=low, high=high,
+                needed=needed)
+
+
+def round_messages_needed(rate: float, difference: float, *, alpha: float = 0.05, power: float = 0.8) -> float:
+    """Messages per round for a two-sided two-proportion test at ``alpha`` to tell, with
+    ``power``, a round ``difference`` below the others' ``rate`` (Fleiss's formula,
+    without continuity correction).
+
+    Examples
+    --------
+    >>> round_messages_needed(0.99, 0.05)
+    211
+    """
+    p1, p2 = min(rate, 1.0), max(rate - difference, 0.0)
+    if difference <= 0:
+        return math.inf
+    mean = (p1 + p2) / 2
+    za, zb = special.ndtri(1 - alpha / 2), special.ndtri(power)
+    n = (za * math.sqrt(2 * mean * (1 - mean)) + zb * math.sqrt(p1 * (1 - p1) + p2 * (1 - p2))) ** 2 / difference**2
+    return math.ceil(n)
+
+
+def _stress(vendor, part, max_spread_pp, min_rounds, latency_factor, alpha, power, lang) -> list[dict]:
     if part.empty:
-        note = "no stress sends (none at peak times and no stage column)"
-        return [{**base, "criterion": c, "value": np.nan, "threshold": t, "passed": False, "messages": 0,
-                 "evidence": "too small", "note": note}
-                for c, t in (("rounds", min_rounds), ("round_spread", max_spread_pp), ("latency", latency_factor))]
-    rounds = arrival_rates(with_rounds(part, by=["vendor"]), by=["round"])
-    starts = with_rounds(part, by=["vendor"]).groupby("round")["submit_time"].min().sort_values()
+        note = _note("no_stress", lang)
+        return [_row(vendor, "stress", c, np.nan, t, u, "insufficient", note)
+                for c, t, u in (("rounds", min_rounds, "count"), ("round_spread", max_spread_pp, "points"),
+                                ("latency", latency_factor, "factor"))]
+    with_round = part if "round" in part and part["round"].notna().all() else with_rounds(part, by=["vendor"])
+    rounds = _first_attempt(with_round, ["round"])
+    starts = with_round.groupby("round")["submit_time"].min().sort_values()
     gaps = starts.diff().dropna().dt.total_seconds() / 60
     n_rounds = len(rounds)
-    spread = 100 * (rounds["arrival_rate"].max() - rounds["arrival_rate"].min())
-    table = np.vstack([rounds["delivered"], rounds["submitted"] - rounds["delivered"]]).T
-    p = _homogeneity(table) if n_rounds > 1 else np.nan
+    messages = int(rounds["originals"].sum())
+    rows = [_row(vendor, "stress", "rounds", n_rounds, min_rounds, "count", "pass" if n_rounds >= min_rounds else "fail",
+                 _note("rounds", lang, n=n_rounds, gaps=", ".join(f"{g:.0f}" for g in gaps)) if len(gaps)
+                 else _note("one_round", lang), messages=messages)]
+    rates = rounds["first_ok"] / rounds["originals"]
+    spread = 100 * (rates.max() - rates.min())
+    table = np.vstack([rounds["first_ok"], rounds["originals"] - rounds["first_ok"]]).T
+    p = _difference_p(table) if n_rounds > 1 else np.nan
+    pooled = rounds["first_ok"].sum() / max(messages, 1)
+    needed = round_messages_needed(pooled, max_spread_pp / 100, alpha=alpha, power=power)
+    note = _note("spread", lang, rates=", ".join(f"{r:.1%}" for r in rates), p=_p_text(p))
+    if n_rounds > 1 and p < alpha and spread > max_spread_pp:
+        verdict = "fail"
+        note += _note("spread_fail", lang, max=max_spread_pp)
+        needed = np.nan
+    elif n_rounds > 1 and rounds["originals"].min() >= needed:
+        verdict, needed = "pass", np.nan
+    else:
+        verdict = "insufficient"
+        note += _note("spread_needed", lang, needed=int(needed), max=max_spread_pp) if np.isfinite(needed) else ""
+    rows.append(_row(vendor, "stress", "round_spread", spread, max_spread_pp, "points", verdict, note,
+                     messages=messages, needed=needed))
     first, last = rounds["latency_p50_s"].iloc[0], rounds["latency_p50_s"].iloc[-1]
-    factor = last / first if first and first > 0 else np.nan
-    gap_note = ", ".join(f"{g:.0f}" for g in gaps) + " min apart" if len(gaps) else "one round"
-    rates = ", ".join(f"{r:.1%}" for r in rounds["arrival_rate"])
-    return [
-        {**base, "criterion": "rounds", "value": n_rounds, "threshold": min_rounds, "passed": n_rounds >= min_rounds,
-         "messages": int(rounds["submitted"].sum()), "evidence": "count", "note": gap_note},
-        {**base, "criterion": "round_spread", "value": spread, "threshold": max_spread_pp,
-         "passed": bool(n_rounds > 1 and spread <= max_spread_pp), "messages": int(rounds["submitted"].sum()),
-         "evidence": "test", "note": f"arrival per round {rates}; homogeneity p = {p:.3g}"
-         + ("" if np.isnan(p) or p >= alpha else " (the rounds differ)")},
-        {**base, "criterion": "latency", "value": factor, "threshold": latency_factor,
-         "passed": bool(np.isfinite(factor) and factor <= latency_factor), "messages": int(rounds["submitted"].sum()),
-         "evidence": "count", "note": f"median latency {first:.0f} s in the first round, {last:.0f} s in the last"},
-    ]
+    if np.isfinite(first) and np.isfinite(last) and first > 0:
+        factor = last / first
+        rows.append(_row(vendor, "stress", "latency", factor, latency_factor, "factor",
+                         "pass" if factor <= latency_factor else "fail",
+                         _note("latency", lang, first=first, last=last), messages=messages))
+    else:
+        rows.append(_row(vendor, "stress", "latency", np.nan, latency_factor, "factor", "insufficient",
+                         _note("latency_none", lang), messages=messages))
+    return rows
 
 
-def _scenario(vendor, part, alpha) -> list[dict]:
-    cats = part["category"].astype(object)
-    ok = part["status"].astype(object).eq("delivered").to_numpy(dtype=bool)
-    rows = []
-    for c in SCENARIOS:
-        m = cats.eq(c).to_numpy(dtype=bool)
-        if m.any():
-            rows.append((c, int(ok[m].sum()), int(m.sum())))
-    base = {"vendor": vendor, "stage": "scenario", "criterion": "homogeneity", "threshold": alpha, "low": np.nan,
-            "high": np.nan, "needed": np.nan, "messages": sum(r[2] for r in rows)}
-    missing = [c for c in SCENARIOS if c not in {r[0] for r in rows}]
-    if len(rows) < 2:
-        return [{**base, "value": np.nan, "passed": False, "evidence": "too small",
-                 "note": "needs at least two of: " + ", ".join(SCENARIOS)}]
-    table = np.array([[k, n - k] for _, k, n in rows])
-    expected_small = _expected(table).min() < 5
-    p = _exact_homogeneity(table) if expected_small else _homogeneity(table)
-    lag = min(rows, key=lambda r: r[1] / r[2])
-    rates = ", ".join(f"{c} {k / n:.1%} ({n})" for c, k, n in rows)
-    note = f"{rates}; {'exact' if expected_small else 'chi-square'} p = {p:.3g}"
-    if p < alpha:
-        note += f"; {lag[0]} lags"
+def _p_text(p: float) -> str:
+    return "—" if not np.isfinite(p) else "< 0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def _scenario(vendor, part, threshold, margin_pp, alpha, z, lang) -> list[dict]:
+    cats = part.assign(category=part["category"].astype(object))
+    cats = cats[cats["category"].isin(SCENARIOS).to_numpy()]
+    r = _first_attempt(cats, ["category"]) if len(cats) else pd.DataFrame(columns=["category", "originals", "first_ok"])
+    r = r[r["originals"].gt(0)].set_index("category").reindex([c for c in SCENARIOS if c in set(r["category"])])
+    missing = [c for c in SCENARIOS if c not in r.index]
+    margin = margin_pp / 100
+    if len(r) < 2:
+        return [_row(vendor, "scenario", "scenario_parity", np.nan, margin_pp, "points", "insufficient",
+                     _note("parity_few", lang, cats=_names(SCENARIOS, lang)), messages=int(r["originals"].sum()))]
+    k, n = r["first_ok"].to_numpy(dtype=float), r["originals"].to_numpy(dtype=float)
+    rate = k / n
+    rest_k, rest_n = k.sum() - k, n.sum() - n
+    diff = rate - rest_k / rest_n
+    # Agresti-Caffo: one success and one failure added to each side, so 20 of 20 against
+    # 40 of 40 is not taken as "no variance, therefore equal"
+    a, b = (k + 1) / (n + 2), (rest_k + 1) / (rest_n + 2)
+    se = np.sqrt(a * (1 - a) / (n + 2) + b * (1 - b) / (rest_n + 2))
+    z90, z95 = float(special.ndtri(1 - alpha)), float(special.ndtri(1 - alpha / 2))
+    equivalent = (diff - z90 * se > -margin) & (diff + z90 * se < margin)  # two one-sided tests
+    apart = (diff + z95 * se < -margin) | (diff - z95 * se > margin)
+    _, high = wilson_interval(k, n, z=z)
+    below = high < threshold
+    note = _note("parity", lang, rates=", ".join(f"{_names([c], lang)} {x:.1%} ({int(m):,})"
+                                                 for c, x, m in zip(r.index, rate, n, strict=True)),
+                 diff=100 * np.abs(diff).max(), margin=margin_pp)
+    if below.any() or apart.any():
+        verdict = "fail"
+        if below.any():
+            note += _note("parity_below", lang, threshold=threshold, cats=_names(r.index[below], lang))
+        if apart.any():
+            note += _note("parity_apart", lang, cats=_names(r.index[apart], lang))
+    elif equivalent.all() and (rate >= threshold).all() and not missing:
+        verdict = "pass"
+    else:
+        verdict = "insufficient"
+        if not equivalent.all() or not (rate >= threshold).all():
+            note += _note("parity_unsure", lang)
     if missing:
-        note += "; not tested: " + ", ".join(missing)
-    return [{**base, "value": p, "passed": bool(p >= alpha and not missing), "evidence": "test", "note": note}]
+        note += _note("parity_missing", lang, missing=_names(missing, lang))
+    return [_row(vendor, "scenario", "scenario_parity", 100 * float(np.abs(diff).max()), margin_pp, "points", verdict,
+                 note, messages=int(n.sum()))]
 
 
-def _resend(vendor, part, max_gap) -> list[dict]:
+def _resend(vendor, part, max_gap, lang) -> list[dict]:
     r = arrival_rates(part, by=[]).iloc[0]
     gap = float(r["resend_gap"]) if pd.notna(r["resend_gap"]) else np.nan
-    return [{"vendor": vendor, "stage": "resend", "criterion": "resend_gap", "value": gap, "threshold": max_gap,
-             "passed": bool(np.isfinite(gap) and gap <= max_gap), "low": np.nan, "high": np.nan,
-             "messages": int(r["originals"]), "evidence": "count", "needed": np.nan,
-             "note": f"first attempt {r['first_attempt_rate']:.1%}, after resends {r['after_resend_rate']:.1%}"
-             + (" (silent resends inflate the reported arrival)" if gap > max_gap else "")}]
+    if not np.isfinite(gap):
+        return [_row(vendor, "resend", "resend_gap", np.nan, max_gap, "rate", "insufficient", _note("no_messages", lang))]
+    note = _note("resend", lang, first=r["first_attempt_rate"], after=r["after_resend_rate"])
+    if gap > max_gap:
+        note += _note("resend_inflated", lang)
+    return [_row(vendor, "resend", "resend_gap", gap, max_gap, "rate", "pass" if gap <= max_gap else "fail", note,
+                 messages=int(r["originals"]))]
+
+
+def _difference_p(table: np.ndarray) -> float:
+    """p-value of "the rows' rates differ": the exact test where a cell expects fewer than
+    5 and the tables to enumerate are few, else chi-square."""
+    small = _expected(table).min() < 5
+    few = np.prod(np.minimum(table.sum(axis=1), table[:, 0].sum()) + 1.0) <= 2e5
+    return _exact_homogeneity(table) if small and few else _homogeneity(table)
 
 
 def _expected(table: np.ndarray) -> np.ndarray:
@@ -351,7 +514,8 @@ def _log_prob(ks, n, k_total) -> float:
 
 
 def customer_concentration(
-    volumes: pd.DataFrame, *, top: float = 0.10, healthy: float = 0.30, inverted_above: float = 0.50
+    volumes: pd.DataFrame, *, top: float = 0.10, healthy: float = 0.30, inverted_above: float = 0.50,
+    lang: str = "zh",
 ) -> pd.DataFrame:
     """Platform due diligence: how much of a vendor's volume its biggest customers carry.
 
@@ -362,6 +526,7 @@ def customer_concentration(
     healthy : the head's share of volume on a healthy platform (about 30%).
     inverted_above : above this share the pyramid is inverted: a few customers carry
         most of the volume, and the platform stands or falls with them.
+    lang : language of the ``note``.
 
     Returns
     -------
@@ -378,8 +543,7 @@ def customer_concentration(
         head = max(1, math.ceil(top * len(v)))
         share = float(v[:head].sum() / v.sum()) if v.sum() else np.nan
         inverted = bool(share > inverted_above)
-        note = (f"inverted pyramid: the top {top:.0%} of customers carry {share:.0%} of volume (healthy: about "
-                f"{healthy:.0%})" if inverted else f"the top {top:.0%} of customers carry {share:.0%} of volume")
+        note = _note("inverted" if inverted else "concentration", lang, top=top, share=share, healthy=healthy)
         rows.append({"vendor": vendor, "customers": len(v), "head_customers": head, "volume": float(v.sum()),
                      "head_share": share, "healthy_share": healthy, "inverted": inverted, "note": note})
     return pd.DataFrame(rows)

@@ -75,6 +75,14 @@ def test_demo_command(tmp_path, capsys):
     assert len(list((tmp_path / "reports" / "figures" / "2025-W19").glob("*.svg"))) >= 8
 
 
+def _umask() -> int:
+    import os
+
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def test_weekly_from_the_store_and_event_files(demo, tmp_path, capsys):
     from pathlib import Path
 
@@ -90,8 +98,9 @@ def test_weekly_from_the_store_and_event_files(demo, tmp_path, capsys):
     out = tmp_path / "ledgers"
     assert main(["weekly", str(store), *events, "--week", "2025-W18", "--lang", "en", "--out", str(out),
                  "--price", "twilio=0.3"]) == 0
-    path = out / "ledger-2025-W18.xlsx"
+    path = out / "ledger-2025-W18-en.xlsx"  # the language in the name: the Chinese one can sit beside it
     assert f"wrote {path}" in capsys.readouterr().out
+    assert oct(path.stat().st_mode & 0o777) == oct(0o666 & ~_umask())  # the team can open it
     assert load_workbook(path).sheetnames[:2] == ["Summary", "Quality"]
     book = read_ledger(path)
     assert book["summary"].attrs["week"] == "2025-W18"
@@ -101,7 +110,7 @@ def test_weekly_from_the_store_and_event_files(demo, tmp_path, capsys):
     # the same on a local Dask cluster
     assert main(["weekly", str(store), *events, "--week", "2025-W18", "--lang", "en", "--out", str(tmp_path / "dask"),
                  "--price", "twilio=0.3", "--engine", "dask"]) == 0
-    on_dask = read_ledger(tmp_path / "dask" / "ledger-2025-W18.xlsx")
+    on_dask = read_ledger(tmp_path / "dask" / "ledger-2025-W18-en.xlsx")
     for key in ("quality", "failures", "content", "billing", "alerts"):
         pd.testing.assert_frame_equal(on_dask[key], book[key], obj=key)
 
@@ -138,13 +147,16 @@ def test_trial_command(tmp_path, capsys):
     out = tmp_path / "trial"
     assert main(["trial", truth["file"], "--out", str(out), "--lang", "en", "--industry", "finance"]) == 0
     printed = capsys.readouterr().out
-    assert "FAIL" in printed and "scorecard:" in printed
-    book = out / "trial-scorecard.xlsx"
+    assert "Not enough evidence" in printed and "Fail" in printed and "scorecard:" in printed
+    assert "pass (too small)" not in printed.lower()
+    book = out / "trial-scorecard-en.xlsx"
     assert load_workbook(book).sheetnames == ["Scorecard", "Sample plan", "Wording", "Send windows"]
     sc = read_ledger(book)["scorecard"]
-    failing = {v: sorted(sc.loc[sc["vendor"].eq(v) & ~sc["passed"].astype(bool), "criterion"]) for v in ("alpha", "beta", "gamma")}
-    assert failing == {v: sorted(c) for v, c in truth["fails"].items()}
-    assert (out / "trial-scorecard.png").exists() and (out / "trial-scorecard.svg").exists()
+    for verdict, key in (("fail", "fails"), ("insufficient", "insufficient")):
+        found = {v: sorted(sc.loc[sc["vendor"].eq(v) & sc["verdict"].eq(verdict), "criterion"])
+                 for v in ("alpha", "beta", "gamma")}
+        assert found == {v: sorted(c) for v, c in truth[key].items()}, verdict
+    assert (out / "trial-scorecard-en.png").exists() and (out / "trial-scorecard-en.svg").exists()
     assert main(["trial", truth["file"], "--out", str(out), "--marketing-hours", "8"]) == 2
     assert "--marketing-hours must look like" in capsys.readouterr().err
 

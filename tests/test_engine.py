@@ -10,8 +10,7 @@ from conftest import demo_files
 
 from analysis.cli import ingest
 from analysis.engine import ledger_source, read_partition, store_partitions
-from analysis.ledgers import ledgers_from_cubes, weekly_ledgers
-from analysis.measures import repeat_candidates
+from analysis.ledgers import ledgers_of, weekly_ledgers
 
 EVENTS = ("clicks.csv", "replies.csv", "complaints.csv", "bills.csv")
 
@@ -25,10 +24,7 @@ def store(demo, tmp_path_factory):
 
 
 def _ledgers(source, week):
-    failed = source.cubes.failed
-    phones = {week: repeat_candidates(failed[failed["week"].eq(week)])}
-    return ledgers_from_cubes(source.cubes, week, messages=source.messages(phones)[week], bill=source.bill,
-                              accounting=source.summary)
+    return ledgers_of(source, [week])[week]
 
 
 def test_partitions_read_back_the_store(store):

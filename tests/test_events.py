@@ -104,7 +104,7 @@ def test_load_inputs_accounts_for_every_file(demo, demo_inputs):
     s = demo_inputs.summary
     assert (s["rows_read"] == s["loaded"] + s["rejected"] + s["duplicates"]).all()
     kinds = set(s["layout"])
-    assert {"clicks", "replies", "complaints", "bill"} <= kinds
+    assert {"clicks_file", "replies_file", "complaints_file", "bill_file"} <= kinds
     assert len(demo_inputs.bill) == len(pd.read_csv(demo["files"]["bills"]))
 
 

@@ -10,8 +10,8 @@ import pytest
 from openpyxl import Workbook, load_workbook
 
 from analysis import ledger_history, read_ledger, weekly_ledgers, write_ledger
-from analysis.excel import SHEET_NAMES
-from analysis.schema import label
+from analysis.excel import MONEY_COLUMNS, SHEET_NAMES
+from analysis.schema import header
 
 
 @pytest.fixture(scope="module")
@@ -30,11 +30,12 @@ def test_sheets_headers_and_formats(ledgers, books, lang):
     wb = load_workbook(books[lang])
     names = SHEET_NAMES[lang]
     assert wb.sheetnames == [names[k] for k in
-                             ("summary", "quality", "trend", "failures", "repeat_failures", "content", "billing",
-                              "cost", "alerts", "charts")]
+                             ("summary", "quality", "trend", "regions", "failures", "repeat_failures", "content",
+                              "billing", "cost", "alerts", "charts")]
     ws = wb[names["quality"]]
     headers = [c.value for c in ws[1]]
-    assert headers == [label(c, lang) for c in ledgers["quality"].columns]
+    assert headers == [header(c, lang) for c in ledgers["quality"].columns]
+    assert headers[4] == ("成功数" if lang == "zh" else "Delivered")  # a count, not the status 成功
     col = {c: i + 1 for i, c in enumerate(ledgers["quality"].columns)}
     assert ws.cell(2, col["arrival_rate"]).number_format == "0.00%"
     assert ws.cell(2, col["submitted"]).number_format == "#,##0"
@@ -43,7 +44,10 @@ def test_sheets_headers_and_formats(ledgers, books, lang):
     assert ws.auto_filter.ref.startswith("A1:")
     rules = [r for cf in ws.conditional_formatting for r in cf.rules]
     assert rules, "targets missed are coloured"
-    assert ws.column_dimensions["A"].width >= 8
+    assert ws.column_dimensions["A"].width >= 10
+    assert ws.page_setup.orientation == "landscape" and ws.print_title_rows == "$1:$1"
+    yes_no = {"是", "否"} if lang == "zh" else {"Yes", "No"}
+    assert {ws.cell(r, col["meets_target"]).value for r in range(2, ws.max_row + 1)} <= yes_no  # not TRUE/FALSE
     assert len(wb[names["charts"]]._charts) == 2
     total = "合计" if lang == "zh" else "All"
     assert ws.cell(2, col["vendor"]).value == total
@@ -107,6 +111,8 @@ def test_round_trip(ledgers, books, lang, tmp_path):
     assert set(back) == set(ledgers)
     for key, frame in ledgers.items():
         assert list(back[key].columns) == list(frame.columns), key
+        money = [c for c in frame.columns if c in MONEY_COLUMNS]  # written to the cent
+        frame = frame.assign(**{c: frame[c].astype(float).round(2) for c in money})
         pd.testing.assert_frame_equal(_norm(back[key]), _norm(frame), check_exact=False, rtol=1e-12, obj=key)
     meta = back["summary"].attrs
     for k in ("week", "start", "end", "messages", "version"):

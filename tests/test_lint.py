@@ -30,10 +30,12 @@ def test_words_in_both_scripts(text, promissory, absolute):
 def test_signature_unsubscribe_segments_and_links():
     long = "【商城】" + "优惠" * 40 + " https://s.lx.cn/a"
     out = _check(["会员日八折 https://x.cn/a", long + " 回T退订", "【银行】您的验证码是123456"],
-                 category=["marketing", "marketing", "verification"])
+                 category=["marketing", "marketing", "verification"], lang="en")
     assert "no signature" in out.loc["t0", "issues"] and "unsubscribe" in out.loc["t0", "issues"]
     assert out.loc["t0", "links"] == 1 and not out.loc["t0", "unsubscribe"]
-    assert out.loc["t1", "segments"] == 2 and "2 billed segments" in out.loc["t1", "issues"]
+    assert out.loc["t1", "segments"] == 2 and "billed as 2 segments" in out.loc["t1", "issues"]
+    zh = _check(["会员日八折 https://x.cn/a"])  # the default language is the analysts' own
+    assert zh.loc["t0", "issues"] == "开头或结尾没有【签名】；营销短信没有退订提示（如“回T退订”“拒收请回复R”）"
     assert out.loc["t2", "issues"] == ""  # verification needs no unsubscribe line
     assert out.index[0] == "t0"  # most issues first
 
@@ -65,10 +67,12 @@ def test_send_windows():
         {"submit": "2025-05-06 07:59", "category": "marketing", "template_id": "M"},
         {"submit": "2025-05-06 20:59", "category": "marketing", "template_id": "M"},
         {"submit": "2025-05-06 23:00", "category": "verification", "template_id": "V"},  # codes are free
+        {"submit": "2025-05-06 10:00", "category": "verification", "template_id": "V"},  # even in a window
     ])
-    out = check_send_windows(log, industry="finance")
+    out = check_send_windows(log, industry="finance", lang="en")
     rules = out.set_index(["rule", "template_id"])["messages"].to_dict()
-    assert rules == {("avoid 09:30-11:30", "N"): 2, ("marketing outside 08:00-21:00", "M"): 2}
+    assert rules == {("avoid 09:30–11:30", "N"): 2, ("marketing outside 08:00–21:00", "M"): 2}
+    assert set(check_send_windows(log, industry="finance")["rule"]) == {"避开 09:30–11:30", "营销短信在 08:00–21:00 以外发送"}
     assert out.set_index("template_id").loc["M", "share"] == pytest.approx(2 / 3)
     wider = check_send_windows(log, marketing_hours=("08:00", "22:00"))
     assert wider["messages"].sum() == 1

@@ -14,10 +14,10 @@ from scipy import stats
 from analysis import (
     arrival_rates,
     billing_reconciliation,
+    click_through_lift,
+    click_through_rates,
     effective_cost,
     failure_reasons,
-    open_rate_lift,
-    open_rates,
     peak_variance,
     peak_windows,
     repeat_failures,
@@ -248,21 +248,22 @@ def test_round_spread_from_bursts():
 # --------------------------------------------------------------------------- send hours
 
 
-def test_open_rates_and_lift_by_hand():
+def test_click_through_rates_and_lift_by_hand():
     rows = [{"submit": "2025-05-06 15:00", "clicked": i < 30} for i in range(100)]
     rows += [{"submit": "2025-05-06 20:00", "clicked": i < 20} for i in range(100)]
     rows += [{"submit": "2025-05-06 20:00", "status": "failed", "clicked": False}]
     log = make_log(rows).assign(clicked=[r["clicked"] for r in rows])
-    r = open_rates(log).set_index("hour")
-    assert r.loc[15, "open_rate"] == pytest.approx(0.30) and r.loc[20, "delivered"] == 100
-    lift = open_rate_lift(log, 15, 20).iloc[0]
+    r = click_through_rates(log).set_index("hour")
+    assert r.loc[15, "click_through_rate"] == pytest.approx(0.30) and r.loc[20, "delivered"] == 100
+    lift = click_through_lift(log, 15, 20).iloc[0]
+    assert (lift["hour_a"], lift["hour_b"]) == ("15:00–16:00", "20:00–21:00")
     assert lift["lift"] == pytest.approx(0.5)
     se = np.sqrt(1 / 30 - 1 / 100 + 1 / 20 - 1 / 100)
     assert lift["lift_low"] == pytest.approx(1.5 * np.exp(-1.959964 * se) - 1, rel=1e-5)
 
 
 def test_click_peak_found_on_demo(demo_inputs, demo):
-    lift = open_rate_lift(demo_inputs.log, 15, 20).iloc[0]
+    lift = click_through_lift(demo_inputs.log, 15, 20).iloc[0]
     assert lift["lift"] > 0
     assert lift["lift_low"] <= demo["click_by_hour"]["lift_15_vs_20"] <= lift["lift_high"]
 

@@ -3,6 +3,7 @@ draws the numbers it is given."""
 
 from __future__ import annotations
 
+import re
 import warnings
 
 import matplotlib
@@ -16,9 +17,9 @@ import pytest  # noqa: E402
 from analysis import (  # noqa: E402
     arrival_rates,
     billing_reconciliation,
+    click_through_lift,
+    click_through_rates,
     failure_reasons,
-    open_rate_lift,
-    open_rates,
     peak_variance,
     plots,  # noqa: E402
     quality_ledger,
@@ -31,7 +32,7 @@ from analysis.measures import ALL, with_rounds  # noqa: E402
 def charts(demo_inputs):
     log = demo_inputs.log
     q = quality_ledger(log)
-    lift = open_rate_lift(log, 15, 20).assign(hour_a=15, hour_b=20)
+    lift = click_through_lift(log, 15, 20)
     scorecard = trial_scorecard(log)
     return {
         "trend": lambda lang, ax: plots.plot_arrival_trend(q[q["vendor"].ne(ALL) & q["carrier"].eq(ALL)], by="vendor",
@@ -47,7 +48,7 @@ def charts(demo_inputs):
         "rounds": lambda lang, ax: plots.plot_rounds(
             arrival_rates(with_rounds(log[log["submit_time"].dt.day.eq(6)], gap="2h"), by=["vendor", "round"]),
             lang=lang, ax=ax),
-        "open_rate": lambda lang, ax: plots.plot_open_rate(open_rates(log), lift, lang=lang, ax=ax),
+        "click_through_rate": lambda lang, ax: plots.plot_click_through(click_through_rates(log), lift, lang=lang, ax=ax),
         "billing": lambda lang, ax: plots.plot_billing(billing_reconciliation(log, demo_inputs.bill), lang=lang, ax=ax),
         "pareto": lambda lang, ax: plots.plot_failure_pareto(failure_reasons(log), lang=lang, ax=ax),
         "ecdf": lambda lang, ax: plots.plot_latency_ecdf(log, lang=lang, ax=ax),
@@ -61,7 +62,7 @@ def test_a_cjk_font_is_found():
 
 @pytest.mark.parametrize("lang", ["zh", "en"])
 @pytest.mark.parametrize("name", ["trend", "trend_vendor", "heatmap", "hour_weekday", "latency_hours", "peak",
-                                  "rounds", "open_rate", "billing", "pareto", "ecdf", "scorecard"])
+                                  "rounds", "click_through_rate", "billing", "pareto", "ecdf", "scorecard"])
 def test_chart_renders_without_missing_glyphs(charts, name, lang, tmp_path):
     fig, ax = plt.subplots()
     with warnings.catch_warnings(record=True) as caught:
@@ -79,6 +80,9 @@ def test_chart_renders_without_missing_glyphs(charts, name, lang, tmp_path):
     text = " ".join(t.get_text() for t in ax.figure.findobj(matplotlib.text.Text))
     if lang == "zh":
         assert any("\u4e00" <= ch <= "\u9fff" for ch in text), "Chinese labels"
+        assert not re.findall(r"\b[a-z]+(?:_[a-z0-9]+)+\b", text), "no identifiers in a Chinese chart"
+    else:
+        assert not re.findall(r"[\u3000-\u303f\u3400-\u9fff\uff00-\uffef]", text), "no Chinese in an English chart"
 
 
 def test_trend_draws_the_rates_and_colours_are_fixed(demo_inputs):
