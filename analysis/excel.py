@@ -669,9 +669,11 @@ def styled(frame: pd.DataFrame, *, lang: str = "zh", columns=None, mask: bool = 
     table = pd.DataFrame(shown, index=frame.index, dtype=object)
     numbers = [header(c, lang) for c in frame.columns
                if pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c])]
+    text = [h for h in table.columns if h not in numbers]
     prose = [header(c, lang) for c in frame.columns if c in PROSE_COLUMNS]
     return (table.style.format(escape="html").format_index(escape="html", axis=1).hide(axis="index")
             .set_table_styles(TABLE_CSS).set_properties(subset=numbers, **{"text-align": "right"})
+            .set_properties(subset=text, **{"text-align": "left"})
             .set_properties(subset=prose, **{"white-space": "normal", "min-width": "14em"}))
 
 

@@ -238,13 +238,13 @@ ul.points li { margin: .35em 0; }
 table { border-collapse: collapse; font-size: .9em; margin-top: .5em; }
 th, td { border-bottom: 1px solid #e5e5e5; padding: .3em .7em; text-align: right; white-space: nowrap; }
 th { background: #ddebf7; text-align: center; } td:first-child { text-align: left; }
-.meta { color: #777; font-size: .85em; }
+.meta { color: #777; font-size: .85em; } .wide { overflow-x: auto; }
 </style></head><body>
 <h1>{{ title }}</h1>
 <p class="meta">{{ generated_title }} {{ generated }}</p>
 {% if points %}<h2>{{ points_title }}</h2>
 <ul class="points">{% for p in points %}<li>{{ p }}</li>{% endfor %}</ul>
-{{ table | safe }}{% endif %}
+<div class="wide">{{ table | safe }}</div>{% endif %}
 <h2>{{ sections_title }}</h2>
 <ol>{% for href, name in sections %}<li><a href="{{ href }}">{{ name }}</a></li>{% endfor %}</ol>
 <p>{% if workbook %}<a href="{{ workbook }}">{{ workbook_title }}</a> · {% endif %}{{ figures_title }}: <code>{{ figures }}</code></p>

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .measures import ALL, TARGET
+from .measures import ALL
 from .schema import label
 
 #: A carrier × province needs this many messages in the week to be called the worst.
@@ -20,13 +20,13 @@ def headline(ledgers: dict[str, pd.DataFrame]) -> pd.DataFrame:
     -------
     DataFrame: ``vendor``, ``submitted``, ``delivered``, ``arrival_rate``, ``arrival_low``,
     ``arrival_high``, ``first_attempt_rate``, ``after_resend_rate``, ``resend_gap``,
-    ``arrival_change_pp`` (against the week before, points), ``target``,
-    ``meets_target``; the quality ledger's rows over every carrier.
+    ``arrival_change_pp`` (against the week before, points), ``meets_target``; the
+    quality ledger's rows over every carrier (the target is in the key points).
     """
     q = ledgers["quality"]
     rows = q[q["carrier"].astype(object).eq(ALL)]
     cols = ["vendor", "submitted", "delivered", "arrival_rate", "arrival_low", "arrival_high", "first_attempt_rate",
-            "after_resend_rate", "resend_gap", "arrival_change_pp", "target", "meets_target"]
+            "after_resend_rate", "resend_gap", "arrival_change_pp", "meets_target"]
     return rows[cols].reset_index(drop=True)
 
 
@@ -103,7 +103,7 @@ def key_points(ledgers: dict[str, pd.DataFrame], lang: str = "zh") -> list[str]:
         out.append(t["arrival"].format(
             week=facts.get("week", ""), start=facts.get("start", ""), end=facts.get("end", ""), n=int(r["submitted"]),
             k=int(r["delivered"]), rate=_pct(r["arrival_rate"]), low=_pct(r["arrival_low"]), high=_pct(r["arrival_high"]),
-            target_word=t["met"] if r["meets_target"] else t["missed"], target=_pct(r.get("target", TARGET)),
+            target_word=t["met"] if r["meets_target"] else t["missed"], target=_pct(ledgers["quality"]["target"].iloc[0]),
             change=t["change"].format(pp=f"{change:+.1f}") if pd.notna(change) else ""))
         if pd.notna(r["first_attempt_rate"]):
             out.append(t["resend"].format(first=_pct(r["first_attempt_rate"]), after=_pct(r["after_resend_rate"]),
