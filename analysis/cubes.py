@@ -31,9 +31,8 @@ from .measures import (
     day_codes,
     key_codes,
     label_days,
-    latency_seconds,
     local_clock,
-    resend_chains,
+    row_flags,
     sum_by,
 )
 from .monitor import traffic_of
@@ -47,7 +46,7 @@ FAILED = ("failed", "expired", "rejected", "unknown")
 #: The group keys of each cube (the other columns are summed).
 KEYS = {
     "quality": ["week", "vendor", "carrier"],
-    "latency": ["week", "vendor", "carrier", "bin"],
+    "latency": ["week", "vendor", "carrier", "kind", "bin"],
     "daily": ["period", "vendor", "carrier", "province", "traffic"],
     "failures": ["week", "carrier", "province", "failure_reason", "code"],
     "content": ["week", "template_id", "category", "hour"],
@@ -136,12 +135,9 @@ def partial_cubes(chunk: pd.DataFrame, *, events: dict | None = None, weeks=None
     n = len(chunk)
     t = chunk["submit_time"]
     status = key_codes(chunk["status"])
-    ok, failed = _among(status, ["delivered"]), _among(status, FAILED)
-    latency = latency_seconds(chunk)
-    chain = resend_chains(chunk).to_numpy()
-    original = chain == np.arange(n)
-    rescued = np.zeros(n, dtype=bool)
-    np.logical_or.at(rescued, chain, ok)
+    failed = _among(status, FAILED)
+    flags = row_flags(chunk)
+    ok = flags["ok"]
     seg = chunk["segments"].to_numpy(dtype="float64", na_value=1.0)
     # without the event files, their counts are a constant zero, not columns of zeros
     flag = {c: chunk[c].to_numpy(dtype=bool, na_value=False) if c in chunk else False
@@ -157,13 +153,14 @@ def partial_cubes(chunk: pd.DataFrame, *, events: dict | None = None, weeks=None
     del clock
     key = {c: key_codes(chunk[c]) for c in ("vendor", "carrier", "province", "template_id", "category")}
 
+    blocked = chunk["failure_reason"].eq("content_blocked").to_numpy(dtype=bool, na_value=False)
     # one pass over the rows for everything counted per day, vendor, carrier and province:
     # the daily, quality, cost and billing cubes are sums of it
     fine = sum_by(dict(
         period=Coded(day, days), vendor=key["vendor"], carrier=key["carrier"], province=key["province"],
         traffic=traffic_of(chunk),
-        submitted=1, delivered=ok, final=~_among(status, ["pending"]),
-        originals=original, first_ok=original & ok, any_ok=original & rescued, fast=ok & (latency <= 600),
+        submitted=1, delivered=ok, blocked=blocked, final=flags["final"], originals=flags["original"],
+        **{k: flags[k] for k in ("first_ok", "any_ok", "timed", "fast", "attempt_timed", "attempt_fast")},
         complained=flag["complained"], unsubscribed=flag["unsubscribed"], segments_submitted=seg,
         segments_delivered=np.where(ok, seg, 0.0), clicks=clicks, fee=np.nan_to_num(fee), fee_n=np.isfinite(fee)),
         KEYS["daily"])
@@ -172,13 +169,16 @@ def partial_cubes(chunk: pd.DataFrame, *, events: dict | None = None, weeks=None
     quality = sum_by(fine[[*KEYS["quality"], *QUALITY_SUMS]], KEYS["quality"])
     cost = sum_by(fine[[*KEYS["cost"], *BILLING_SUMS, "clicks"]], KEYS["cost"])
     billing = sum_by(fine[[*KEYS["billing"], *BILLING_SUMS]], KEYS["billing"])
-    daily = fine[[*KEYS["daily"], "submitted", "delivered"]]
+    daily = fine[[*KEYS["daily"], "submitted", "delivered", "blocked", "originals", "first_ok"]]
 
-    bins = latency_bins(latency)
-    latency_cube = sum_by(dict(week=week, vendor=key["vendor"], carrier=key["carrier"],
-                               bin=Coded(bins, pd.RangeIndex(bins.max(initial=0) + 1)), n=1), KEYS["latency"])
-    latency_cube = latency_cube[latency_cube["bin"].notna()].astype({"bin": np.int64})  # undelivered: no bin
-    blocked = chunk["failure_reason"].eq("content_blocked").to_numpy(dtype=bool, na_value=False)
+    # two histograms: what the recipient waited (per original) and each attempt's latency
+    hists = []
+    for kind, seconds in (("recipient", flags["recipient_latency"]), ("attempt", flags["latency"])):
+        bins = latency_bins(seconds)
+        h = sum_by(dict(week=week, vendor=key["vendor"], carrier=key["carrier"],
+                        bin=Coded(bins, pd.RangeIndex(bins.max(initial=0) + 1)), n=1), ["week", "vendor", "carrier", "bin"])
+        hists.append(h[h["bin"].notna()].assign(kind=kind))  # undelivered: no bin
+    latency_cube = pd.concat(hists, ignore_index=True)[KEYS["latency"] + ["n"]].astype({"bin": np.int64})
     content = sum_by(dict(week=week, template_id=key["template_id"], category=key["category"], hour=hour, sent=1,
                           delivered=ok, blocked=blocked, clicks=clicks, clicked=ok & flag["clicked"],
                           conversions=ok & flag["converted"]), KEYS["content"])
@@ -216,8 +216,8 @@ def _among(coded: Coded, values) -> np.ndarray:
 #: What billing and cost count: messages, billable segments, and the export's own prices
 #: (``fee``: their sum, ``fee_n``: messages that had one).
 BILLING_SUMS = ["submitted", "delivered", "segments_submitted", "segments_delivered", "fee", "fee_n"]
-QUALITY_SUMS = ["submitted", "delivered", "final", "originals", "first_ok", "any_ok", "fast", "complained",
-                "unsubscribed"]
+QUALITY_SUMS = ["submitted", "delivered", "final", "originals", "first_ok", "any_ok", "timed", "fast",
+                "attempt_timed", "attempt_fast", "complained", "unsubscribed"]
 
 
 def merge_cubes(parts: list[Cubes]) -> Cubes:

@@ -56,7 +56,7 @@ _LISTS = {"reasons": "; ", "vendor": ", "}
 _INT = {"submitted", "delivered", "originals", "complaints", "unsubscribes", "failed", "failures", "messages",
         "sent", "blocked", "clicks", "clicked", "conversions", "segments_submitted", "segments_delivered",
         "gap_segments", "billed_count", "billed_segments", "affected", "rows_read", "loaded", "rejected", "duplicates", "hour",
-        "best_send_hour", "weekday", "rounds", "customers", "head_customers"}
+        "best_send_hour", "weekday", "rounds", "customers", "head_customers", "window_days"}
 _TIME = {"first_failure", "last_failure", "period", "began"}
 _ZONED = {"first_failure", "last_failure"}  # the others are local period starts
 _BOOL = {"meets_target", "in_control", "inverted", "signature", "unsubscribe", "masked"}
@@ -95,7 +95,7 @@ def number_format(column: str) -> str | None:
         return "0.00"
     if column == "value":  # a trial criterion's own unit (count, rate, points, factor)
         return "General"
-    if column == "p_value":
+    if column in {"p_value", "q_value"}:
         return P_FORMAT
     if column == "unit_price" or column.startswith("cost_per_"):
         return "0.0000"

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pandas as pd
 
-from .cubes import Cubes, hist_quantiles, partial_cubes
+from .cubes import QUALITY_SUMS, Cubes, hist_quantiles, partial_cubes
 from .measures import (
     ALL,
     TARGET,
@@ -40,7 +40,6 @@ from .schema import DEFAULT_TZ
 #: Sheets of a ledger workbook, in order.
 SHEETS = ("summary", "quality", "trend", "regions", "failures", "repeat_failures", "content", "billing", "cost",
           "alerts")
-_SUMS = ["submitted", "delivered", "final", "originals", "first_ok", "any_ok", "fast", "complained", "unsubscribed"]
 
 
 def quality_ledger(log_or_cubes, *, target: float = TARGET, baseline: int = 8) -> pd.DataFrame:
@@ -70,9 +69,11 @@ def quality_ledger(log_or_cubes, *, target: float = TARGET, baseline: int = 8) -
     parts = []
     for depth in range(len(by) + 1):
         keys = ["week", *by[:depth]]
-        sums = _sorted(sum_by(cubes.quality[[*keys, *_SUMS]], keys), keys)
-        q = hist_quantiles(cubes.latency, keys).rename(columns={"q0.5": "latency_p50_s", "q0.95": "latency_p95_s"})
-        sums = merge_on(sums, q, keys, how="left")
+        sums = _sorted(sum_by(cubes.quality[[*keys, *QUALITY_SUMS]], keys), keys)
+        for kind, prefix in (("recipient", "latency"), ("attempt", "attempt_latency")):
+            hist = cubes.latency[cubes.latency["kind"].eq(kind)]
+            q = hist_quantiles(hist, keys).rename(columns={"q0.5": f"{prefix}_p50_s", "q0.95": f"{prefix}_p95_s"})
+            sums = merge_on(sums, q, keys, how="left")
         level = _rates(sums, keys, events={"complained": cubes.events.get("complained", False),
                                            "unsubscribed": cubes.events.get("unsubscribed", False)})
         parts.append(level.assign(**{k: ALL for k in by[depth:]}))

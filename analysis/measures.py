@@ -192,8 +192,10 @@ def trailing_sum(values, groups, window: int) -> np.ndarray:
 def resend_chains(log: pd.DataFrame) -> pd.Series:
     """Id of the original message each row belongs to (its own id for an original).
 
-    A resend (``attempt`` ≥ 2) belongs to the closest earlier message to the same phone
-    with the same template (content when there is none) through the same vendor.
+    A resend (``attempt`` ≥ 2) belongs to the closest earlier original to the same phone
+    with the same text (the template when the text is unknown) through the same vendor:
+    the platform sends the same message again, while a new verification code to the
+    same phone is the user's new request, an original of its own.
     Returns an int64 Series aligned with ``log``: the positional index of the original.
     """
     n = len(log)
@@ -212,13 +214,63 @@ def resend_chains(log: pd.DataFrame) -> pd.Series:
     p = pc.dictionary_encode(phone.take(rows)).indices.to_numpy(zero_copy_only=False).astype(np.int64)
     tpl, text = key_codes(log["template_id"]).codes[rows], key_codes(log["content"].iloc[rows]).codes
     t = log["submit_time"].to_numpy(dtype="datetime64[ms]").astype(np.int64)[rows]
-    k = np.where(tpl >= 0, tpl, np.where(text >= 0, text + tpl.max(initial=0) + 1, -1))
+    k = np.where(text >= 0, text, np.where(tpl >= 0, tpl + text.max(initial=0) + 1, -1))
     order = np.lexsort((t, k, p, v))
     vs, ps, ks = v[order], p[order], k[order]
     same = (vs[1:] == vs[:-1]) & (ps[1:] == ps[:-1]) & (ks[1:] == ks[:-1]) & (ks[1:] >= 0)
     starts = np.concatenate([[True], ~same]) | (attempt[rows][order] <= 1)
     out[rows[order]] = rows[order[starts][np.cumsum(starts) - 1]]
     return pd.Series(out, index=log.index, name="chain")
+
+
+def user_retries(log: pd.DataFrame, *, window: str | pd.Timedelta = "30min") -> np.ndarray:
+    """Originals that are a user's new request after a failure: a message with a new text
+    (a new verification code) to the same phone, template and vendor within ``window`` of
+    one that was not delivered. Not a platform resend (same text), so not in the resend
+    gap; counted apart by :func:`resend_honesty`. Boolean array aligned with ``log``."""
+    n = len(log)
+    out = np.zeros(n, dtype=bool)
+    if n < 2:
+        return out
+    v, p, tpl = (key_codes(log[c]).codes for c in ("vendor", "phone", "template_id"))
+    text = key_codes(log["content"]).codes
+    t = log["submit_time"].to_numpy(dtype="datetime64[ms]").astype(np.int64)
+    order = np.lexsort((t, tpl, p, v))
+    vs, ps, ks, xs, ts = v[order], p[order], tpl[order], text[order], t[order]
+    ok = equals(log["status"], "delivered")[order]
+    original = log["attempt"].to_numpy(dtype="float64", na_value=1)[order] <= 1
+    limit = pd.Timedelta(window).total_seconds() * 1000
+    after = np.zeros(n, dtype=bool)
+    after[1:] = ((vs[1:] == vs[:-1]) & (ps[1:] == ps[:-1]) & (ks[1:] == ks[:-1]) & (ks[1:] >= 0) & (ps[1:] >= 0)
+                 & ~ok[:-1] & (ts[1:] - ts[:-1] <= limit) & (xs[1:] != xs[:-1]))
+    out[order] = after & original
+    return out
+
+
+def resend_honesty(log: pd.DataFrame, *, by: Sequence[str] = ("vendor",), window: str = "30min") -> pd.DataFrame:
+    """Platform resends and users' new requests, apart.
+
+    Returns
+    -------
+    DataFrame, one row per group: ``originals``, ``first_attempt_rate``,
+    ``after_resend_rate``, ``resend_gap`` (the platform's silent resends of the same
+    text: :func:`resend_chains`), ``resends`` (resend attempts), ``user_retries``
+    (originals that are a user's new request after a failure: :func:`user_retries`) and
+    ``user_retry_share`` (of the originals not delivered on the first attempt).
+    """
+    by = list(by)
+    d = with_keys(log, by)
+    rates = arrival_rates(d, by=by)
+    work = (d[by] if by else pd.DataFrame(index=d.index)).assign(
+        resends=d["attempt"].to_numpy(dtype="float64", na_value=1) > 1, user_retries=user_retries(d, window=window))
+    counts = _finish(_grouped(work, by)[["resends", "user_retries"]].sum(), by)
+    out = merge_on(rates[[*by, "originals", "first_attempt_rate", "after_resend_rate", "resend_gap"]], counts, by,
+                   how="left") if by else pd.concat([rates[["originals", "first_attempt_rate", "after_resend_rate",
+                                                              "resend_gap"]], counts], axis=1)
+    failed_first = out["originals"] * (1 - out["first_attempt_rate"])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out["user_retry_share"] = out["user_retries"] / failed_first.where(failed_first > 0)
+    return out
 
 
 class Coded(NamedTuple):
@@ -274,6 +326,56 @@ def latency_seconds(log: pd.DataFrame) -> np.ndarray:
     return np.where(ok & (seconds >= 0), seconds, np.nan)
 
 
+#: Seconds within which a message counts as arriving fast (the seed's 10 minutes).
+FAST_SECONDS = 600
+
+
+def row_flags(log: pd.DataFrame) -> dict[str, np.ndarray]:
+    """What every measure counts, per row, computed once (the in-memory measures and the
+    partial aggregates of :mod:`analysis.cubes` both sum these).
+
+    Returns
+    -------
+    dict of arrays aligned with ``log``:
+
+    * ``ok``: delivered; ``final``: not pending;
+    * ``original``: an original message (not a resend); ``first_ok``: an original
+      delivered on its first attempt; ``any_ok``: an original delivered on any attempt of
+      its resend chain (:func:`resend_chains`);
+    * ``latency``: seconds from this attempt's submission to its receipt (delivered,
+      with a receipt time; :func:`latency_seconds`); ``attempt_timed``: that is known;
+      ``attempt_fast``: and at most :data:`FAST_SECONDS`;
+    * ``recipient_latency``: on an original, seconds from its submission to the first
+      delivery across its attempts: what the recipient waited; ``timed``: an original whose
+      outcome is known in time (delivered with a receipt time, or finally not delivered),
+      the denominator of within-10-minutes; ``fast``: delivered within
+      :data:`FAST_SECONDS` of the original submission.
+    """
+    n = len(log)
+    ok = equals(log["status"], "delivered")
+    final = ~equals(log["status"], "pending")
+    latency = latency_seconds(log)
+    chain = resend_chains(log).to_numpy()
+    original = chain == np.arange(n)
+    rescued = np.zeros(n, dtype=bool)
+    np.logical_or.at(rescued, chain, ok)
+    waiting = np.zeros(n, dtype=bool)
+    np.logical_or.at(waiting, chain, ~final)
+    timed_ok = np.isfinite(latency)
+    done = (log["submit_time"].to_numpy(dtype="datetime64[ms]").astype(np.int64) + np.nan_to_num(latency) * 1000)
+    first_done = np.full(n, np.inf)
+    np.minimum.at(first_done, chain[timed_ok], done[timed_ok])
+    submit = log["submit_time"].to_numpy(dtype="datetime64[ms]").astype(np.int64).astype(float)
+    recipient = np.where(original & np.isfinite(first_done), (first_done - submit) / 1000, np.nan)
+    return {
+        "ok": ok, "final": final, "original": original, "first_ok": original & ok, "any_ok": original & rescued,
+        "latency": latency, "attempt_timed": timed_ok, "attempt_fast": timed_ok & (latency <= FAST_SECONDS),
+        "recipient_latency": recipient,
+        "timed": original & (np.isfinite(recipient) | (~rescued & ~waiting)),
+        "fast": np.isfinite(recipient) & (recipient <= FAST_SECONDS),
+    }
+
+
 def merge_on(left: pd.DataFrame, right: pd.DataFrame, on: list[str], **kw) -> pd.DataFrame:
     """``left.merge(right, on=on, ...)`` with the key columns of both as plain objects: a
     key that is missing everywhere (no carrier, no template) comes out of a groupby as
@@ -315,8 +417,15 @@ def arrival_rates(
     * ``originals``: attempt-1 messages; ``first_attempt_rate``: originals delivered on
       attempt 1 / originals; ``after_resend_rate``: originals delivered on any attempt /
       originals; ``resend_gap`` = after − first (the resend inflation);
-    * ``within_10min_rate``: delivered within 10 minutes / submitted;
-    * ``latency_p50_s``, ``latency_p95_s``: seconds from submit to receipt, delivered only;
+    * what the recipient saw, across attempts (:func:`row_flags`): ``latency_p50_s``,
+      ``latency_p95_s``: seconds from the original submission to the first delivery;
+      ``within_10min_rate``: originals delivered within 10 minutes / originals whose
+      outcome is known in time (a delivery without a receipt time is left out, not
+      counted late);
+    * per attempt, beside it: ``attempt_within_10min_rate`` (attempts delivered within
+      10 minutes / delivered attempts with a receipt time), ``attempt_latency_p50_s``,
+      ``attempt_latency_p95_s``; ``receipt_time_coverage``: delivered attempts with a
+      receipt time / delivered;
     * ``complaints``, ``complaint_rate`` = complaints / delivered; ``unsubscribes``,
       ``unsubscribe_rate`` = unsubscribe replies / delivered (NaN without the events).
 
@@ -327,25 +436,8 @@ def arrival_rates(
     """
     by = list(by)
     d = with_keys(log, by, freq=freq)
-    status = d["status"].astype(object)
-    ok = status.eq("delivered").to_numpy(dtype=bool)
-    latency = latency_seconds(d)
-    chain = resend_chains(d).to_numpy()
-    original = chain == np.arange(len(d))
-    rescued = np.zeros(len(d), dtype=bool)
-    np.logical_or.at(rescued, chain, ok)
     work = d[by].copy() if by else pd.DataFrame(index=d.index)
-    work = work.assign(
-        ok=ok,
-        final=status.ne("pending").to_numpy(dtype=bool),
-        fast=ok & (latency <= 600),
-        latency=latency,
-        original=original,
-        first_ok=original & ok,
-        any_ok=original & rescued,
-        complained=_flag(d, "complained"),
-        unsubscribed=_flag(d, "unsubscribed"),
-    )
+    work = work.assign(**row_flags(d), complained=_flag(d, "complained"), unsubscribed=_flag(d, "unsubscribed"))
     out = _aggregate(work, by)
     return _rates(out, by, events={"complained": "complained" in d, "unsubscribed": "unsubscribed" in d})
 
@@ -432,16 +524,22 @@ def _aggregate(work: pd.DataFrame, by: list[str]) -> pd.DataFrame:
     groups with a missing key do not align on a MultiIndex)."""
     gid = _grouped(work, by).ngroup().to_numpy()
     g = work.groupby(gid, sort=True)
-    sums = g[["ok", "final", "original", "first_ok", "any_ok", "fast", "complained", "unsubscribed"]].sum()
+    sums = g[FLAG_SUMS].sum()
     sums.insert(0, "submitted", g.size())
-    q = g["latency"].quantile([0.5, 0.95]).unstack().reindex(index=sums.index, columns=[0.5, 0.95])
-    sums["latency_p50_s"] = q[0.5]
-    sums["latency_p95_s"] = q[0.95]
+    for column, prefix in (("recipient_latency", "latency"), ("latency", "attempt_latency")):
+        q = g[column].quantile([0.5, 0.95]).unstack().reindex(index=sums.index, columns=[0.5, 0.95])
+        sums[f"{prefix}_p50_s"] = q[0.5]
+        sums[f"{prefix}_p95_s"] = q[0.95]
     if by:
         first = ~pd.Series(gid).duplicated().to_numpy()
         keys = work.loc[first, by].set_axis(gid[first])
         sums = pd.concat([keys, sums], axis=1)
     return sums.rename(columns={"ok": "delivered", "original": "originals"}).reset_index(drop=True)
+
+
+#: The row flags that are summed per group (see :func:`row_flags`).
+FLAG_SUMS = ["ok", "final", "original", "first_ok", "any_ok", "timed", "fast", "attempt_timed", "attempt_fast",
+             "complained", "unsubscribed"]
 
 
 def _rates(out: pd.DataFrame, by: list[str], *, events: dict[str, bool]) -> pd.DataFrame:
@@ -457,7 +555,9 @@ def _rates(out: pd.DataFrame, by: list[str], *, events: dict[str, bool]) -> pd.D
             receipt_coverage=out["final"] / n,
             first_attempt_rate=out["first_ok"] / o,
             after_resend_rate=out["any_ok"] / o,
-            within_10min_rate=out["fast"] / n,
+            within_10min_rate=out["fast"] / out["timed"],
+            attempt_within_10min_rate=out["attempt_fast"] / out["attempt_timed"],
+            receipt_time_coverage=out["attempt_timed"] / k,
             complaint_rate=(out["complained"] / k) if events["complained"] else np.nan,
             unsubscribe_rate=(out["unsubscribed"] / k) if events["unsubscribed"] else np.nan,
         )
@@ -484,6 +584,10 @@ _ARRIVAL_COLUMNS = [
     "within_10min_rate",
     "latency_p50_s",
     "latency_p95_s",
+    "attempt_within_10min_rate",
+    "attempt_latency_p50_s",
+    "attempt_latency_p95_s",
+    "receipt_time_coverage",
     "complaints",
     "complaint_rate",
     "unsubscribes",
@@ -614,30 +718,68 @@ def repeat_table(failed_rows: pd.DataFrame, messages: pd.Series, *, min_failures
 # --------------------------------------------------------------------------- peak times
 
 
-def peak_windows(log: pd.DataFrame) -> pd.Series:
-    """Which window each message was sent in, from the submit time.
+#: The weekday peak by default: the seed's three stress rounds, 9:00, 9:30 and 10:00,
+#: each with its receipts (start inclusive, end exclusive, local time).
+PEAK_HOURS = ("09:00", "10:30")
 
-    ``holiday`` (a Chinese public holiday, from the ``holidays`` calendar),
-    ``adjusted_workday`` (a weekend day worked in exchange, 调休), ``weekday_peak``
-    (09:00–10:00 on a working day) or ``off_peak``. Returns a categorical Series.
+
+def rest_days(days: pd.DatetimeIndex) -> tuple[np.ndarray, np.ndarray]:
+    """Which of ``days`` fall in an official rest period and which are adjusted working
+    days (调休).
+
+    A rest period is the whole run of days off around a public holiday, as the State
+    Council's schedule publishes it: the statutory days, the days off taken in exchange
+    and the weekend days between or beside them (1–5 May 2025, not only 1, 2 and 5 May).
+    An adjusted working day is a weekend day worked in exchange. From the ``holidays``
+    calendar of China.
+
+    Returns
+    -------
+    ``(in_rest_period, adjusted_workday)``, boolean arrays aligned with ``days``.
     """
     import holidays
 
+    if not len(days):
+        return np.zeros(0, dtype=bool), np.zeros(0, dtype=bool)
+    lo, hi = days.min() - pd.Timedelta(days=12), days.max() + pd.Timedelta(days=12)
+    span = pd.date_range(lo, hi, freq="D")
+    cal = holidays.China(years=sorted(set(span.year)))
+    statutory = np.array([d in cal for d in span.date], dtype=bool)
+    working = np.array([cal.is_working_day(d) for d in span.date], dtype=bool)
+    run = np.cumsum(np.r_[True, working[1:] != working[:-1]])  # runs of working / non-working days
+    has_holiday = pd.Series(statutory).groupby(run).transform("any").to_numpy()
+    rest = ~working & has_holiday
+    adjusted = working & (span.day_of_week >= 5)
+    where = span.get_indexer(days)
+    return rest[where], adjusted[where]
+
+
+def peak_windows(log: pd.DataFrame, *, peak: tuple[str, str] = PEAK_HOURS) -> pd.Series:
+    """Which window each message was sent in, from the submit time.
+
+    ``holiday`` (any day of an official rest period, bridged days included:
+    :func:`rest_days`), ``adjusted_workday`` (a weekend day worked in exchange, 调休),
+    ``weekday_peak`` (``peak``, 09:00–10:30 by default, on a working day) or
+    ``off_peak``. Returns a categorical Series.
+    """
     t = log["submit_time"]
     days = t.dt.tz_localize(None).dt.normalize()
     codes, uniques = pd.factorize(days)
-    uniq = pd.DatetimeIndex(uniques)
-    years = sorted(set(uniq.year)) or [2025]
-    cal = holidays.China(years=years)
-    is_holiday = np.array([d in cal for d in uniq.date], dtype=bool)
-    is_workday = np.array([cal.is_working_day(d) for d in uniq.date], dtype=bool)
-    adjusted = is_workday & (uniq.day_of_week >= 5)
-    kind = np.where(is_holiday, 0, np.where(adjusted, 1, np.where(is_workday, 2, 3)))
+    rest, adjusted = rest_days(pd.DatetimeIndex(uniques))
+    kind = np.where(rest, 0, np.where(adjusted, 1, 2))
     day_kind = np.where(codes >= 0, kind[np.maximum(codes, 0)] if len(kind) else 3, 3)
-    hour = t.dt.hour.to_numpy(dtype=float, na_value=np.nan)
+    weekend = (t.dt.day_of_week >= 5).to_numpy(dtype=bool, na_value=False)
+    minute = (t.dt.hour * 60 + t.dt.minute).to_numpy(dtype=float, na_value=np.nan)
+    start, end = (_clock_minutes(x) for x in peak)
+    in_peak = (minute >= start) & (minute < end)
     window = np.where(day_kind == 0, "holiday", np.where(day_kind == 1, "adjusted_workday",
-                      np.where((day_kind == 2) & (hour == 9), "weekday_peak", "off_peak")))
+                      np.where((day_kind == 2) & ~weekend & in_peak, "weekday_peak", "off_peak")))
     return pd.Series(pd.Categorical(window, categories=PEAK_WINDOWS), index=log.index, name="window")
+
+
+def _clock_minutes(hhmm: str) -> int:
+    h, _, m = hhmm.partition(":")
+    return int(h) * 60 + int(m or 0)
 
 
 PEAK_WINDOWS = ["weekday_peak", "holiday", "adjusted_workday", "off_peak"]

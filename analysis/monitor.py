@@ -1,12 +1,33 @@
 """Drop alerts: each group's arrival against its own baseline (DESIGN.md section 5).
 
-Two detectors run per group (carrier × province by default) and per traffic stream
-(canary messages, ``is_probe``, have their own baseline, apart from regular traffic):
+Every vendor × carrier × province × day is tested against the group's own baseline, and
+the alarms are kept few enough to act on:
 
-* a p-chart: a period whose delivered count is improbably low for the group's trailing
-  baseline (one-sided exact binomial test, ``alpha`` ≈ the 3-sigma rate);
-* a one-sided CUSUM on the standardised shortfall, which adds up small drops that no
-  single period shows (a slow drift).
+* **a p-chart**: the day's delivered count against the baseline (one-sided exact
+  binomial test); with hundreds of groups tested each day, the days flagged are those
+  whose p-value passes the Benjamini-Hochberg false-discovery-rate rule among all groups
+  tested that day (``fdr``, 5%), that dropped by at least ``min_drop_pp`` points and
+  that held at least ``min_messages`` messages;
+* **a one-sided CUSUM** of the standardised shortfall against the same baseline a week
+  earlier (which a slow drift has not yet lowered), for drifts no single day shows (an
+  alarm once it passes ``cusum_h`` standard errors; a drift advises contacting the
+  vendor, never switching);
+* **in-control baselines**: the baseline pools the group's ``baseline`` previous days
+  that raised no alarm, so an outage does not lower the bar for the next drop;
+* **first attempts, the channel's own failures**: each original counts once, delivered
+  or not on its first attempt (resends of a dead number would count its failure again),
+  and messages blocked for their wording (a content problem, on the content ledger)
+  are left out;
+* **a receipt window**: days within ``receipt_window`` (72 h) of the end of the data are
+  not tested: their receipts are still arriving, and pending is not failure;
+* **canaries** (``is_probe``), a few a day, are pooled over ``canary_days`` (7), need
+  ``min_canaries`` (15) and are tested on their own baseline;
+* **advice that names who failed**: each vendor's day is tested on its own; where the
+  vendors' days are too small, the pooled carrier × province is (``vendor`` = ``All``).
+  Switch channel only when another vendor is measurably better in that carrier ×
+  province that day (one-sided two-proportion test) and did not drop itself; a
+  carrier-wide fault when the pooled carrier × province dropped too and no other vendor
+  there is known to be fine; else contact the vendor.
 """
 
 from __future__ import annotations
@@ -17,15 +38,37 @@ from statistics import NormalDist
 import numpy as np
 import pandas as pd
 
-from .measures import merge_on, sum_by, trailing_sum, with_keys
+from .measures import ALL, merge_on, row_flags, sum_by, trailing_sum, two_proportion_test, with_keys
 
-#: One-sided false-alarm rate of a 3-sigma limit.
+#: Periods between a drift's days and the CUSUM's reference (which they would lower).
+DRIFT_LAG = 7
+#: One-sided false-alarm rate of a 3-sigma limit (the p-chart's lower control limit).
 ALPHA = NormalDist().cdf(-3)
 
+#: The rules, stated on the alerts sheet and in the README: ``key: default``.
+RULES = {"fdr": 0.05, "min_drop_pp": 5.0, "min_messages": 30, "receipt_window": "72h", "canary_days": 7,
+         "min_canaries": 15, "baseline": 14}
+#: How the rules read on a workbook's summary: ``(zh, en)``.
+RULES_TEXT = (
+    "每组每日至少 {min_messages} 条、比自身受控基线（前 {baseline} 天无预警日）低至少 {min_drop_pp:.0f} 个百分点，"
+    "且在当日所有组中通过 {fdr:.0%} 错误发现率控制；最近 {window} 小时回执未齐，不预警；"
+    "探针短信按 {canary_days} 天合并，至少 {min_canaries} 条。",
+    "a group-day with at least {min_messages} messages, {min_drop_pp:.0f} points or more below its in-control "
+    "baseline (the previous {baseline} days without an alarm), passing a {fdr:.0%} false-discovery-rate rule among "
+    "all groups tested that day; the last {window} hours are not tested (receipts still arriving); canaries "
+    "pooled over {canary_days} days, at least {min_canaries}.",
+)
+
+
+def rules_text(lang: str = "zh", **rules) -> str:
+    """The alert rules in words (:data:`RULES`, overridden by ``rules``)."""
+    r = {**RULES, **rules}
+    hours = int(pd.Timedelta(r.pop("receipt_window")).total_seconds() // 3600)
+    return RULES_TEXT[0 if lang == "zh" else 1].format(window=hours, **r)
 
 
 def drop_alerts(
-    log: pd.DataFrame, *, by: Sequence[str] = ("carrier", "province"), freq: str = "D", **options
+    log: pd.DataFrame, *, by: Sequence[str] = ("vendor", "carrier", "province"), freq: str = "D", **options
 ) -> pd.DataFrame:
     """Periods in which a group's arrival dropped below its own baseline.
 
@@ -33,40 +76,32 @@ def drop_alerts(
     ----------
     log : canonical send log.
     by : the groups (any :func:`analysis.arrival_rates` key); ``traffic`` (canary /
-        regular) is always added.
+        regular) is always added. The default names the vendor that dropped.
     freq : length of a period (``"D"``, ``"h"``, ``"W"`` …).
-    **options : those of :func:`alerts_from_counts`:
-
-        * ``baseline`` (14): number of earlier periods pooled into the baseline;
-        * ``min_messages`` (20): a period with fewer messages is not tested;
-        * ``min_baseline`` (200): nor is one whose baseline holds fewer messages;
-        * ``alpha`` (the 3-sigma rate): one-sided significance of the p-chart;
-        * ``cusum_k``, ``cusum_h`` (0.5, 5): CUSUM allowance and decision limit, in
-          standard errors;
-        * ``switch_pp`` (10): a drop of at least this many points advises switching
-          channel; smaller ones advise contacting the vendor.
+    **options : those of :func:`alerts_from_counts`.
 
     Returns
     -------
     DataFrame, one row per alerted group × period, sorted by period then keys:
 
-    * the keys, ``traffic`` (``canary`` / ``regular``), ``period`` (local start);
-    * ``submitted``, ``delivered``, ``arrival_rate``, ``baseline``, ``diff_pp``
-      (arrival − baseline, points), ``control_low`` (lowest arrival the p-chart accepts);
-    * ``p_value`` (exact binomial, one-sided), ``cusum`` (standard errors);
+    * the keys, ``traffic`` (``canary`` / ``regular``), ``period`` (local start),
+      ``window_days`` (days pooled: 1, or ``canary_days`` for canaries);
+    * ``submitted``, ``delivered``, ``arrival_rate``, ``baseline`` (in-control),
+      ``diff_pp`` (arrival − baseline, points), ``control_low`` (lowest arrival a 3-sigma
+      p-chart accepts);
+    * ``p_value`` (exact binomial, one-sided), ``q_value`` (Benjamini-Hochberg over the
+      groups tested in the period), ``cusum`` (standard errors);
     * ``detector``: ``p-chart``, ``cusum`` or ``both``;
     * ``affected``: messages lost against the baseline (submitted × baseline − delivered);
     * ``began``: estimated start of the drop: where the CUSUM run behind the first of
       a group's consecutive alarms began;
-    * ``advice``: ``switch_channel`` (to ``switch_to``, and contact the vendor),
-      ``carrier_wide`` (a drop of ``switch_pp`` or more that every other vendor with
-      traffic there shows too: the carrier's fault, no channel to switch to; contact the
-      vendors and hold campaigns)
-      or ``contact_vendor`` (a smaller drop);
-    * ``switch_to``, ``switch_to_arrival``: the vendor that delivered best to the same
-      group in the same period (another vendor when ``by`` holds ``vendor``), with at
-      least half ``min_messages`` messages and no drop of its own beyond ``switch_pp`` below
-      the group's baseline; missing when none qualifies.
+    * ``advice``: ``switch_channel`` (to ``switch_to``, measurably better there that
+      period, and contact the vendor), ``carrier_wide`` (the carrier × province dropped
+      across vendors and none did better: the carrier's fault; contact the vendors and
+      hold campaigns) or ``contact_vendor``;
+    * ``switch_to``, ``switch_to_arrival``: that vendor and its arrival.
+
+    The rules are in ``attrs["rules"]`` (:func:`rules_text` words them).
     """
     return alerts_from_counts(period_counts(log, by=by, freq=freq), by=by, **options)
 
@@ -74,45 +109,214 @@ def drop_alerts(
 def alerts_from_counts(
     counts: pd.DataFrame,
     *,
-    by: Sequence[str] = ("carrier", "province"),
-    baseline: int = 14,
-    min_messages: int = 20,
+    by: Sequence[str] = ("vendor", "carrier", "province"),
+    baseline: int = RULES["baseline"],
+    min_messages: int = RULES["min_messages"],
     min_baseline: int = 200,
-    alpha: float = ALPHA,
+    fdr: float = RULES["fdr"],
+    min_drop_pp: float = RULES["min_drop_pp"],
+    receipt_window: str = RULES["receipt_window"],
+    canary_days: int = RULES["canary_days"],
+    min_canaries: int = RULES["min_canaries"],
     cusum_k: float = 0.5,
-    cusum_h: float = 5.0,
-    switch_pp: float = 10.0,
+    cusum_h: float = 8.0,
 ) -> pd.DataFrame:
-    """:func:`drop_alerts` from :func:`period_counts` (which merge across partitions)."""
+    """:func:`drop_alerts` from :func:`period_counts` (which merge across partitions).
+
+    ``min_baseline``: a group whose baseline holds fewer messages is not tested;
+    ``min_canaries``: the least canaries a pooled window needs to be tested;
+    ``cusum_k``, ``cusum_h``: the CUSUM's allowance and decision limit, in standard errors.
+    """
     by = list(by)
-    periods = _rates(counts, by=by, baseline=baseline)
-    periods.loc[periods["baseline_messages"] < min_baseline, "baseline"] = np.nan
+    rules = {"fdr": fdr, "min_drop_pp": min_drop_pp, "min_messages": min_messages, "receipt_window": receipt_window,
+             "canary_days": canary_days, "min_canaries": min_canaries, "baseline": baseline}
+    counts = _first_attempts(counts)
+    counts = _settled(counts, receipt_window)
+    counts = _pool_canaries(counts, canary_days)
+    options = dict(baseline=baseline, min_messages=min_messages, min_canaries=min_canaries, min_baseline=min_baseline,
+                   fdr=fdr,
+                   min_drop_pp=min_drop_pp, cusum_k=cusum_k, cusum_h=cusum_h)
+    periods = _tested(counts, by, **options)
+    alerts = periods[periods["_alarm"]].copy()
+    where = [k for k in by if k not in ("vendor", "channel")]
+    # the pooled view's tests join the same family: the false-discovery rule counts both
+    family = periods[periods["p_value"].notna()].groupby("period").size()
+    pooled = _tested(counts, where, family=family, expected=_mix(periods, where), **options) \
+        if "vendor" in by else periods
+    if "vendor" in by:  # a drop the vendors' own days are too small to show: the pooled group's alarm
+        seen = alerts[[*where, "traffic", "period"]].drop_duplicates().assign(_seen=True)
+        extra = merge_on(pooled[pooled["_alarm"]].astype({k: object for k in where}),
+                         seen.astype({k: object for k in where}), [*where, "traffic", "period"], how="left")
+        extra = extra[extra["_seen"].isna()].drop(columns="_seen").assign(vendor=ALL)
+        alerts = pd.concat([alerts.astype({"vendor": object}), extra], ignore_index=True)
+    alerts = _advise(alerts, periods, pooled, by=by, where=where, min_messages=min_messages, min_drop_pp=min_drop_pp)
+    cols = [*by, "traffic", "period", "window_days", "submitted", "delivered", "arrival_rate", "baseline", "diff_pp",
+            "control_low", "p_value", "q_value", "cusum", "detector", "affected", "began", "advice", "switch_to",
+            "switch_to_arrival"]
+    out = alerts.sort_values(["period", *by, "traffic"], kind="stable")[cols].reset_index(drop=True)
+    out = out.astype({"period": "datetime64[ms]", "began": "datetime64[ms]", "switch_to_arrival": float})
+    out.attrs["rules"] = rules
+    return out
+
+
+def _first_attempts(counts: pd.DataFrame) -> pd.DataFrame:
+    """The counts alerts test: originals and those delivered on the first attempt (a
+    resend of a dead number would count its failure twice), less the messages blocked
+    for their wording (a content problem, on the content ledger, not the channel's)."""
+    if "originals" not in counts:
+        return counts
+    out = counts.assign(submitted=counts["originals"] - counts.get("blocked", 0), delivered=counts["first_ok"])
+    return out.drop(columns=[c for c in ("originals", "first_ok", "blocked") if c in out])
+
+
+def _settled(counts: pd.DataFrame, receipt_window: str) -> pd.DataFrame:
+    """The periods old enough for their receipts to be in: ending at least
+    ``receipt_window`` before the end of the data."""
+    if counts.empty:
+        return counts
+    period = pd.to_datetime(counts["period"])
+    end = period.max() + pd.Timedelta(days=1)
+    return counts[(period + pd.Timedelta(days=1) <= end - pd.Timedelta(receipt_window)).to_numpy()]
+
+
+def _pool_canaries(counts: pd.DataFrame, days: int) -> pd.DataFrame:
+    """Canary counts summed over blocks of ``days`` days (dated by the block's first day)."""
+    counts = counts.assign(window_days=1)
+    canary = counts["traffic"].astype(object).eq("canary").to_numpy()
+    if not canary.any() or days <= 1:
+        return counts
+    period = pd.to_datetime(counts["period"])
+    start = period - pd.to_timedelta((period - pd.Timestamp("2000-01-03")).dt.days % days, unit="D")
+    counts.loc[canary, "period"] = start[canary].to_numpy()
+    counts.loc[canary, "window_days"] = days
+    keys = [c for c in counts.columns if c not in ("submitted", "delivered")]
+    return counts.groupby(keys, dropna=False, sort=False, observed=True)[["submitted", "delivered"]].sum().reset_index()
+
+
+def _mix(periods: pd.DataFrame, where: list[str]) -> pd.DataFrame:
+    """The pooled group's expected arrival for the day's vendor mix: each vendor's own
+    baseline weighted by its messages (a day on which the weaker vendor carries more is
+    not a drop)."""
+    p = periods[periods["baseline"].notna()]
+    w = p.assign(_w=p["submitted"] * p["baseline"]).groupby([*where, "traffic", "period"], dropna=False,
+                                                           observed=True)[["_w", "submitted"]].sum()
+    covered = periods.groupby([*where, "traffic", "period"], dropna=False, observed=True)["submitted"].sum()
+    w = w[w["submitted"].to_numpy() == covered.reindex(w.index).to_numpy()]  # every vendor has a baseline
+    return (w["_w"] / w["submitted"]).rename("expected").reset_index()
+
+
+def _tested(counts: pd.DataFrame, by: list[str], *, family: pd.Series | None = None,
+            expected: pd.DataFrame | None = None, baseline: int,
+            min_messages: int, min_canaries: int, min_baseline: int,
+            fdr: float, min_drop_pp: float, cusum_k: float, cusum_h: float) -> pd.DataFrame:
+    """Every group × period with its in-control baseline, tests and ``_alarm``: a first
+    pass finds the sharp drops, a second tests again on baselines without them (so an
+    outage does not hide the next drop)."""
     keys = [*by, "traffic"]
-    p0 = periods["baseline"].to_numpy(dtype=float)
-    n = periods["submitted"].to_numpy(dtype=float)
-    k = periods["delivered"].to_numpy(dtype=float)
-    tested = (n >= min_messages) & np.isfinite(p0) & (p0 > 0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        p_value = np.where(tested, _binom_cdf(k, n, np.nan_to_num(p0)), np.nan)
-        low = np.where(tested, _binom_ppf(alpha, n, np.nan_to_num(p0)) / n, np.nan)
-        se = np.sqrt(p0 * (1 - p0) / n)
-        zshort = np.where(tested & (se > 0), (p0 - k / n) / se, 0.0)
-    periods["p_value"] = p_value
-    periods["control_low"] = low
-    periods["cusum"], periods["began"] = _cusum(periods, keys, zshort, cusum_k, cusum_h)
-    pchart = p_value < alpha
-    cusum = periods["cusum"].to_numpy() > cusum_h
-    periods["detector"] = np.select([pchart & cusum, pchart, cusum], ["both", "p-chart", "cusum"], "")
-    alarm = (pchart | cusum) & tested
+    periods = _rates(counts, by=by, baseline=baseline)
+    alarm = np.zeros(len(periods), dtype=bool)
+    for _ in range(2):  # once, then once more without the days the first pass found out of control
+        periods = _rates(counts, by=by, baseline=baseline, skip=alarm)
+        periods.loc[periods["baseline_messages"] < min_baseline, "baseline"] = np.nan
+        if expected is not None:  # the vendors' own baselines, weighted by the day's mix
+            mixed = merge_on(periods[[*by, "traffic", "period"]].astype({k: object for k in by}),
+                             expected.astype({k: object for k in by}), [*by, "traffic", "period"], how="left")
+            mixed = mixed["expected"].to_numpy(dtype=float)
+            periods["baseline"] = np.where(np.isfinite(mixed), mixed, periods["baseline"])
+            periods["reference"] = np.where(np.isfinite(mixed), mixed, periods["reference"])
+        p0 = periods["baseline"].to_numpy(dtype=float)
+        n = periods["submitted"].to_numpy(dtype=float)
+        k = periods["delivered"].to_numpy(dtype=float)
+        least = np.where(periods["traffic"].astype(object).eq("canary"), min_canaries, min_messages)
+        tested = (n >= least) & np.isfinite(p0) & (p0 > 0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            p_value = np.where(tested, _binom_cdf(k, n, np.nan_to_num(p0)), np.nan)
+            low = np.where(tested, _binom_ppf(ALPHA, n, np.nan_to_num(p0)) / n, np.nan)
+            ref = periods["reference"].to_numpy(dtype=float)
+            ref = np.where(np.isfinite(ref), ref, p0)
+            se = np.sqrt(ref * (1 - ref) / n)
+            zshort = np.where(tested & (se > 0), (ref - k / n) / se, 0.0)
+            diff = 100 * (k / n - p0)
+        q_value = _bh(p_value, periods["period"].to_numpy(), family)
+        pchart = tested & (q_value <= fdr) & (diff <= -min_drop_pp)
+        # the CUSUM adds up what the p-chart does not flag, and starts afresh after a flag
+        cusum, began = _cusum(periods, keys, np.where(pchart, 0.0, zshort), cusum_k, cusum_h, reset=pchart)
+        drift = tested & (cusum > cusum_h)
+        if not (pchart & ~alarm).any():
+            break
+        alarm = pchart  # only sharp drops leave the baseline: a drift's days are compared, not removed
+    alarm = pchart | drift
+    periods = periods.assign(p_value=p_value, q_value=q_value, control_low=low, cusum=cusum, began=began,
+                             diff_pp=diff, _alarm=alarm,
+                             detector=np.select([pchart & drift, pchart, drift], ["both", "p-chart", "cusum"], ""))
+    # a drift began where its CUSUM run began; a sharp drop on its own day
+    periods["began"] = np.where(drift & ~pchart, periods["began"].to_numpy(), periods["period"].to_numpy())
     periods["began"] = _run_start(periods, keys, alarm)
-    alerts = periods[alarm].copy()
-    alerts["diff_pp"] = 100 * (alerts["arrival_rate"] - alerts["baseline"])
-    alerts["affected"] = np.maximum(0, np.round(alerts["submitted"] * alerts["baseline"] - alerts["delivered"])).astype("int64")
-    alerts["advice"] = np.where(alerts["diff_pp"] <= -switch_pp, "switch_channel", "contact_vendor")
-    alerts = _switch_to(alerts, counts, by=by, min_messages=min_messages, switch_pp=switch_pp)
-    cols = [*keys, "period", "submitted", "delivered", "arrival_rate", "baseline", "diff_pp", "control_low",
-            "p_value", "cusum", "detector", "affected", "began", "advice", "switch_to", "switch_to_arrival"]
-    return alerts.sort_values(["period", *keys], kind="stable")[cols].reset_index(drop=True)
+    periods["affected"] = np.maximum(0, np.round(periods["submitted"] * periods["baseline"].fillna(0)
+                                                 - periods["delivered"])).astype("int64")
+    return periods
+
+
+def _bh(p: np.ndarray, period: np.ndarray, family: pd.Series | None = None) -> np.ndarray:
+    """Benjamini-Hochberg adjusted p-values within each period (NaN where untested);
+    ``family``: more tests made in each period elsewhere, counted in the family size."""
+    q = np.full(len(p), np.nan)
+    ok = np.isfinite(p)
+    if not ok.any():
+        return q
+    frame = pd.DataFrame({"p": p[ok], "period": period[ok], "i": np.flatnonzero(ok)}).sort_values(["period", "p"])
+    m = frame.groupby("period")["p"].transform("size").to_numpy()
+    if family is not None:
+        m = m + pd.Series(frame["period"].to_numpy()).map(family).fillna(0).to_numpy(dtype=int)
+    rank = frame.groupby("period").cumcount().to_numpy() + 1
+    raw = frame["p"].to_numpy() * m / rank
+    # the running minimum from the largest p down, within each period
+    rev = pd.Series(raw[::-1]).groupby(frame["period"].to_numpy()[::-1]).cummin().to_numpy()[::-1]
+    q[frame["i"].to_numpy()] = np.minimum(rev, 1.0)
+    return q
+
+
+def _advise(alerts: pd.DataFrame, periods: pd.DataFrame, pooled: pd.DataFrame, *, by: list[str], where: list[str],
+            min_messages: int, min_drop_pp: float) -> pd.DataFrame:
+    """Switch only to a vendor measurably better there that period (and not dropped
+    itself); a carrier-wide fault when the pooled group dropped too and none was better."""
+    out = alerts.reset_index(drop=True)
+    out["advice"], out["switch_to"], out["switch_to_arrival"] = "contact_vendor", None, np.nan
+    if out.empty or "vendor" not in by:
+        return out
+    typed = {k: object for k in where}
+    # every vendor's day in the same carrier × province: the candidates
+    cand = periods[periods["traffic"].astype(object).eq("regular")]
+    cand = cand[[*where, "period", "vendor", "submitted", "delivered", "arrival_rate", "diff_pp"]].rename(
+        columns={"vendor": "switch_to", "submitted": "_n", "delivered": "_k", "arrival_rate": "switch_to_arrival",
+                 "diff_pp": "_diff"}).astype(typed)
+    a = out.assign(_row=np.arange(len(out))).astype(typed)
+    m = merge_on(a[["_row", *where, "period", "vendor", "submitted", "delivered"]], cand, [*where, "period"])
+    m = m[m["switch_to"].astype(str) != m["vendor"].astype(str)]
+    # the other vendors there (every vendor, for a pooled alarm): none known to be fine
+    fine = m["_diff"].gt(-min_drop_pp)  # missing (too little history) is not known to be fine
+    fell = m.assign(_fine=fine).groupby("_row")["_fine"].agg(["any", "size"])
+    z, _, _ = two_proportion_test(m["_k"].to_numpy(float), m["_n"].to_numpy(float),
+                                  m["delivered"].to_numpy(float), m["submitted"].to_numpy(float))
+    better = ((z > NormalDist().inv_cdf(0.95)) & ~(m["_diff"].to_numpy(float) <= -min_drop_pp)
+              & (m["_n"].to_numpy(float) >= max(1, min_messages // 2)) & ~m["vendor"].astype(str).eq(ALL).to_numpy())
+    drift = out["detector"].eq("cusum").to_numpy()
+    best = m[better & ~drift[m["_row"].to_numpy()]]
+    best = best.sort_values(["_row", "switch_to_arrival"], ascending=[True, False]).drop_duplicates("_row")
+    pick = best.set_index("_row")
+    rows = pick.index.to_numpy()
+    out.loc[rows, "advice"] = "switch_channel"
+    out.loc[rows, "switch_to"] = pick["switch_to"].astype(object).to_numpy()
+    out.loc[rows, "switch_to_arrival"] = pick["switch_to_arrival"].to_numpy()
+    dropped = pooled[pooled["_alarm"]][[*where, "traffic", "period"]].assign(_pooled=True).astype(typed)
+    out = merge_on(out.astype(typed), dropped, [*where, "traffic", "period"], how="left")
+    pooled_alarm = out["_pooled"].fillna(False).astype(bool).to_numpy() | out["vendor"].astype(str).eq(ALL).to_numpy()
+    need = np.where(out["vendor"].astype(str).eq(ALL), 2, 1)  # a pooled alarm: at least two vendors
+    n_other = fell["size"].reindex(range(len(out))).fillna(0).to_numpy()
+    all_fell = ~fell["any"].reindex(range(len(out))).fillna(True).astype(bool).to_numpy() & (n_other >= need)
+    wide = pooled_alarm & all_fell & out["advice"].eq("contact_vendor").to_numpy() & ~drift
+    out.loc[wide, "advice"] = "carrier_wide"
+    return out.drop(columns="_pooled")
 
 
 def traffic_of(log: pd.DataFrame) -> pd.Categorical:
@@ -121,14 +325,18 @@ def traffic_of(log: pd.DataFrame) -> pd.Categorical:
     return pd.Categorical.from_codes(np.where(probe, 0, 1), categories=["canary", "regular"])
 
 
-def period_counts(log: pd.DataFrame, *, by: Sequence[str] = ("carrier", "province"), freq: str = "D") -> pd.DataFrame:
-    """Submitted and delivered per group, vendor, ``traffic`` (canary / regular) and
-    ``period``: the counts alerts are computed from; they add up across partitions."""
+def period_counts(log: pd.DataFrame, *, by: Sequence[str] = ("vendor", "carrier", "province"),
+                  freq: str = "D") -> pd.DataFrame:
+    """Submitted, delivered, content-blocked, originals and first-attempt deliveries per
+    group, vendor, ``traffic`` (canary / regular) and ``period``: the counts alerts are
+    computed from; they add up across partitions."""
     keys = list(dict.fromkeys([*by, "vendor"]))
     traffic = traffic_of(log)
     d = with_keys(log, [*keys, "period"], freq=freq)
-    ok = d["status"].eq("delivered").to_numpy(dtype=bool, na_value=False)
-    cols = {**{k: d[k] for k in keys}, "traffic": traffic, "period": d["period"], "submitted": 1, "delivered": ok}
+    flags = row_flags(d)
+    blocked = d["failure_reason"].eq("content_blocked").to_numpy(dtype=bool, na_value=False)
+    cols = {**{k: d[k] for k in keys}, "traffic": traffic, "period": d["period"], "submitted": 1,
+            "delivered": flags["ok"], "blocked": blocked, "originals": flags["original"], "first_ok": flags["first_ok"]}
     return sum_by(cols, [*keys, "traffic", "period"])
 
 
@@ -147,29 +355,43 @@ def period_rates(
     return _rates(period_counts(log, by=by, freq=freq), by=list(by), baseline=baseline)
 
 
-def _rates(counts: pd.DataFrame, *, by: list[str], baseline: int) -> pd.DataFrame:
+def _rates(counts: pd.DataFrame, *, by: list[str], baseline: int, skip: np.ndarray | None = None) -> pd.DataFrame:
     keys = [*by, "traffic"]
-    out = counts.groupby([*keys, "period"], dropna=False, sort=True)[["submitted", "delivered"]].sum().reset_index()
+    extra = ["window_days"] if "window_days" in counts else []
+    out = counts.groupby([*keys, "period", *extra], dropna=False, sort=True, observed=True)[
+        ["submitted", "delivered"]].sum().reset_index()
+    if "window_days" not in out:
+        out["window_days"] = 1
     out["arrival_rate"] = out["delivered"] / out["submitted"]
     group = out.groupby(keys, observed=True, dropna=False, sort=False).ngroup().to_numpy()
-    prev_n = trailing_sum(out["submitted"], group, baseline)
-    prev_k = trailing_sum(out["delivered"], group, baseline)
+    keep = 1.0 if skip is None or len(skip) != len(out) else (~skip).astype(float)  # in-control periods only
+    prev_n = trailing_sum(out["submitted"] * keep, group, baseline)
+    prev_k = trailing_sum(out["delivered"] * keep, group, baseline)
+    # the CUSUM's reference: the same pool a week earlier, which a slow drift has not reached
+    lag_n = np.nan_to_num(trailing_sum(out["submitted"] * keep, group, baseline + DRIFT_LAG)) - np.nan_to_num(
+        trailing_sum(out["submitted"] * keep, group, DRIFT_LAG))
+    lag_k = np.nan_to_num(trailing_sum(out["delivered"] * keep, group, baseline + DRIFT_LAG)) - np.nan_to_num(
+        trailing_sum(out["delivered"] * keep, group, DRIFT_LAG))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out["reference"] = np.where(lag_n > 0, lag_k / np.where(lag_n > 0, lag_n, 1), np.nan)
     with np.errstate(invalid="ignore", divide="ignore"):
         out["baseline"] = np.where(prev_n > 0, prev_k / prev_n, np.nan)
     out["baseline_messages"] = np.nan_to_num(prev_n).astype("int64")
     return out
 
 
-def _cusum(periods: pd.DataFrame, keys: list[str], z: np.ndarray, k: float, h: float) -> tuple[np.ndarray, np.ndarray]:
+def _cusum(periods: pd.DataFrame, keys: list[str], z: np.ndarray, k: float, h: float,
+           reset: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """One-sided CUSUM of ``z`` within each group (rows sorted by group then period),
-    restarted after each alarm, and the period at which the current run began."""
+    restarted after each alarm (and after each ``reset`` row), and the period at which
+    the current run began."""
     group = periods.groupby(keys, observed=True, dropna=False, sort=False).ngroup().to_numpy()
     period = periods["period"].to_numpy()
     s = np.zeros(len(z))
     began = period.copy()
     for i in range(len(z)):  # runs over groups × periods (aggregates), never over messages
         fresh = i == 0 or group[i] != group[i - 1]
-        prev = 0.0 if fresh or s[i - 1] > h else s[i - 1]
+        prev = 0.0 if fresh or s[i - 1] > h or (reset is not None and reset[i - 1]) else s[i - 1]
         s[i] = max(0.0, prev + z[i] - k)
         if prev > 0 and s[i] > 0:
             began[i] = began[i - 1]
@@ -186,34 +408,6 @@ def _run_start(periods: pd.DataFrame, keys: list[str], alarm: np.ndarray) -> np.
     run = np.cumsum(first) - 1
     starts = began[first]
     return np.where(alarm & (run >= 0), starts[np.maximum(run, 0)] if len(starts) else began, began)
-
-
-def _switch_to(alerts: pd.DataFrame, counts: pd.DataFrame, *, by: list[str], min_messages: int,
-               switch_pp: float) -> pd.DataFrame:
-    """Add the best-delivering healthy vendor for each alert's group and period; where a
-    switch was advised but every vendor dropped, the fault is the carrier's."""
-    where = [k for k in by if k not in ("vendor", "channel")]
-    alt = counts.groupby([*where, "period", "vendor"], dropna=False, sort=False)[["submitted", "delivered"]].sum()
-    alt = alt.reset_index().assign(switch_to_arrival=lambda f: f["delivered"] / f["submitted"])
-    alt = alt[alt["submitted"] >= max(1, min_messages // 2)].rename(columns={"vendor": "switch_to"})
-    alt = alt.drop(columns=["submitted", "delivered"])
-    a = alerts.reset_index(drop=True).astype({k: object for k in where})
-    a["_row"] = np.arange(len(a))
-    m = merge_on(a[["_row", *where, "period", *(["vendor"] if "vendor" in by else [])]], alt, [*where, "period"])
-    if "vendor" in by:
-        m = m[m["switch_to"] != m["vendor"].astype(str)]
-    m = m.merge(a[["_row", "baseline"]], on="_row")
-    vendors = m.groupby("_row").size()  # alerts with other vendors to compare with
-    compared = set(vendors[vendors >= (1 if "vendor" in by else 2)].index)
-    m = m[m["switch_to_arrival"] >= m["baseline"] - switch_pp / 100]  # only a vendor that did not drop too
-    best = m.sort_values(["_row", "switch_to_arrival"], ascending=[True, False]).drop_duplicates("_row")
-    out = alerts.reset_index(drop=True)
-    pick = best.set_index("_row")
-    out["switch_to"] = pick["switch_to"].reindex(range(len(out))).to_numpy()
-    out["switch_to_arrival"] = pick["switch_to_arrival"].reindex(range(len(out))).to_numpy()
-    nowhere = out["advice"].eq("switch_channel") & out["switch_to"].isna() & np.isin(np.arange(len(out)), list(compared))
-    out.loc[nowhere, "advice"] = "carrier_wide"
-    return out
 
 
 # scipy.stats.binom's cdf and ppf from scipy.special (scipy.stats takes half a second to import)

@@ -266,9 +266,12 @@ def infer_attempts(log: pd.DataFrame, *, window: str | pd.Timedelta = "30min") -
     """Attempt number of each message: 1 = original, 2+ = resend.
 
     Where ``attempt`` is given it is kept. Elsewhere a message is a resend when the
-    previous message to the same phone with the same template (the content when there
-    is no template) through the same vendor was not delivered and was submitted at most
-    ``window`` earlier. Chains count up: original 1, resend 2, resend of that 3.
+    previous message to the same phone with the same text (the template when the text is
+    unknown) through the same vendor was not delivered and was submitted at most
+    ``window`` earlier: the platform sending the same message again. A new text to the
+    same phone (a new verification code the user asked for) is an original; see
+    :func:`analysis.measures.user_retries`. Chains count up: original 1, resend 2,
+    resend of that 3.
 
     Returns
     -------
@@ -276,7 +279,7 @@ def infer_attempts(log: pd.DataFrame, *, window: str | pd.Timedelta = "30min") -
     """
     window = pd.Timedelta(window)
     given = log["attempt"].astype("Int16") if "attempt" in log else pd.Series(pd.NA, index=log.index, dtype="Int16")
-    key_tpl = log["template_id"].astype(STRING).fillna(log["content"].astype(STRING))
+    key_tpl = log["content"].astype(STRING).fillna(log["template_id"].astype(STRING))
     frame = pd.DataFrame(
         {
             "vendor": log["vendor"].astype(STRING),

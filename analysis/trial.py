@@ -26,8 +26,8 @@ from scipy import special
 from .measures import (
     TARGET,
     arrival_rates,
-    latency_seconds,
     peak_windows,
+    row_flags,
     wilson_interval,
     with_rounds,
 )
@@ -225,9 +225,9 @@ def trial_scorecard(
 
     * **numbers**, **carriers** (basic): distinct numbers ≥ ``min_numbers``; all four
       carrier kinds (China Mobile, Unicom, Telecom, a virtual operator).
-    * **within_10min** (basic): every *delivered* message with a receipt time arrived
-      within ``within`` (failures are judged by arrival; the receipt-time coverage is in
-      the note).
+    * **within_10min** (basic): every *delivered* message with a receipt time reached the
+      recipient within ``within`` of its original submission, across attempts (failures
+      are judged by arrival; the receipt-time coverage is in the note).
     * **arrival** (basic): first-attempt arrival (originals delivered on attempt 1 /
       originals; after-resend arrival in the note) against ``threshold``: pass when the
       95% Wilson lower bound reaches it, fail when the upper bound is below it.
@@ -295,14 +295,14 @@ def _basic(vendor, part, threshold, within, min_numbers, z, lang) -> list[dict]:
              _note("carriers_missing", lang, missing=_names(missing, lang)) if missing
              else _note("carriers_all", lang), messages=n),
     ]
-    ok = part["status"].astype(object).eq("delivered").to_numpy(dtype=bool)
-    seconds = latency_seconds(part)
-    timed = ok & np.isfinite(seconds)
+    flags = row_flags(part)  # what the recipient waited: from the original's submission, across attempts
+    seconds = flags["recipient_latency"]
+    timed = np.isfinite(seconds)
     fast = int((timed & (seconds <= pd.Timedelta(within).total_seconds())).sum())
-    k = int(timed.sum())
+    k, delivered = int(timed.sum()), int(flags["any_ok"].sum())
     if k:
         rows.append(_row(vendor, "basic", "within_10min", fast / k, 1.0, "rate", "pass" if fast == k else "fail",
-                         _note("within", lang, fast=fast, n=k, coverage=k / max(int(ok.sum()), 1)), messages=k))
+                         _note("within", lang, fast=fast, n=k, coverage=k / max(delivered, 1)), messages=k))
     else:
         rows.append(_row(vendor, "basic", "within_10min", np.nan, 1.0, "rate", "insufficient",
                          _note("within_none", lang)))

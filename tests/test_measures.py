@@ -24,7 +24,8 @@ from analysis import (
     round_spread,
     wilson_interval,
 )
-from analysis.measures import resend_chains, two_proportion_test
+from analysis.measures import resend_chains, resend_honesty, rest_days, two_proportion_test
+from analysis.normalize import infer_attempts
 
 # --------------------------------------------------------------------------- intervals and tests
 
@@ -89,14 +90,51 @@ def test_arrival_rates_by_hand(small_log):
     assert a["first_attempt_rate"] == pytest.approx(2 / 4)
     assert a["after_resend_rate"] == pytest.approx(3 / 4)
     assert a["resend_gap"] == pytest.approx(1 / 4)
-    assert a["within_10min_rate"] == pytest.approx(2 / 5)  # 30 s and 120 s; 900 s is late
-    assert a["latency_p50_s"] == pytest.approx(np.percentile([30, 900, 120], 50))
-    assert a["latency_p95_s"] == pytest.approx(np.percentile([30, 900, 120], 95))
+    # what the recipients waited: 30 s, 120 s, and 1,200 s for m1 (failed at 12:00, resent at
+    # 12:05, delivered 900 s later); the pending one is not known yet
+    assert a["within_10min_rate"] == pytest.approx(2 / 3)
+    assert a["latency_p50_s"] == pytest.approx(np.percentile([30, 1200, 120], 50))
+    assert a["latency_p95_s"] == pytest.approx(np.percentile([30, 1200, 120], 95))
+    # per attempt, beside it: 30 s, 900 s and 120 s
+    assert a["attempt_within_10min_rate"] == pytest.approx(2 / 3)
+    assert a["attempt_latency_p50_s"] == pytest.approx(np.percentile([30, 900, 120], 50))
+    assert a["receipt_time_coverage"] == 1.0
     low, high = wilson_interval(3, 5)
     assert (a["arrival_low"], a["arrival_high"]) == pytest.approx((float(low), float(high)))
     b = r.loc["b"]
     assert b["submitted"] == 1 and b["arrival_rate"] == 1.0 and 0 < b["arrival_low"] < 1
     assert pd.isna(a["complaint_rate"]) and pd.isna(a["complaints"])  # no complaint events given
+
+
+def test_a_delivery_without_receipt_time_is_not_counted_late():
+    # 10 delivered fast, 1 delivered with no receipt time: 10 of 10 timed, coverage 10/11
+    rows = [{"latency": 20} for _ in range(10)] + [{"latency": None}]
+    r = arrival_rates(make_log(rows), by=[]).iloc[0]
+    assert r["within_10min_rate"] == 1.0 and r["attempt_within_10min_rate"] == 1.0
+    assert r["receipt_time_coverage"] == pytest.approx(10 / 11)
+
+
+def test_a_new_code_is_the_users_request_not_a_platform_resend():
+    # an honest vendor: 10 failures, 8 of them followed 40 s later by a new code the user
+    # asked for; no resend of the same text
+    rows = []
+    for i in range(50):
+        phone = f"+86138000{i:05d}"
+        failed = i < 10
+        rows.append({"phone": phone, "submit": "2025-05-06 12:00", "content": f"您的验证码是{100000 + i}",
+                     "status": "failed" if failed else "delivered"})
+        if failed and i < 8:
+            rows.append({"phone": phone, "submit": "2025-05-06 12:00:40", "content": f"您的验证码是{200000 + i}"})
+    log = make_log(rows)
+    log["attempt"] = infer_attempts(log.assign(attempt=pd.NA))
+    assert (log["attempt"] == 1).all(), "new texts are originals"
+    r = resend_honesty(log, by=[]).iloc[0]
+    assert r["resend_gap"] == 0 and r["resends"] == 0
+    assert r["user_retries"] == 8 and r["user_retry_share"] == pytest.approx(8 / 10)
+    # the same text again is the platform's resend
+    again = make_log(rows[:1] + [{"phone": rows[0]["phone"], "submit": "2025-05-06 12:03",
+                                  "content": rows[0]["content"]}])
+    assert infer_attempts(again.assign(attempt=pd.NA)).tolist() == [1, 2]
 
 
 def test_arrival_rates_overall_and_time_keys(small_log):
@@ -134,29 +172,64 @@ def test_resend_chains_link_to_the_original(small_log):
 
 
 def test_arrival_matches_duckdb_on_demo(demo_inputs):
+    # a second engine: the resend chains by an ASOF join, latency percentiles by DuckDB
     log = demo_inputs.log
     ours = arrival_rates(log, by=["vendor", "carrier"])
     frame = pd.DataFrame({
         "vendor": log["vendor"].astype(str), "carrier": log["carrier"].astype(object),
-        "ok": log["status"].astype(str).eq("delivered"),
-        "lat": (log["done_time"] - log["submit_time"]).dt.total_seconds(),
-    })
+        "phone": log["phone"].astype(str), "key": log["content"].astype(object).fillna(log["template_id"].astype(object)),
+        "attempt": log["attempt"].astype(int), "t": log["submit_time"].dt.tz_localize(None),
+        "done": log["done_time"].dt.tz_localize(None), "status": log["status"].astype(str),
+        "receipt_only": log["time_source"].astype(str).eq("receipt"),
+    }).reset_index(drop=True)
+    frame["rid"] = np.arange(len(frame))
     con = duckdb.connect()
     con.register("frame", frame)
     theirs = con.sql("""
-        select vendor, carrier, count(*) as submitted, sum(ok::int) as delivered,
-               sum((ok and lat <= 600)::int) as fast,
-               quantile_cont(lat, 0.5) filter (where ok) as p50,
-               quantile_cont(lat, 0.95) filter (where ok) as p95
-        from frame group by all order by vendor, carrier nulls last
+        with f as (
+            select *, status = 'delivered' as ok,
+                   case when status = 'delivered' and not receipt_only and done >= t
+                        then epoch(done - t) end as lat
+            from frame),
+        linked as (
+            select r.rid, o.rid as orig from (select * from f where attempt > 1) r
+            asof join (select * from f where attempt = 1) o
+            on r.vendor = o.vendor and r.phone = o.phone and r.key = o.key and r.t >= o.t),
+        chains as (
+            select f.*, coalesce(l.orig, f.rid) as orig from f left join linked l using (rid)),
+        per_original as (
+            select orig, min(t + to_seconds(lat)) filter (where lat is not null) as first_done,
+                   bool_or(ok) as rescued, bool_or(status = 'pending') as waiting
+            from chains group by orig),
+        originals as (
+            select f.vendor, f.carrier, epoch(p.first_done - f.t) as wait, p.rescued, p.waiting
+            from f join per_original p on p.orig = f.rid
+            where f.rid not in (select rid from linked))
+        select a.vendor, a.carrier, a.submitted, a.delivered, a.attempt_p50, a.attempt_p95, a.attempt_fast,
+               a.attempt_timed, b.p50, b.p95, b.fast, b.timed
+        from (select vendor, carrier, count(*) as submitted, sum(ok::int) as delivered,
+                     quantile_cont(lat, 0.5) as attempt_p50, quantile_cont(lat, 0.95) as attempt_p95,
+                     count(lat) filter (where lat <= 600) as attempt_fast, count(lat) as attempt_timed
+              from f group by all) a
+        join (select vendor, carrier, quantile_cont(wait, 0.5) as p50, quantile_cont(wait, 0.95) as p95,
+                     count(wait) filter (where wait <= 600) as fast,
+                     count(*) filter (where wait is not null or (not rescued and not waiting)) as timed
+              from originals group by all) b
+        on a.vendor = b.vendor and a.carrier is not distinct from b.carrier
     """).df()
     m = ours.merge(theirs, on=["vendor", "carrier"], how="outer", suffixes=("", "_db"), indicator=True)
-    assert (m["_merge"] == "both").all()
+    assert (m["_merge"] == "both").all() and len(m) == len(ours)
     assert (m["submitted"] == m["submitted_db"]).all()
     assert (m["delivered"] == m["delivered_db"]).all()
-    np.testing.assert_allclose(m["within_10min_rate"], m["fast"] / m["submitted"])
+    np.testing.assert_allclose(m["within_10min_rate"], m["fast"] / m["timed"])
     np.testing.assert_allclose(m["latency_p50_s"], m["p50"])
     np.testing.assert_allclose(m["latency_p95_s"], m["p95"])
+    np.testing.assert_allclose(m["attempt_within_10min_rate"], m["attempt_fast"] / m["attempt_timed"])
+    np.testing.assert_allclose(m["attempt_latency_p50_s"], m["attempt_p50"])
+    np.testing.assert_allclose(m["receipt_time_coverage"], m["attempt_timed"] / m["delivered"])
+    # the gateway's resends make the recipient wait longer than any one attempt shows
+    gw = m[m["vendor"].eq("gateway")]
+    assert (gw["latency_p95_s"] > gw["attempt_latency_p95_s"]).any()
 
 
 def test_resend_inflation_found_on_demo(demo_inputs, demo):
@@ -218,11 +291,47 @@ def test_peak_windows_use_the_holiday_calendar():
         {"submit": "2025-05-01 09:30"},  # Labour Day
         {"submit": "2025-04-27 09:30"},  # Sunday worked in exchange (调休)
         {"submit": "2025-05-06 09:30"},  # ordinary Tuesday, peak hour
+        {"submit": "2025-05-06 10:29"},  # the seed's third stress round (10:00) is still peak
         {"submit": "2025-05-06 10:30"},  # same day after the peak
         {"submit": "2025-05-10 09:30"},  # Saturday off
         {"submit": "2025-10-01 09:00"},  # National Day
+        {"submit": "2025-05-03 09:30"},  # a Saturday inside the Labour Day rest period
     ])
-    assert peak_windows(log).tolist() == ["holiday", "adjusted_workday", "weekday_peak", "off_peak", "off_peak", "holiday"]
+    assert peak_windows(log).tolist() == ["holiday", "adjusted_workday", "weekday_peak", "weekday_peak", "off_peak",
+                                          "off_peak", "holiday", "holiday"]
+    assert peak_windows(log, peak=("09:00", "10:00")).iloc[3] == "off_peak"
+
+
+#: The State Council's published holiday schedules (国务院办公厅关于节假日安排的通知) for
+#: 2024, 2025 and 2026: every rest period (first and last day off) and every adjusted
+#: working day, typed from the notices, not from the calendar the code uses.
+REST_PERIODS = {
+    2024: [("2023-12-30", "2024-01-01"), ("2024-02-10", "2024-02-17"), ("2024-04-04", "2024-04-06"),
+           ("2024-05-01", "2024-05-05"), ("2024-06-08", "2024-06-10"), ("2024-09-15", "2024-09-17"),
+           ("2024-10-01", "2024-10-07")],
+    2025: [("2025-01-01", "2025-01-01"), ("2025-01-28", "2025-02-04"), ("2025-04-04", "2025-04-06"),
+           ("2025-05-01", "2025-05-05"), ("2025-05-31", "2025-06-02"), ("2025-10-01", "2025-10-08")],
+    2026: [("2026-01-01", "2026-01-03"), ("2026-02-15", "2026-02-23"), ("2026-04-04", "2026-04-06"),
+           ("2026-05-01", "2026-05-05"), ("2026-06-19", "2026-06-21"), ("2026-09-25", "2026-09-27"),
+           ("2026-10-01", "2026-10-07")],
+}
+ADJUSTED_WORKDAYS = {
+    2024: ["2024-02-04", "2024-02-18", "2024-04-07", "2024-04-28", "2024-05-11", "2024-09-14", "2024-09-29",
+           "2024-10-12"],
+    2025: ["2025-01-26", "2025-02-08", "2025-04-27", "2025-09-28", "2025-10-11"],
+    2026: ["2026-01-04", "2026-02-14", "2026-02-28", "2026-05-09", "2026-09-20", "2026-10-10"],
+}
+
+
+@pytest.mark.parametrize("year", [2024, 2025, 2026])
+def test_rest_periods_match_the_published_schedule(year):
+    days = pd.date_range(f"{year}-01-01", f"{year}-12-31", freq="D")
+    rest, adjusted = rest_days(days)
+    published = set()
+    for first, last in REST_PERIODS[year]:
+        published |= {d for d in pd.date_range(first, last, freq="D") if d.year == year}
+    assert set(days[rest]) == published
+    assert sorted(days[adjusted].strftime("%Y-%m-%d")) == ADJUSTED_WORKDAYS[year]
 
 
 def test_peak_variance_against_off_peak():
