@@ -31,6 +31,7 @@ _MODULES = {
         "peak_variance",
         "peak_windows",
         "repeat_failures",
+        "resend_honesty",
         "round_spread",
         "wilson_interval",
         "with_rounds",

@@ -29,6 +29,7 @@ from .measures import (
     NAT,
     Coded,
     day_codes,
+    has_link,
     key_codes,
     label_days,
     local_clock,
@@ -159,7 +160,8 @@ def partial_cubes(chunk: pd.DataFrame, *, events: dict | None = None, weeks=None
     fine = sum_by(dict(
         period=Coded(day, days), vendor=key["vendor"], carrier=key["carrier"], province=key["province"],
         traffic=traffic_of(chunk),
-        submitted=1, delivered=ok, blocked=blocked, final=flags["final"], originals=flags["original"],
+        submitted=1, delivered=ok, blocked=blocked, final=flags["final"],
+        accepted=~chunk["failure_reason"].eq("platform_rejected").to_numpy(dtype=bool, na_value=False), originals=flags["original"],
         **{k: flags[k] for k in ("first_ok", "any_ok", "timed", "fast", "attempt_timed", "attempt_fast")},
         complained=flag["complained"], unsubscribed=flag["unsubscribed"], segments_submitted=seg,
         segments_delivered=np.where(ok, seg, 0.0), clicks=clicks, fee=np.nan_to_num(fee), fee_n=np.isfinite(fee)),
@@ -179,9 +181,10 @@ def partial_cubes(chunk: pd.DataFrame, *, events: dict | None = None, weeks=None
                         bin=Coded(bins, pd.RangeIndex(bins.max(initial=0) + 1)), n=1), ["week", "vendor", "carrier", "bin"])
         hists.append(h[h["bin"].notna()].assign(kind=kind))  # undelivered: no bin
     latency_cube = pd.concat(hists, ignore_index=True)[KEYS["latency"] + ["n"]].astype({"bin": np.int64})
+    linked = ok & has_link(chunk["content"])  # only a message with a link can be clicked
     content = sum_by(dict(week=week, template_id=key["template_id"], category=key["category"], hour=hour, sent=1,
-                          delivered=ok, blocked=blocked, clicks=clicks, clicked=ok & flag["clicked"],
-                          conversions=ok & flag["converted"]), KEYS["content"])
+                          delivered=ok, blocked=blocked, linked=linked, clicks=clicks, clicked=linked & flag["clicked"],
+                          conversions=linked & flag["converted"]), KEYS["content"])
     texts = sum_by(dict(week=week, template_id=key["template_id"], category=key["category"],
                         content=chunk["content"], n=1), KEYS["texts"], chunk["content"].notna().to_numpy())
     # the failure keys are made for the failed rows only (a few percent of the partition)
@@ -216,7 +219,7 @@ def _among(coded: Coded, values) -> np.ndarray:
 #: What billing and cost count: messages, billable segments, and the export's own prices
 #: (``fee``: their sum, ``fee_n``: messages that had one).
 BILLING_SUMS = ["submitted", "delivered", "segments_submitted", "segments_delivered", "fee", "fee_n"]
-QUALITY_SUMS = ["submitted", "delivered", "final", "originals", "first_ok", "any_ok", "timed", "fast",
+QUALITY_SUMS = ["submitted", "delivered", "final", "accepted", "originals", "first_ok", "any_ok", "timed", "fast",
                 "attempt_timed", "attempt_fast", "complained", "unsubscribed"]
 
 

@@ -45,18 +45,20 @@ KEY_POINTS = {"zh": "本周要点", "en": "Key points"}
 INPUT_FILES = {"zh": "输入文件与行数核对", "en": "Input files and row accounting"}
 YES_NO = {"zh": ("是", "否"), "en": ("Yes", "No")}
 #: Front-sheet facts, in order.
-SUMMARY_KEYS = ("week", "start", "end", "messages", "inputs", "generated", "version", "time_zone", "masked")
+SUMMARY_KEYS = ("week", "start", "end", "messages", "inputs", "generated", "version", "time_zone", "masked",
+                "alert_rules")
 
 _VOCAB_COLUMNS = {"carrier", "province", "status", "failure_reason", "category", "advice", "billing_mode",
                   "stage", "criterion", "unit", "switch_to", "verdict", "layout", "time_source",
                   "contract_mode", "traffic", "detector", "window", "vendor", "file", "reasons", "currency",
-                  "encoding"}
+                  "encoding", "vendor_definition"}
 #: Vocabulary columns that hold lists: their separator (an event file serves several vendors).
 _LISTS = {"reasons": "; ", "vendor": ", "}
 _INT = {"submitted", "delivered", "originals", "complaints", "unsubscribes", "failed", "failures", "messages",
-        "sent", "blocked", "clicks", "clicked", "conversions", "segments_submitted", "segments_delivered",
+        "sent", "blocked", "linked", "clicks", "clicked", "conversions", "segments_submitted", "segments_delivered",
         "gap_segments", "billed_count", "billed_segments", "affected", "rows_read", "loaded", "rejected", "duplicates", "hour",
-        "best_send_hour", "weekday", "rounds", "customers", "head_customers", "window_days"}
+        "best_send_hour", "weekday", "rounds", "customers", "head_customers", "window_days",
+        "resends", "user_retries"}
 _TIME = {"first_failure", "last_failure", "period", "began"}
 _ZONED = {"first_failure", "last_failure"}  # the others are local period starts
 _BOOL = {"meets_target", "in_control", "inverted", "signature", "unsubscribe", "masked"}
@@ -107,7 +109,7 @@ def number_format(column: str) -> str | None:
         return "#,##0"
     if column.endswith(("_rate", "_low", "_high", "_gap", "_a", "_b", "_arrival", "_share")) or column in {
         "lift", "low", "high", "expected", "confidence",
-        "receipt_coverage", "share", "share_of_week", "target", "baseline", "threshold"}:
+        "receipt_coverage", "receipt_time_coverage", "share", "share_of_week", "target", "baseline", "threshold"}:
         return "0.00%"
     return None
 
@@ -185,6 +187,10 @@ def _write_summary(ws, frame: pd.DataFrame, meta: dict, ledgers: dict, lang: str
         value = meta[key]
         if isinstance(value, (bool, np.bool_)):
             value = YES_NO[lang][0 if value else 1]
+        if key == "alert_rules" and isinstance(value, dict):
+            from .monitor import rules_text
+
+            value = rules_text(lang, **value)
         _set(ws.cell(row, 2), value)
         if key == "messages":
             ws.cell(row, 2).number_format = "#,##0"

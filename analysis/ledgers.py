@@ -31,6 +31,7 @@ from .measures import (
     sends_per_phone,
     sum_by,
     trailing_sum,
+    two_proportion_test,
     vendor_currencies,
     wilson_interval,
 )
@@ -62,7 +63,10 @@ def quality_ledger(log_or_cubes, *, target: float = TARGET, baseline: int = 8) -
     * ``target``, ``meets_target`` (arrival ≥ target);
     * ``control_low``, ``control_high``: p-chart limits, p̄ ± 3·√(p̄(1 − p̄)/n), from
       the pooled arrival of the group's ``baseline`` previous weeks; ``in_control``
-      (arrival ≥ control_low; missing in a group's first week).
+      (arrival ≥ control_low; missing in a group's first week);
+    * ``vendor_definition``, ``vendor_success_rate``: where the vendor's own statistics
+      call something else "success" (:func:`vendor_success`), that figure, to reconcile
+      its claim with the measured arrival.
     """
     cubes = _cubes(log_or_cubes)
     by = ["vendor", "carrier"]
@@ -76,6 +80,8 @@ def quality_ledger(log_or_cubes, *, target: float = TARGET, baseline: int = 8) -
             sums = merge_on(sums, q, keys, how="left")
         level = _rates(sums, keys, events={"complained": cubes.events.get("complained", False),
                                            "unsubscribed": cubes.events.get("unsubscribed", False)})
+        if "vendor" in keys:
+            level = level.assign(**vendor_success(sums))
         parts.append(level.assign(**{k: ALL for k in by[depth:]}))
     q = pd.concat(parts, ignore_index=True)
     for k in by:
@@ -116,6 +122,29 @@ def trend_table(log_or_cubes) -> pd.DataFrame:
     return t[["week", "carrier", "submitted", "delivered", "arrival_rate", "arrival_low", "arrival_high"]].reset_index(drop=True)
 
 
+#: What each vendor's own statistics count as "success" (REFERENCE.md), where it is not
+#: a delivery receipt: Tencent counts submissions the platform accepted, Aliyun counts
+#: deliveries among the messages that got a receipt, Twilio's ``sent`` can be final.
+VENDOR_SUCCESS = {"tencent": "submission_success", "aliyun": "responded_success", "twilio": "sent_as_final"}
+
+
+def vendor_success(sums: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Each vendor's success rate under its own definition (:data:`VENDOR_SUCCESS`),
+    from summed counts (``vendor``, ``submitted``, ``delivered``, ``final``,
+    ``accepted``): ``submission_success`` = accepted / submitted, ``responded_success`` =
+    delivered / final, ``sent_as_final`` = (delivered + still pending) / submitted.
+
+    Returns ``{"vendor_definition": …, "vendor_success_rate": …}`` aligned with ``sums``.
+    """
+    definition = sums["vendor"].astype(object).map(VENDOR_SUCCESS)
+    n, k, final = (sums[c].to_numpy(dtype=float) for c in ("submitted", "delivered", "final"))
+    accepted = sums["accepted"].to_numpy(dtype=float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rate = np.select([definition.eq("submission_success"), definition.eq("responded_success"),
+                          definition.eq("sent_as_final")], [accepted / n, k / final, (k + n - final) / n], np.nan)
+    return {"vendor_definition": definition.to_numpy(dtype=object), "vendor_success_rate": rate}
+
+
 def region_table(cubes: Cubes) -> pd.DataFrame:
     """Arrival per week × carrier × province (all vendors), the carrier-by-province view.
 
@@ -151,7 +180,12 @@ def failure_ledger(log_or_cubes, *, top: int = 3) -> pd.DataFrame:
                          kind="stable", na_position="last").reset_index(drop=True)
 
 
-def content_ledger(log_or_cubes, *, min_delivered: int = 30) -> pd.DataFrame:
+#: Categories the user triggers (a verification code is sent when asked for): no send
+#: hour is chosen for them, so none is recommended.
+USER_TRIGGERED = ("verification",)
+
+
+def content_ledger(log_or_cubes, *, min_linked: int = 30, alpha: float = 0.05) -> pd.DataFrame:
     """Content optimization (内容优化表): each template / copy variant per week.
 
     Parameters
@@ -159,7 +193,8 @@ def content_ledger(log_or_cubes, *, min_delivered: int = 30) -> pd.DataFrame:
     log_or_cubes : canonical send log (with the click columns of
         :func:`analysis.attach_events` for the click and conversion figures; NaN
         without), or its cubes.
-    min_delivered : an hour needs this many delivered messages to be a best send hour.
+    min_linked : an hour needs this many delivered messages with a link to be compared.
+    alpha : significance of a best send hour, shared among the hours compared.
 
     Returns
     -------
@@ -168,17 +203,21 @@ def content_ledger(log_or_cubes, *, min_delivered: int = 30) -> pd.DataFrame:
     * ``week``, ``template_id``, ``category``, ``content`` (the most sent text);
     * ``sent``, ``delivered``, ``arrival_rate``, ``arrival_low``, ``arrival_high``;
     * ``blocked`` (failure reason ``content_blocked``) and ``blocked_rate`` (/ sent);
-    * ``clicks`` (click events), ``clicked`` (delivered with a click),
-      ``click_through_rate`` = clicked / delivered, ``click_through_low`` / ``_high``;
-    * ``conversions``, ``conversion_rate`` = converted / delivered, ``conversion_low``,
+    * ``linked`` (delivered with a link), ``clicks`` (click events), ``clicked``
+      (delivered with a link and a click), ``click_through_rate`` = clicked / linked,
+      ``click_through_low`` / ``_high`` (missing for a template without links);
+    * ``conversions``, ``conversion_rate`` = converted / linked, ``conversion_low``,
       ``conversion_high``;
-    * ``best_send_hour``, ``best_hour_rate``: the send hour with the highest
-      click-through among hours with at least ``min_delivered`` delivered.
+    * ``best_send_hour``, ``best_hour_rate``: the send hour whose click-through beats the
+      template's other hours that week significantly (one-sided two-proportion test at
+      ``alpha`` divided by the number of hours compared, each with at least
+      ``min_linked``); missing when no hour does, and never for a user-triggered
+      category (:data:`USER_TRIGGERED`).
     """
     cubes = _cubes(log_or_cubes)
     keys = ["week", "template_id", "category"]
-    c = _sorted(sum_by(cubes.content[[*keys, "sent", "delivered", "blocked", "clicks", "clicked", "conversions"]], keys),
-                keys)
+    sums = ["sent", "delivered", "blocked", "linked", "clicks", "clicked", "conversions"]
+    c = _sorted(sum_by(cubes.content[[*keys, *sums]], keys), keys)
     text = cubes.texts.sort_values(["n", "content"], ascending=[False, True], kind="stable")
     text = text.drop_duplicates(keys)[[*keys, "content"]]
     out = merge_on(c, text, keys, how="left")
@@ -187,15 +226,12 @@ def content_ledger(log_or_cubes, *, min_delivered: int = 30) -> pd.DataFrame:
                      blocked_rate=out["blocked"] / out["sent"])
     rates = {"click_through": "clicked", "conversion": "conversions"}
     if cubes.events.get("clicked"):
+        linked = out["linked"].where(out["linked"] > 0)
         for name, k in rates.items():
-            lo, hi = wilson_interval(out[k], out["delivered"])
-            out[f"{name}_rate"] = out[k] / out["delivered"].where(out["delivered"] > 0)
+            lo, hi = wilson_interval(out[k], linked)
+            out[f"{name}_rate"] = out[k] / linked
             out[f"{name}_low"], out[f"{name}_high"] = lo, hi
-        hours = cubes.content[cubes.content["delivered"] >= min_delivered]
-        hours = hours.assign(rate=hours["clicked"] / hours["delivered"])
-        best = hours.sort_values([*keys, "rate", "hour"], ascending=[True, True, True, False, True], kind="stable")
-        best = best.drop_duplicates(keys)[[*keys, "hour", "rate"]]
-        out = merge_on(out, best.rename(columns={"hour": "best_send_hour", "rate": "best_hour_rate"}), keys, how="left")
+        out = merge_on(out, _best_hours(cubes.content, keys, min_linked=min_linked, alpha=alpha), keys, how="left")
         out["best_send_hour"] = out["best_send_hour"].astype("Int64")
     else:
         for c_ in ("clicks", "clicked", "conversions", "best_send_hour", "best_hour_rate"):
@@ -204,10 +240,33 @@ def content_ledger(log_or_cubes, *, min_delivered: int = 30) -> pd.DataFrame:
             for suffix in ("rate", "low", "high"):
                 out[f"{name}_{suffix}"] = np.nan
     cols = [*keys, "content", "sent", "delivered", "arrival_rate", "arrival_low", "arrival_high", "blocked",
-            "blocked_rate", "clicks", "clicked", "click_through_rate", "click_through_low", "click_through_high",
-            "conversions", "conversion_rate", "conversion_low", "conversion_high", "best_send_hour", "best_hour_rate"]
+            "blocked_rate", "linked", "clicks", "clicked", "click_through_rate", "click_through_low",
+            "click_through_high", "conversions", "conversion_rate", "conversion_low", "conversion_high",
+            "best_send_hour", "best_hour_rate"]
     out["template_id"] = out["template_id"].fillna("—")
     return out.sort_values(["week", "category", "template_id"], kind="stable", na_position="last")[cols].reset_index(drop=True)
+
+
+def _best_hours(content: pd.DataFrame, keys: list[str], *, min_linked: int, alpha: float) -> pd.DataFrame:
+    """Per template-week, the hour with the highest click-through if it beats the other
+    hours pooled, one-sided, at ``alpha`` / the number of hours compared (Bonferroni: the
+    best of many hours is high by chance)."""
+    from scipy import special
+
+    hours = content[~content["category"].astype(object).isin(USER_TRIGGERED).to_numpy()]
+    hours = sum_by(hours[[*keys, "hour", "linked", "clicked"]], [*keys, "hour"])
+    hours = hours[hours["linked"] >= min_linked]
+    hours = hours.assign(rate=hours["clicked"] / hours["linked"])
+    total = hours.groupby(keys, dropna=False)[["linked", "clicked"]].transform("sum")
+    compared = hours.groupby(keys, dropna=False)["hour"].transform("size")
+    z, _, _ = two_proportion_test(hours["clicked"], hours["linked"], total["clicked"] - hours["clicked"],
+                                  total["linked"] - hours["linked"])
+    p = special.ndtr(-np.nan_to_num(z, nan=-np.inf))  # one-sided: this hour above the others
+    hours = hours.assign(_p=p, _limit=alpha / compared)
+    best = hours.sort_values([*keys, "rate", "hour"], ascending=[True, True, True, False, True], kind="stable")
+    best = best.drop_duplicates(keys)
+    best = best[(best["_p"] < best["_limit"]).to_numpy()]
+    return best[[*keys, "hour", "rate"]].rename(columns={"hour": "best_send_hour", "rate": "best_hour_rate"})
 
 
 def _sorted(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
@@ -313,6 +372,7 @@ def ledger_tables(
         "regions": region_table(cubes),
         "billing": billing,
         "alerts": alerts.assign(_week=iso_weeks(pd.to_datetime(alerts["period"])).astype(object).to_numpy()),
+        "alert_rules": alerts.attrs.get("rules", {}),
         "terms": (vendor_mode, price),
         "currencies": vendor_currencies(cubes.currencies),
     }
@@ -352,6 +412,7 @@ def ledgers_from_cubes(
         "inputs": "; ".join(Path(str(p)).name for p in inputs),
         "generated": datetime.now(ZoneInfo(DEFAULT_TZ)).strftime("%Y-%m-%d %H:%M"),  # the log's zone
         "time_zone": DEFAULT_TZ,
+        "alert_rules": tables["alert_rules"],
         "version": __version__,
     }
     trend, billing, alerts = tables["trend"], tables["billing"], tables["alerts"]

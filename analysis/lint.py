@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .measures import LINK
 from .normalize import count_segments
 
 WORDING = Path(__file__).parent / "data" / "wording.toml"
-LINK = re.compile(r"(?:https?://|www\.)\S+|\b[a-z0-9-]+\.(?:cn|com|net|top|cc|me|io)(?:/\S*)?", re.I)
 SIGNATURE = re.compile(r"^\s*【[^】]{2,16}】|【[^】]{2,16}】\s*$")
 
 #: Windows each industry avoids for sends (DESIGN.md section 1).

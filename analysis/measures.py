@@ -15,6 +15,7 @@ Times are local to the log's time zone.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from statistics import NormalDist
 from typing import NamedTuple
@@ -868,27 +869,40 @@ def with_rounds(log: pd.DataFrame, *, by: Sequence[str] = ("vendor",), gap: str 
 # --------------------------------------------------------------------------- send hours
 
 
+#: A link in a message: what a click-through needs (``https://…``, ``www.…``, ``x.cn/…``).
+LINK = re.compile(r"(?:https?://|www\.)\S+|\b[a-z0-9-]+\.(?:cn|com|net|top|cc|me|io)(?:/\S*)?", re.I)
+
+
+def has_link(content: pd.Series) -> np.ndarray:
+    """Whether each message's text carries a link (the regex runs once per distinct text)."""
+    coded = key_codes(content)
+    found = np.array([bool(LINK.search(str(t))) for t in coded.levels], dtype=bool)
+    return np.where(coded.codes >= 0, found[np.maximum(coded.codes, 0)] if len(found) else False, False)
+
+
 def click_through_rates(log: pd.DataFrame, *, by: Sequence[str] = ("hour",)) -> pd.DataFrame:
-    """Send-hour open rate: delivered messages with at least one click / delivered.
+    """Click-through: delivered messages with a link that were clicked at least once /
+    delivered messages with a link (a message without a link cannot be clicked).
 
     Needs the ``clicked`` (and for conversions ``converted``) columns of
     :func:`analysis.attach_events`.
 
     Returns
     -------
-    DataFrame, one row per group, sorted by the keys: ``delivered``, ``clicked``,
-    ``click_through_rate``, ``click_through_low``, ``click_through_high`` (95% Wilson), ``conversions``,
-    ``conversion_rate`` (= converted / delivered), ``conversion_low``, ``conversion_high``.
+    DataFrame, one row per group, sorted by the keys: ``linked`` (delivered with a link),
+    ``clicked``, ``click_through_rate``, ``click_through_low``, ``click_through_high``
+    (95% Wilson), ``conversions``, ``conversion_rate`` (= converted / linked),
+    ``conversion_low``, ``conversion_high``.
     """
     if "clicked" not in log:
-        raise ValueError("open rates need click events: log = attach_events(log, clicks=…)")
+        raise ValueError("click-through needs click events: log = attach_events(log, clicks=…)")
     by = list(by)
     d = with_keys(log, by)
-    ok = d["status"].astype(object).eq("delivered").to_numpy(dtype=bool)
+    linked = equals(d["status"], "delivered") & has_link(d["content"])
     work = (d[by] if by else pd.DataFrame(index=d.index)).assign(
-        delivered=ok, clicked=ok & _flag(d, "clicked"), conversions=ok & _flag(d, "converted"))
-    out = _finish(_grouped(work, by)[["delivered", "clicked", "conversions"]].sum(), by)
-    return _with_interval(_with_interval(out, "clicked", "delivered", "click_through"), "conversions", "delivered", "conversion")
+        linked=linked, clicked=linked & _flag(d, "clicked"), conversions=linked & _flag(d, "converted"))
+    out = _finish(_grouped(work, by)[["linked", "clicked", "conversions"]].sum(), by)
+    return _with_interval(_with_interval(out, "clicked", "linked", "click_through"), "conversions", "linked", "conversion")
 
 
 def _with_interval(out: pd.DataFrame, k: str, n: str, name: str) -> pd.DataFrame:
@@ -899,14 +913,15 @@ def _with_interval(out: pd.DataFrame, k: str, n: str, name: str) -> pd.DataFrame
 
 
 def click_through_lift(log: pd.DataFrame, a=15, b=20, *, by: Sequence[str] = ()) -> pd.DataFrame:
-    """Lift of the open rate of send hour(s) ``a`` over ``b``: rate_a / rate_b − 1.
+    """Lift of the click-through of send hour(s) ``a`` over ``b``: rate_a / rate_b − 1.
 
     ``a`` and ``b`` are an hour or a ``(start, end)`` pair of hours (end excluded).
 
     Returns
     -------
     DataFrame, one row per group: ``hour_a`` (the hours compared, ``"15:00–16:00"``),
-    ``delivered_a``, ``click_through_a``, ``hour_b``, ``delivered_b``, ``click_through_b``,
+    ``linked_a`` (delivered with a link), ``click_through_a``, ``hour_b``, ``linked_b``,
+    ``click_through_b``,
     ``lift``, ``lift_low``, ``lift_high`` (95% interval from the log of the rate ratio),
     ``p_value`` (two-proportion test).
     """
@@ -914,21 +929,21 @@ def click_through_lift(log: pd.DataFrame, a=15, b=20, *, by: Sequence[str] = ())
     hour = log["submit_time"].dt.hour
     side = pd.Series(np.where(_in_hours(hour, a), "a", np.where(_in_hours(hour, b), "b", None)), index=log.index)
     rates = click_through_rates(log.assign(side=side)[side.notna().to_numpy()], by=[*by, "side"])
-    wide = rates.pivot_table(index=by or None, columns="side", values=["delivered", "clicked"], aggfunc="sum", observed=True) \
-        if by else rates.set_index("side")[["delivered", "clicked"]].unstack().to_frame().T
+    wide = rates.pivot_table(index=by or None, columns="side", values=["linked", "clicked"], aggfunc="sum", observed=True) \
+        if by else rates.set_index("side")[["linked", "clicked"]].unstack().to_frame().T
     wide.columns = [f"{v}_{s}" for v, s in wide.columns]
-    for col in ("delivered_a", "clicked_a", "delivered_b", "clicked_b"):
+    for col in ("linked_a", "clicked_a", "linked_b", "clicked_b"):
         if col not in wide:
             wide[col] = 0
-    ka, na, kb, nb = (wide[c].to_numpy(dtype=float) for c in ("clicked_a", "delivered_a", "clicked_b", "delivered_b"))
+    ka, na, kb, nb = (wide[c].to_numpy(dtype=float) for c in ("clicked_a", "linked_a", "clicked_b", "linked_b"))
     with np.errstate(invalid="ignore", divide="ignore"):
         ra, rb = ka / na, kb / nb
         se = np.sqrt(1 / ka - 1 / na + 1 / kb - 1 / nb)
         ratio = ra / rb
         _, p, _ = two_proportion_test(ka, na, kb, nb)
         out = pd.DataFrame({
-            "hour_a": _hours_text(a), "delivered_a": na.astype(int), "click_through_a": ra,
-            "hour_b": _hours_text(b), "delivered_b": nb.astype(int), "click_through_b": rb,
+            "hour_a": _hours_text(a), "linked_a": na.astype(int), "click_through_a": ra,
+            "hour_b": _hours_text(b), "linked_b": nb.astype(int), "click_through_b": rb,
             "lift": ratio - 1, "lift_low": ratio * np.exp(-Z95 * se) - 1, "lift_high": ratio * np.exp(Z95 * se) - 1,
             "p_value": p,
         }, index=wide.index)

@@ -358,12 +358,16 @@ def test_round_spread_from_bursts():
 
 
 def test_click_through_rates_and_lift_by_hand():
-    rows = [{"submit": "2025-05-06 15:00", "clicked": i < 30} for i in range(100)]
-    rows += [{"submit": "2025-05-06 20:00", "clicked": i < 20} for i in range(100)]
-    rows += [{"submit": "2025-05-06 20:00", "status": "failed", "clicked": False}]
+    link = "【商城】会员日八折 https://s.lx.cn/m 回T退订"
+    rows = [{"submit": "2025-05-06 15:00", "clicked": i < 30, "content": link} for i in range(100)]
+    rows += [{"submit": "2025-05-06 20:00", "clicked": i < 20, "content": link} for i in range(100)]
+    rows += [{"submit": "2025-05-06 20:00", "status": "failed", "clicked": False, "content": link}]
+    # delivered without a link: cannot be clicked, not in the denominator
+    rows += [{"submit": "2025-05-06 15:00", "clicked": False, "content": "【商城】您的验证码是123456"}] * 50
     log = make_log(rows).assign(clicked=[r["clicked"] for r in rows])
     r = click_through_rates(log).set_index("hour")
-    assert r.loc[15, "click_through_rate"] == pytest.approx(0.30) and r.loc[20, "delivered"] == 100
+    assert r.loc[15, "click_through_rate"] == pytest.approx(0.30) and r.loc[15, "linked"] == 100
+    assert r.loc[20, "linked"] == 100
     lift = click_through_lift(log, 15, 20).iloc[0]
     assert (lift["hour_a"], lift["hour_b"]) == ("15:00–16:00", "20:00–21:00")
     assert lift["lift"] == pytest.approx(0.5)
