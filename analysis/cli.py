@@ -43,13 +43,28 @@ def build_parser() -> argparse.ArgumentParser:
         "ingest",
         help="load raw exports into the Parquet store",
         description="Read platform exports (CSV/XLSX/Parquet/JSON lines/gateway DLR logs, any "
-        "encoding), merge them with the store partitions they touch and write the canonical send "
-        "log as Parquet partitioned by vendor and month, plus rejects.csv and ingest-summary.csv. "
-        "Running it twice on the same input changes nothing.",
+        "encoding), merge them with the store partitions they touch and commit the canonical send "
+        "log to the store (a Delta Lake table partitioned by vendor and month) as one new version, "
+        "plus rejects.csv (phones masked) and ingest-summary.csv. Two ingests at once run one after "
+        "the other; an interrupted one leaves the store as it was. Running it twice on the same "
+        "input changes nothing; `sms-ledger undo` takes an ingest back.",
     )
     ingest.add_argument("raw", nargs="+", type=Path, metavar="RAW", help="export files")
     ingest.add_argument("--out", type=Path, default=config.INTERIM, help="store folder (default: %(default)s)")
+    ingest.add_argument("--unmask", action="store_true", help="keep full phone numbers in rejects.csv")
     _load_options(ingest)
+
+    history = sub.add_parser(
+        "history", help="list the store's versions (one per ingest)",
+        description="List every version of the store: when, what it did (ingest, restore, migrate), the files an "
+        "ingest read and the rows it added and removed.")
+    history.add_argument("--out", type=Path, default=config.INTERIM, help="store folder (default: %(default)s)")
+    undo = sub.add_parser(
+        "undo", help="take back the last ingest (or go back to --version)",
+        description="Make an earlier version of the store the current one again: by default the one before the "
+        "latest, which takes back the last ingest. The undo is itself a version, so it can be undone.")
+    undo.add_argument("--out", type=Path, default=config.INTERIM, help="store folder (default: %(default)s)")
+    undo.add_argument("--version", type=int, help="the version to go back to (see `sms-ledger history`)")
 
     weekly = sub.add_parser(
         "weekly",
@@ -147,27 +162,34 @@ def _load_options(p: argparse.ArgumentParser) -> None:
                    "vendor does not fix one (default: --tz; Twilio, SNS and Vonage are UTC, Aliyun and Tencent Beijing)")
 
 
-def ingest(raw: list[Path], out: Path, *, vendor=None, mapping=None, tz="Asia/Shanghai", source_tz=None) -> pd.DataFrame:
-    """Merge ``raw`` exports into the store under ``out``; returns the per-file summary."""
+def ingest(raw: list[Path], out: Path, *, vendor=None, mapping=None, tz="Asia/Shanghai", source_tz=None,
+           unmask: bool = False) -> pd.DataFrame:
+    """Merge ``raw`` exports into the store under ``out`` (one commit); returns the
+    per-file summary. Phone numbers in ``rejects.csv`` are masked unless ``unmask``."""
     from .readers import load_send_log
-    from .store import store_path, write_store
+    from .store import store_lock, store_path, write_store
 
-    # the store's partitions the new rows can touch are read as one more (canonical)
-    # input, so overlaps become duplicates and later receipts complete earlier
-    # submissions; only those partitions are rewritten
-    store = store_path(out)
-    result = load_send_log(list(raw), vendor=vendor, mapping=mapping, tz=tz, source_tz=source_tz, progress=True,
-                           store=store)
-    out.mkdir(parents=True, exist_ok=True)
-    if len(result.log) or result.partitions:  # every row rejected: nothing to store, the rejects say why
-        write_store(result.log, out, replace=result.partitions)
-    rejects_path = out / "rejects.csv"
-    rejects = result.rejects
-    if rejects_path.exists():
-        rejects = pd.concat([pd.read_csv(rejects_path, dtype=str), rejects.astype(str)], ignore_index=True)
-        rejects = rejects.drop_duplicates(["file", "line", "reason"])
-    _atomic_csv(rejects, rejects_path)
-    _atomic_csv(result.summary, out / "ingest-summary.csv")
+    # one ingest at a time: the store's partitions the new rows can touch are read as one
+    # more (canonical) input, so overlaps become duplicates and later receipts complete
+    # earlier submissions, and only those partitions are replaced, in one commit
+    with store_lock(out):
+        store = store_path(out)
+        result = load_send_log(list(raw), vendor=vendor, mapping=mapping, tz=tz, source_tz=source_tz, progress=True,
+                               store=store)
+        out.mkdir(parents=True, exist_ok=True)
+        if len(result.log) or result.partitions:  # every row rejected: nothing to store, the rejects say why
+            s = result.summary
+            note = {"operation": "ingest", "files": [Path(f).name for f in s["file"]],
+                    **{k: int(s[k].sum()) for k in ("rows_read", "loaded", "rejected", "duplicates")}}
+            write_store(result.log, out, replace=result.partitions, note=note)
+        # written after the commit: they never describe a run that did not land
+        rejects_path = out / "rejects.csv"
+        rejects = mask_record_phones(result.rejects) if not unmask else result.rejects
+        if rejects_path.exists():
+            rejects = pd.concat([pd.read_csv(rejects_path, dtype=str), rejects.astype(str)], ignore_index=True)
+            rejects = rejects.drop_duplicates(["file", "line", "reason"])
+        _atomic_csv(rejects, rejects_path)
+        _atomic_csv(result.summary, out / "ingest-summary.csv")
     return result.summary
 
 
@@ -196,7 +218,8 @@ def weekly(
     if len(source.rejects):
         out.mkdir(parents=True, exist_ok=True)
         rejects = out / "rejects.csv"
-        _atomic_csv(source.rejects.drop(columns=["_file"], errors="ignore"), rejects)
+        shown = source.rejects.drop(columns=["_file"], errors="ignore")
+        _atomic_csv(shown if unmask else mask_record_phones(shown), rejects)
         print(f"{len(source.rejects):,} rows rejected: reasons in {rejects}", file=sys.stderr)
     found = sorted(set(source.cubes.quality["week"].dropna()))
     if not found or (week and week not in found):
@@ -301,9 +324,31 @@ def _mode(value: str) -> str:
 
 
 def _atomic_csv(frame: pd.DataFrame, path: Path) -> None:
+    """Write a CSV under a temporary name and move it into place; no text cell starts
+    with what a spreadsheet takes for a formula (``= + - @``, tab, CR): such cells are
+    prefixed with an apostrophe."""
     tmp = path.with_suffix(path.suffix + ".tmp")
-    frame.to_csv(tmp, index=False, encoding="utf-8-sig")
+    safe = frame.copy()
+    for c in safe.columns:
+        if safe[c].dtype == object or pd.api.types.is_string_dtype(safe[c].dtype):
+            text = safe[c].astype(object)
+            risky = text.map(lambda v: isinstance(v, str) and v[:1] in FORMULA_START)
+            safe[c] = text.where(~risky, "'" + text.astype(str))
+    safe.to_csv(tmp, index=False, encoding="utf-8-sig")
     tmp.replace(path)
+
+
+#: What a spreadsheet reads as the start of a formula (OWASP's CSV injection list).
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def mask_record_phones(rejects: pd.DataFrame) -> pd.DataFrame:
+    """Rejected rows with the phone numbers in their raw record masked."""
+    from .normalize import mask_text_phones
+
+    if rejects.empty or "record" not in rejects:
+        return rejects
+    return rejects.assign(record=mask_text_phones(rejects["record"]))
 
 
 def _print_summary(summary: pd.DataFrame, out: Path) -> None:
@@ -328,8 +373,18 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "ingest":
             summary = ingest(args.raw, args.out, vendor=args.vendor, mapping=args.mapping, tz=args.tz,
-                             source_tz=args.source_tz)
+                             source_tz=args.source_tz, unmask=args.unmask)
             _print_summary(summary, args.out)
+        elif args.command == "history":
+            from .store import store_history
+
+            print(store_history(args.out).to_string(index=False))
+        elif args.command == "undo":
+            from .store import restore_store
+
+            version = restore_store(args.out, args.version)
+            print(f"store: now version {version}, the same rows as version "
+                  f"{args.version if args.version is not None else version - 2}")
         elif args.command == "weekly":
             paths = weekly(
                 args.inputs, args.out, week=args.week, lang=args.lang, unmask=args.unmask,

@@ -26,7 +26,7 @@ from .cubes import Cubes, merge_cubes, partial_cubes
 from .events import expand_inputs, load_inputs, read_event_files, split_inputs, store_accounting
 from .measures import iso_weeks, sends_per_phone
 from .schema import COLUMNS, DEFAULT_TZ, STRING, conform
-from .store import partition_key, store_partitions
+from .store import StorePart, store_partitions
 
 ENGINES = ("pandas", "dask")
 
@@ -55,16 +55,15 @@ _DICTIONARY = ["carrier", "province", "city", "country", "template_id", "categor
                "channel", "currency", "time_source"]
 
 
-def read_partition(path: str | Path, *, tz: str = DEFAULT_TZ, columns: list[str] | None = None,
+def read_partition(part: StorePart, *, tz: str = DEFAULT_TZ, columns: list[str] | None = None,
                    filters=None) -> pd.DataFrame:
-    """One partition of the store as a canonical log (its vendor from the folder name).
+    """One data file of the store as a canonical log (its vendor from the table's log).
 
     With ``columns``, only those are read, repeated text comes back categorical (read
     dictionary-encoded, no Python strings per row) and the dtypes are not conformed: the
     fast path the cubes use. ``filters`` are pyarrow row filters.
     """
-    path = Path(path)
-    vendor, _ = partition_key(path)
+    path, vendor = part.path, part.vendor
     names = pq.read_schema(path).names
     wanted = [c for c in (columns or COLUMNS) if c in names]
     # one thread per partition: the partitions themselves run in parallel
@@ -81,16 +80,16 @@ def read_partition(path: str | Path, *, tz: str = DEFAULT_TZ, columns: list[str]
 CUBE_COLUMNS = [c for c in COLUMNS if c not in ("message_id", "country", "city", "channel")]
 
 
-def _cubes_of(path: Path, events: dict | None, tz: str, weeks=None) -> Cubes:
-    frame = read_partition(path, tz=tz, columns=[*CUBE_COLUMNS, "message_id"] if events else CUBE_COLUMNS)
+def _cubes_of(part: StorePart, events: dict | None, tz: str, weeks=None) -> Cubes:
+    frame = read_partition(part, tz=tz, columns=[*CUBE_COLUMNS, "message_id"] if events else CUBE_COLUMNS)
     frame["submit_time"] = frame["submit_time"].dt.tz_convert(tz)
     frame["done_time"] = frame["done_time"].dt.tz_convert(tz)
     return partial_cubes(frame, events=events, weeks=weeks)
 
 
-def _phones_of(path: Path, phones_by_week: dict[str, set], tz: str) -> pd.DataFrame:
+def _phones_of(part: StorePart, phones_by_week: dict[str, set], tz: str) -> pd.DataFrame:
     wanted = sorted(set().union(*phones_by_week.values()))
-    frame = read_partition(path, tz=tz, columns=["phone", "submit_time"], filters=[("phone", "in", wanted)])
+    frame = read_partition(part, tz=tz, columns=["phone", "submit_time"], filters=[("phone", "in", wanted)])
     if frame.empty:
         return pd.DataFrame(columns=["week", "phone", "n"])
     t = pd.to_datetime(frame["submit_time"])
@@ -233,7 +232,7 @@ def ledger_source(
     if not partitions:
         raise FileNotFoundError(f"{', '.join(map(str, stores))}: the store holds no partitions")
     if workers is None:
-        rows = sum(pq.read_metadata(p).num_rows for p in partitions)
+        rows = sum(pq.read_metadata(p.path).num_rows for p in partitions)
         workers = min(_cpus(), MAX_WORKERS) if rows >= POOL_ROWS else 1
     cubes = merge_cubes(_run(_cubes_of, partitions, engine=engine, scheduler=scheduler, progress=progress,
                              workers=workers, events=events, tz=tz, weeks=weeks))
@@ -243,7 +242,7 @@ def ledger_source(
             return {w: pd.Series(dtype="int64") for w in phones_by_week}
         # a narrow, filtered read of the partitions holding those weeks
         months = _months_of(phones_by_week)
-        holding = [p for p in partitions if partition_key(p)[1] in months]
+        holding = [p for p in partitions if p.month in months]
         parts = _run(_phones_of, holding, engine=engine, scheduler=scheduler, progress=False,
                      phones_by_week=phones_by_week, tz=tz) or [pd.DataFrame(columns=["week", "phone", "n"])]
         counts = pd.concat(parts, ignore_index=True).groupby(["week", "phone"])["n"].sum()

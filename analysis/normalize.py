@@ -129,6 +129,22 @@ def mask_phones(phone: pd.Series) -> pd.Series:
     return masked_cn.where(cn, masked_other).astype(STRING)
 
 
+#: A phone number inside free text: a Chinese mobile (with or without +86 / 86) or any
+#: E.164 number; the digits around it must not be part of a longer number.
+_PHONE_IN_TEXT = re.compile(r"(?<![\d*])(\+?86[- ]?)?(1[3-9]\d)(\d{4})(\d{4})(?!\d)|(?<![\d*])(\+\d{2})(\d{4,9})(\d{4})(?!\d)")
+
+
+def mask_text_phones(text: pd.Series) -> pd.Series:
+    """Mask every phone number inside free text (a rejected row's raw record, an error
+    message): ``13800138000`` -> ``138****8000``, ``+447700900123`` -> ``+44*****0123``."""
+    def mask(m: re.Match) -> str:
+        if m.group(2):
+            return (m.group(1) or "") + m.group(2) + "****" + m.group(4)
+        return m.group(5) + "*" * len(m.group(6)) + m.group(7)
+
+    return text.astype(object).map(lambda t: t if not isinstance(t, str) else _PHONE_IN_TEXT.sub(mask, t))
+
+
 # --- timestamps ---------------------------------------------------------------------------
 
 _OFFSET = f"(?:Z|[+-][0-9]{{2}}:?[0-9]{{2}}|[{_SPACE}]?UTC|[{_SPACE}]?GMT)$"

@@ -201,6 +201,7 @@ _MEASURE_LABELS = {
     "window_days": ("合并天数", "Days pooled"), "cusum": ("累积和", "CUSUM"), "detector": ("检测方法", "Detector"),
     "affected": ("受影响消息", "Messages affected"), "began": ("开始时间", "Began"), "advice": ("建议", "Advice"),
     "file": ("文件", "File"), "layout": ("格式", "Layout"), "encoding": ("编码", "Encoding"),
+    "control_chars": ("清除控制字符的字段", "Fields with control characters removed"),
     "rows_read": ("读取行数", "Rows read"), "loaded": ("已载入", "Loaded"), "duplicates": ("重复", "Duplicates"),
     "start": ("开始日期", "Start"), "end": ("结束日期", "End"), "inputs": ("输入", "Inputs"),
     "generated": ("生成时间", "Generated"), "version": ("版本", "Version"), "time_zone": ("时区", "Time zone"),

@@ -1,23 +1,53 @@
-"""The ingested store: the canonical send log as Parquet partitioned by vendor and month.
+"""The ingested store: the canonical send log as a Delta Lake table, partitioned by
+vendor and month (``<root>/send_log``, read and written with ``deltalake``).
 
-Layout: ``<root>/send_log/vendor=<v>/month=<YYYY-MM>/part-0.parquet``. Writes are
-atomic: the new store is written beside the old one and swapped in, so a failure never
-leaves a half-written store.
+What it guarantees:
+
+* **atomic**: an ingest commits one new table version or nothing; a run killed at any
+  moment leaves the table at its last version, and the files an interrupted run wrote
+  but never committed are removed by the next write;
+* **concurrent-safe**: writers take the store's lock (``filelock``; the operating system
+  releases it when a process dies), so two ingests at once run one after the other and
+  both land;
+* **history and undo**: every ingest is a version with its files and row counts
+  (:func:`store_history`); :func:`restore_store` goes back to any version;
+* **any vendor name**: partition values live in the table's log, not in folder names,
+  so ``my gw``, ``a/b`` or ``阿里`` come back as they went in.
+
+A store written by earlier versions of this package (plain Parquet folders) is converted
+on first use, losing nothing (:func:`migrate_store`). The table stays readable by Dask,
+Polars, DuckDB, Spark or Trino.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
-import uuid
+from collections.abc import Iterable
+from contextlib import contextmanager
 from pathlib import Path
+from typing import NamedTuple
+from urllib.parse import unquote
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.dataset as ds
 
 from .schema import COLUMNS, DEFAULT_TZ, conform
 
 STORE_DIR = "send_log"
+PARTITION_BY = ["vendor", "month"]
+#: Seconds an ingest waits for another one to finish before it gives up.
+LOCK_TIMEOUT = 3600
+
+
+class StorePart(NamedTuple):
+    """One data file of the store and the partition it belongs to."""
+
+    path: str
+    vendor: str
+    month: str
 
 
 def store_path(root: str | Path) -> Path:
@@ -25,67 +55,247 @@ def store_path(root: str | Path) -> Path:
     return Path(root) / STORE_DIR
 
 
-def write_store(log: pd.DataFrame, root: str | Path, *, replace: list[Path] | None = None) -> Path:
-    """Replace the store under ``root`` with ``log`` (atomically). Returns its folder.
+def _store(path: str | Path) -> Path:
+    """The table folder, whether given the root (``data/interim``) or the table itself."""
+    path = Path(path)
+    return path if path.name == STORE_DIR or (path / "_delta_log").exists() else store_path(path)
 
-    With ``replace`` (the partitions that were read and merged into ``log``,
-    :attr:`analysis.LoadResult.partitions`), only those partitions and the ones ``log``
-    adds are written; the others stay as they are. Each partition is swapped in whole.
-    """
-    target = store_path(root)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{STORE_DIR}.{uuid.uuid4().hex}.tmp")
-    frame = log.assign(
-        month=log["submit_time"].dt.strftime("%Y-%m").astype("string[pyarrow]"),
-        vendor=log["vendor"].astype("string[pyarrow]"),
-    )
+
+_LOCKS: dict[str, object] = {}
+
+
+@contextmanager
+def store_lock(root: str | Path, *, timeout: float = LOCK_TIMEOUT):
+    """Hold the store's write lock (``<root>/.send_log.lock``); one writer at a time."""
+    from filelock import FileLock, Timeout
+
+    table = _store(root)
+    table.parent.mkdir(parents=True, exist_ok=True)
+    path = str((table.parent / f".{STORE_DIR}.lock").resolve())
+    # one lock object per store: it counts re-entries (an ingest holds it and then
+    # commits through write_store), where a second object on the same file would wait
+    lock = _LOCKS.setdefault(path, FileLock(path))
+    try:
+        lock.acquire(timeout=timeout)
+    except Timeout:
+        raise TimeoutError(f"{table}: another ingest has held the store for {timeout:.0f} s; "
+                           "try again when it has finished") from None
+    try:
+        yield table
+    finally:
+        lock.release()
+
+
+def _table(store: Path):
+    """The Delta table, converting a plain-Parquet store of an earlier version first."""
+    from deltalake import DeltaTable
+
+    if not (store / "_delta_log").exists() and (store.exists() or store.with_name(f".{STORE_DIR}.migrating").exists()):
+        migrate_store(store)
+    return DeltaTable(str(store)) if (store / "_delta_log").exists() else None
+
+
+def store_partitions(store: str | Path) -> list[StorePart]:
+    """The data files of the store's current version, in vendor and month order."""
+    store = _store(store)
+    dt = _table(store) if store.exists() else None
+    if dt is None:
+        return []
+    actions = pa.table(dt.get_add_actions(flatten=True))
+    paths = [str(store / unquote(p)) for p in actions.column("path").to_pylist()]
+    parts = [StorePart(p, v, m) for p, v, m in zip(paths, actions.column("partition.vendor").to_pylist(),
+                                                   actions.column("partition.month").to_pylist(), strict=True)]
+    return sorted(parts, key=lambda part: (part.vendor, part.month, part.path))
+
+
+def _arrow(log: pd.DataFrame) -> pa.Table:
+    """The log as the store's Arrow schema: plain strings (no dictionaries), times in
+    microseconds UTC, and the ``month`` partition column (of the submit time, local)."""
+    frame = log[[c for c in COLUMNS if c in log]].assign(
+        month=log["submit_time"].dt.strftime("%Y-%m").fillna(log["done_time"].dt.strftime("%Y-%m")).fillna("unknown"))
     table = pa.Table.from_pandas(frame, preserve_index=False)
-    ds.write_dataset(
-        table,
-        tmp,
-        format="parquet",
-        partitioning=ds.partitioning(pa.schema([("vendor", pa.string()), ("month", pa.string())]), flavor="hive"),
-        basename_template="part-{i}.parquet",
-        existing_data_behavior="error",
-        # row groups of at least 128k rows: few per partition, read with little overhead
-        min_rows_per_group=1 << 17,
-        max_rows_per_group=1 << 20,
-    )
-    old = target.with_name(f".{STORE_DIR}.{uuid.uuid4().hex}.old")
-    if replace is None or not target.exists():
-        if target.exists():
-            target.rename(old)
-        tmp.rename(target)
-    else:  # swap the partitions read for their merged rows, add the new ones
-        folders = {p.parent.relative_to(target) for p in replace}
-        folders |= {p.relative_to(tmp) for p in tmp.glob("vendor=*/month=*")}
-        for folder in sorted(folders):
-            if (target / folder).exists():
-                (old / folder).parent.mkdir(parents=True, exist_ok=True)
-                (target / folder).rename(old / folder)
-            if (tmp / folder).exists():
-                (target / folder).parent.mkdir(parents=True, exist_ok=True)
-                (tmp / folder).rename(target / folder)
-        shutil.rmtree(tmp, ignore_errors=True)
-    shutil.rmtree(old, ignore_errors=True)
-    return target
+    fields = []
+    for f in table.schema:
+        t = f.type
+        if pa.types.is_dictionary(t):
+            t = t.value_type
+        if pa.types.is_large_string(t) or pa.types.is_string(t):
+            t = pa.string()
+        if pa.types.is_timestamp(t):
+            t = pa.timestamp("us", tz="UTC")
+        fields.append(pa.field(f.name, t))
+    return table.cast(pa.schema(fields))
 
 
-def store_partitions(store: str | Path) -> list[Path]:
-    """The Parquet files of a store folder (``…/send_log``), in vendor and month order."""
-    return sorted(Path(store).glob("vendor=*/month=*/*.parquet"))
+def _predicate(keys: Iterable[tuple[str, str]]) -> str:
+    def quoted(value: str) -> str:
+        return "'" + str(value).replace("'", "''") + "'"
+
+    return " OR ".join(f"(vendor = {quoted(v)} AND month = {quoted(m)})" for v, m in sorted(set(keys)))
 
 
-def partition_key(partition: str | Path) -> tuple[str, str]:
-    """(vendor, month) of a partition file, from its folders."""
-    partition = Path(partition)
-    return partition.parent.parent.name.split("=", 1)[1], partition.parent.name.split("=", 1)[1]
+def write_store(log: pd.DataFrame, root: str | Path, *, replace: list[StorePart] | None = None,
+                note: dict | None = None) -> Path:
+    """Commit ``log`` to the store under ``root`` as one new version. Returns its folder.
+
+    With ``replace`` (the store's files that were read and merged into ``log``,
+    :attr:`analysis.LoadResult.partitions`), the partitions they belong to and the ones
+    ``log`` adds are replaced by ``log``'s rows; the others stay as they are. Without it,
+    the whole store is replaced. ``note`` (files, row counts) is kept with the version
+    and listed by :func:`store_history`.
+    """
+    from deltalake import CommitProperties, write_deltalake
+
+    with store_lock(root) as store:
+        dt = _table(store) if store.exists() else None
+        _remove_uncommitted(store)
+        table = _arrow(log)
+        keys = {(p.vendor, p.month) for p in replace or ()}
+        keys |= set(zip(table.column("vendor").to_pylist(), table.column("month").to_pylist(), strict=True))
+        commit = CommitProperties(custom_metadata={"sms_ledger": json.dumps(note or {}, ensure_ascii=False)})
+        if dt is None or replace is None:
+            write_deltalake(str(store), table, mode="overwrite", partition_by=PARTITION_BY, schema_mode="overwrite",
+                            commit_properties=commit)
+        elif keys and table.num_rows:
+            write_deltalake(str(store), table, mode="overwrite", predicate=_predicate(keys), partition_by=PARTITION_BY,
+                            commit_properties=commit)
+        elif keys:  # every row of those partitions went elsewhere (a later receipt moved them)
+            dt.delete(_predicate(keys), commit_properties=commit)
+    return store
 
 
-def partitions_for(store: str | Path, staged: pd.DataFrame) -> list[Path]:
-    """The partitions of ``store`` that rows about to be merged can touch: the same vendor
-    in the months of their submit and receipt times (and the months either side), and
-    wherever a receipt without a submit time finds its message id."""
+def _remove_uncommitted(store: Path) -> None:
+    """Delete the data files no version of the table refers to: what a run killed before
+    its commit left behind (the caller holds the lock, so no writer is at work)."""
+    log_dir = store / "_delta_log"
+    if not log_dir.exists():
+        return
+    referenced = set()
+    for commit in log_dir.glob("*.json"):
+        for line in commit.read_text(encoding="utf-8").splitlines():
+            action = json.loads(line) if line.strip() else {}
+            for kind in ("add", "remove"):
+                if kind in action:
+                    referenced.add(unquote(action[kind]["path"]))
+    for checkpoint in log_dir.glob("*.checkpoint*.parquet"):
+        import pyarrow.parquet as pq
+
+        for kind in ("add", "remove"):
+            column = pq.read_table(checkpoint, columns=[kind]).column(kind).combine_chunks()
+            referenced |= {unquote(a["path"]) for a in column.to_pylist() if a}
+    for path in store.rglob("*.parquet"):
+        rel = path.relative_to(store).as_posix()
+        if not rel.startswith("_delta_log") and rel not in referenced:
+            path.unlink()
+    for folder in sorted((p for p in store.rglob("*") if p.is_dir() and p.name != "_delta_log"), reverse=True):
+        if not any(folder.iterdir()):
+            folder.rmdir()
+
+
+def read_store(root: str | Path, *, tz: str = DEFAULT_TZ, version: int | None = None) -> pd.DataFrame:
+    """Read the store under ``root`` (at ``version``, default the latest) back as a
+    canonical send log."""
+    from deltalake import DeltaTable
+
+    store = _store(root)
+    if not store.exists():
+        raise FileNotFoundError(f"{store}: no send-log store here (run `sms-ledger ingest` first)")
+    dt = _table(store)
+    if version is not None:
+        dt = DeltaTable(str(store), version=version)
+    frame = dt.to_pyarrow_table().to_pandas()
+    frame = frame[[c for c in COLUMNS if c in frame]]
+    log = conform(frame, tz=tz)
+    return log.sort_values(["submit_time", "vendor", "message_id"], kind="stable").reset_index(drop=True)
+
+
+def store_history(root: str | Path) -> pd.DataFrame:
+    """Every version of the store, newest first.
+
+    Returns
+    -------
+    DataFrame: ``version``, ``time`` (local), ``operation`` (``ingest``, ``restore``,
+    ``migrate`` …), ``files`` (the inputs of an ingest), ``rows_added``,
+    ``rows_removed``.
+    """
+    store = _store(root)
+    dt = _table(store) if store.exists() else None
+    if dt is None:
+        raise FileNotFoundError(f"{store}: no send-log store here (run `sms-ledger ingest` first)")
+    rows = []
+    for h in dt.history():
+        note = json.loads(h.get("sms_ledger") or "{}")
+        metrics = h.get("operationMetrics") or {}
+        rows.append({
+            "version": int(h["version"]),
+            "time": pd.Timestamp(h["timestamp"], unit="ms", tz="UTC").tz_convert(DEFAULT_TZ).floor("s"),
+            "operation": note.get("operation") or str(h.get("operation", "")).lower(),
+            "files": "; ".join(note.get("files", [])),
+            "rows_added": int(metrics.get("num_added_rows", metrics.get("num_copied_rows", 0)) or 0),
+            "rows_removed": int(metrics.get("num_removed_rows", metrics.get("num_deleted_rows", 0)) or 0),
+        })
+    return pd.DataFrame(rows, columns=["version", "time", "operation", "files", "rows_added", "rows_removed"])
+
+
+def restore_store(root: str | Path, version: int | None = None) -> int:
+    """Make version ``version`` of the store the current one again (default: the one
+    before the latest: undo the last ingest). The restore is a new version, so it can
+    be undone too. Returns the new version number."""
+    with store_lock(root) as store:
+        dt = _table(store) if store.exists() else None
+        if dt is None:
+            raise FileNotFoundError(f"{store}: no send-log store here (run `sms-ledger ingest` first)")
+        latest = dt.version()
+        target = latest - 1 if version is None else int(version)
+        if not 0 <= target < latest:
+            raise ValueError(f"{store}: no version {target} to go back to (versions 0 to {latest}; "
+                             f"`sms-ledger history` lists them)")
+        from deltalake import CommitProperties
+
+        dt.restore(target, commit_properties=CommitProperties(
+            custom_metadata={"sms_ledger": json.dumps({"operation": "restore", "files": [f"version {target}"]})}))
+        return dt.version()
+
+
+def migrate_store(store: str | Path) -> Path:
+    """Convert a store of plain Parquet folders (``vendor=<v>/month=<m>/part-0.parquet``,
+    written by earlier versions) into a Delta table in place, losing nothing: the rows are
+    written beside it, checked, and swapped in; a run killed midway starts again."""
+    import pyarrow.dataset as ds
+    from deltalake import CommitProperties, write_deltalake
+
+    store = _store(store)
+    staging = store.with_name(f".{STORE_DIR}.migrating")
+    if not store.exists() and staging.exists() and (staging / "_delta_log").exists():
+        staging.rename(store)  # killed after the old store was set aside: finish the swap
+        return store
+    shutil.rmtree(staging, ignore_errors=True)
+    files = sorted(store.glob("vendor=*/month=*/*.parquet"))
+    legacy = ds.dataset([str(f) for f in files], format="parquet", partitioning="hive",
+                        partition_base_dir=str(store)).to_table() if files else None
+    frame = legacy.to_pandas() if legacy is not None else pd.DataFrame(columns=COLUMNS)
+    if len(frame):  # the old folders kept names percent-encoded ("my%20gw"): decode them
+        frame["vendor"] = frame["vendor"].astype(str).map(unquote)
+    log = conform(frame[[c for c in COLUMNS if c in frame]])
+    table = _arrow(log)
+    write_deltalake(str(staging), table, partition_by=PARTITION_BY, commit_properties=CommitProperties(
+        custom_metadata={"sms_ledger": json.dumps({"operation": "migrate", "files": [f"{len(files)} Parquet files"]})}))
+    from deltalake import DeltaTable
+
+    if DeltaTable(str(staging)).to_pyarrow_table().num_rows != len(log):
+        raise RuntimeError(f"{store}: converting the store lost rows; the old store is left as it was")
+    aside = store.with_name(f".{STORE_DIR}.legacy")
+    shutil.rmtree(aside, ignore_errors=True)
+    os.replace(store, aside)
+    os.replace(staging, store)
+    shutil.rmtree(aside, ignore_errors=True)
+    return store
+
+
+def partitions_for(store: str | Path, staged: pd.DataFrame) -> list[StorePart]:
+    """The store's files that rows about to be merged can touch: the same vendor in the
+    months of their submit and receipt times (and the months either side), and wherever
+    a receipt without a submit time finds its message id."""
     vendors = set(staged["vendor"].dropna().astype(str))
     months = set()
     for col in ("submit_time", "done_time"):
@@ -94,8 +304,8 @@ def partitions_for(store: str | Path, staged: pd.DataFrame) -> list[Path]:
             for m in times.dt.strftime("%Y-%m").unique():
                 month = pd.Period(m, "M")
                 months |= {str(month - 1), str(month), str(month + 1)}
-    found = [p for p in store_partitions(store) if partition_key(p)[0] in vendors]
-    chosen = [p for p in found if partition_key(p)[1] in months]
+    found = [p for p in store_partitions(store) if p.vendor in vendors]
+    chosen = [p for p in found if p.month in months or p.month == "unknown"]
     submitted = staged["submit_time"].notna() if "submit_time" in staged else False
     orphans = staged["message_id"].notna() & ~submitted if "message_id" in staged else None
     if orphans is not None and orphans.any():
@@ -104,28 +314,23 @@ def partitions_for(store: str | Path, staged: pd.DataFrame) -> list[Path]:
 
         ids = pa.array(staged.loc[orphans, "message_id"].astype(str).unique())
         for p in (p for p in found if p not in chosen):
-            column = pq.read_table(p, columns=["message_id"]).column(0)
+            column = pq.read_table(p.path, columns=["message_id"]).column(0)
             if pc.any(pc.is_in(column, value_set=ids.cast(column.type))).as_py():
                 chosen.append(p)
     return sorted(chosen)
 
 
-def read_partitions(store: str | Path, files: list[Path]):
-    """Some partitions of a store as one raw table (:class:`analysis.readers.RawFile`)."""
+def read_partitions(store: str | Path, parts: list[StorePart]):
+    """Some of the store's files as one raw table (:class:`analysis.readers.RawFile`),
+    their vendor and month from the table's log."""
+    import pyarrow.parquet as pq
+
     from .readers._files import RawFile
 
-    frame = ds.dataset([str(f) for f in files], format="parquet", partitioning="hive",
-                       partition_base_dir=str(store)).to_table().to_pandas()
-    frame["_line"] = range(1, len(frame) + 1)
-    return RawFile(Path(store), frame, "parquet")
-
-
-def read_store(root: str | Path, *, tz: str = DEFAULT_TZ) -> pd.DataFrame:
-    """Read the whole store under ``root`` back as a canonical send log."""
-    path = store_path(root)
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no send-log store here (run `sms-ledger ingest` first)")
-    frame = ds.dataset(path, format="parquet", partitioning="hive").to_table().to_pandas()
-    frame = frame[[c for c in COLUMNS if c in frame]]
-    log = conform(frame, tz=tz)
-    return log.sort_values(["submit_time", "vendor", "message_id"], kind="stable").reset_index(drop=True)
+    frames = []
+    for p in parts:
+        frame = pq.read_table(p.path).to_pandas()
+        frames.append(frame.assign(vendor=p.vendor, month=p.month))
+    frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=COLUMNS)
+    frame["_line"] = np.arange(1, len(frame) + 1)
+    return RawFile(_store(store), frame, "parquet")

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pandas as pd
 import pytest
 
@@ -184,9 +186,10 @@ def test_ingest_rewrites_only_the_partitions_it_touches(tmp_path):
     store = tmp_path / "s"
     assert main(["ingest", jan, "--out", str(store)]) == 0
     (january,) = store_partitions(store / "send_log")
-    before = january.stat().st_mtime_ns
+    before = Path(january.path).stat().st_mtime_ns
     assert main(["ingest", may, "--out", str(store)]) == 0
-    assert january.stat().st_mtime_ns == before  # not rewritten
+    assert Path(january.path).stat().st_mtime_ns == before  # not rewritten
+    assert january in store_partitions(store / "send_log")  # and still the live file
     summary = pd.read_csv(store / "ingest-summary.csv")
     assert (summary.loaded + summary.rejected + summary.duplicates == summary.rows_read).all()
     assert main(["ingest", str(late), "--out", str(store)]) == 0

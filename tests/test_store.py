@@ -1,14 +1,49 @@
+"""The store: exact round trip, one commit per ingest, faults that leave it at the
+version before or after, two real processes at once, any vendor name, history and undo,
+and the conversion of an old Parquet store."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
 import pandas as pd
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pytest
 
 from analysis import read_send_log, read_store, write_store
-from analysis.schema import validate
+from analysis.cli import main
+from analysis.schema import conform, validate
+from analysis.store import restore_store, store_history, store_partitions, store_path
+
+SMS_LEDGER = str(Path(sys.executable).with_name("sms-ledger"))
+
+
+def _canonical(path: Path, rows: list[list[str]]) -> Path:
+    head = "vendor,message_id,phone,template_id,submit_time,done_time,status\n"
+    path.write_text(head + "".join(",".join(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def _month(path: Path, vendor: str, prefix: str, n: int, day: str = "2025-05-06") -> Path:
+    return _canonical(path, [[vendor, f"{prefix}{i:06d}", f"1380013{i % 10000:04d}", "T1", f"{day} 09:{i % 60:02d}:00",
+                              f"{day} 09:{i % 60:02d}:09", "delivered"] for i in range(n)])
+
+
+def _files(store: Path) -> set[str]:
+    return {p.relative_to(store).as_posix() for p in store.rglob("*") if p.is_file()}
 
 
 def test_store_round_trip_is_exact(fixtures, tmp_path):
     log = read_send_log([fixtures / "canonical.csv", fixtures / "gateway.log", fixtures / "twilio_console.csv"])
     path = write_store(log, tmp_path)
-    assert sorted(p.name for p in path.iterdir()) == ["vendor=gateway", "vendor=huawei", "vendor=twilio"]
-    assert (path / "vendor=gateway" / "month=2025-05" / "part-0.parquet").exists()
+    assert (path / "_delta_log").is_dir()
+    assert {p.vendor for p in store_partitions(path)} == {"gateway", "huawei", "twilio"}
     back = read_store(tmp_path)
     validate(back)
     pd.testing.assert_frame_equal(back, log, check_categorical=False)
@@ -18,4 +53,164 @@ def test_write_replaces_atomically(fixtures, tmp_path):
     write_store(read_send_log(fixtures / "canonical.csv"), tmp_path)
     write_store(read_send_log(fixtures / "gateway.log"), tmp_path)
     assert set(read_store(tmp_path)["vendor"]) == {"gateway"}
-    assert [p.name for p in tmp_path.iterdir()] == ["send_log"]  # no temp folders left
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".send_log.lock", "send_log"]  # no temp folders left
+    assert set(read_store(tmp_path, version=0)["vendor"]) == set(read_send_log(fixtures / "canonical.csv")["vendor"])
+
+
+@pytest.mark.parametrize("step", ["write_deltalake", "remove_uncommitted"])
+def test_a_failing_step_leaves_the_version_before(step, tmp_path, monkeypatch):
+    """Make each write step fail in turn: the store is the version before, nothing lost."""
+    import deltalake
+
+    from analysis import store as store_module
+
+    out = tmp_path / "s"
+    jan = _month(tmp_path / "jan.csv", "tencent", "a", 50, "2025-01-10")
+    assert main(["ingest", str(jan), "--out", str(out)]) == 0
+    before = read_store(out)
+    may = _month(tmp_path / "may.csv", "tencent", "b", 50)
+
+    def boom(*args, **kwargs):
+        raise OSError(f"injected failure in {step}")
+
+    if step == "write_deltalake":
+        monkeypatch.setattr(deltalake, "write_deltalake", boom)
+    else:
+        monkeypatch.setattr(store_module, "_remove_uncommitted", boom)
+    assert main(["ingest", str(may), "--out", str(out)]) == 2
+    monkeypatch.undo()
+    pd.testing.assert_frame_equal(read_store(out), before)
+    assert store_history(out)["version"].max() == 0
+    assert main(["ingest", str(may), "--out", str(out)]) == 0  # a re-run completes it
+    assert len(read_store(out)) == 100
+
+
+def test_killed_mid_ingest_leaves_the_last_version_and_no_litter(tmp_path):
+    """kill -9 a real ingest at several moments: the store is the version before or after."""
+    out = tmp_path / "s"
+    first = _month(tmp_path / "first.csv", "tencent", "a", 2_000, "2025-04-08")
+    assert main(["ingest", str(first), "--out", str(out)]) == 0
+    before = read_store(out)
+    big = _month(tmp_path / "big.csv", "tencent", "b", 60_000, "2025-04-09")
+    outcomes = set()
+    for delay in (0.5, 1.0, 1.5, 2.0, 3.0, 4.5):
+        proc = subprocess.Popen([SMS_LEDGER, "ingest", str(big), "--out", str(out)], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        time.sleep(delay)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        now = read_store(out)
+        assert len(now) in (len(before), len(before) + 60_000), delay
+        outcomes.add(len(now))
+        if len(now) > len(before):
+            assert main(["undo", "--out", str(out)]) == 0
+    # the next write removes what a killed run wrote and never committed
+    assert main(["ingest", str(first), "--out", str(out)]) == 0
+    store = store_path(out)
+    live = {Path(p.path).relative_to(store).as_posix() for p in store_partitions(store)}
+    data = {f for f in _files(store) if not f.startswith("_delta_log")}
+    history = store_history(out)
+    assert data >= live and not [f for f in data - live if not _referenced(store, f)]
+    assert len(history) >= 2
+
+
+def _referenced(store: Path, rel: str) -> bool:
+    """A file an earlier version still refers to (kept for undo), not litter."""
+    from urllib.parse import unquote
+
+    text = "".join(p.read_text(encoding="utf-8") for p in (store / "_delta_log").glob("*.json"))
+    return any(unquote(part) == rel for part in __import__("re").findall(r'"path":"([^"]+)"', text))
+
+
+def test_two_ingests_at_once_both_land(tmp_path):
+    """Two real `sms-ledger ingest` processes into one store: both sets of rows are there."""
+    out = tmp_path / "s"
+    a = _month(tmp_path / "a.csv", "tencent", "a", 20_000)
+    b = _month(tmp_path / "b.csv", "tencent", "b", 20_000)  # the same vendor and month: the same partition
+    procs = [subprocess.Popen([SMS_LEDGER, "ingest", str(f), "--out", str(out)], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for f in (a, b)]
+    codes = [p.wait(timeout=600) for p in procs]
+    assert codes == [0, 0], [p.stderr.read() for p in procs]
+    log = read_store(out)
+    assert len(log) == 40_000 and log["message_id"].is_unique
+    assert len(store_history(out)) == 2
+
+
+@pytest.mark.parametrize("vendor", ["my gw", "a/b", "x%y=z", "阿里短信", "o'brien"])
+def test_any_vendor_name_round_trips_and_merges(vendor, tmp_path):
+    out = tmp_path / "s"
+    mapping = tmp_path / "m.toml"
+    mapping.write_text(f'vendor = "{vendor}"\nsource_tz = "Asia/Shanghai"\n[columns]\nmessage_id = "id"\n'
+                       'phone = "mobile"\nsubmit_time = "sent"\nstatus = "state"\n', encoding="utf-8")
+    for name, ids in (("one.csv", ("m1", "m2")), ("two.csv", ("m3", "m4"))):
+        (tmp_path / name).write_text("id,mobile,sent,state\n" + "".join(
+            f"{i},1380013800{k},2025-05-06 09:00:0{k},delivered\n" for k, i in enumerate(ids)), encoding="utf-8")
+        assert main(["ingest", str(tmp_path / name), "--mapping", str(mapping), "--out", str(out)]) == 0
+    log = read_store(out)
+    assert set(log["vendor"]) == {vendor} and len(log) == 4  # merged, not replaced
+    bills = tmp_path / "bills.csv"
+    bills.write_text(f"vendor,period,billed_count,unit_price,amount\n\"{vendor}\",2025-05,4,0.05,0.20\n", encoding="utf-8")
+    assert main(["weekly", str(out), str(bills), "--week", "2025-W19", "--out", str(tmp_path / "r"), "--lang",
+                 "en"]) == 0
+    from analysis import read_ledger
+
+    book = read_ledger(tmp_path / "r" / "ledger-2025-W19-en.xlsx")
+    assert vendor in set(book["billing"]["vendor"]) and book["billing"]["billed_count"].sum() == 4
+
+
+def test_history_and_undo(tmp_path, capsys):
+    out = tmp_path / "s"
+    jan = _month(tmp_path / "jan.csv", "tencent", "a", 10, "2025-01-10")
+    wrong = _month(tmp_path / "wrong.csv", "aliyun", "w", 7)
+    assert main(["ingest", str(jan), "--out", str(out)]) == 0
+    assert main(["ingest", str(wrong), "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["history", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "wrong.csv" in printed and "jan.csv" in printed
+    h = store_history(out)
+    assert h.iloc[0]["files"] == "wrong.csv" and h.iloc[0]["rows_added"] == 7
+    assert main(["undo", "--out", str(out)]) == 0
+    assert set(read_store(out)["vendor"]) == {"tencent"}
+    assert store_history(out).iloc[0]["operation"] == "restore"
+    assert restore_store(out, 1) == 3  # and back again: the undo is a version too
+    assert len(read_store(out)) == 17
+    with pytest.raises(ValueError, match="no version 9"):
+        restore_store(out, 9)
+
+
+def test_an_old_parquet_store_is_converted_losing_nothing(demo, tmp_path):
+    """A store of the previous layout (hive folders, percent-encoded names) is converted
+    on first use: every row, every vendor, the same frame."""
+    from conftest import demo_files
+
+    log = read_send_log(demo_files(demo))
+    log = conform(pd.concat([log, log.head(3).assign(vendor="my gw", message_id=["x1", "x2", "x3"])],
+                            ignore_index=True))
+    old = tmp_path / "interim" / "send_log"
+    frame = log.assign(month=log["submit_time"].dt.strftime("%Y-%m"), vendor=log["vendor"].astype(str))
+    ds.write_dataset(pa.Table.from_pandas(frame, preserve_index=False), old, format="parquet",
+                     partitioning=ds.partitioning(pa.schema([("vendor", pa.string()), ("month", pa.string())]),
+                                                  flavor="hive"), basename_template="part-{i}.parquet")
+    assert (old / "vendor=my%20gw").exists() and not (old / "_delta_log").exists()
+    back = read_store(tmp_path / "interim")
+    assert (old / "_delta_log").exists()
+    expected = log.sort_values(["submit_time", "vendor", "message_id"], kind="stable").reset_index(drop=True)
+    pd.testing.assert_frame_equal(back, expected, check_categorical=False)
+    assert store_history(tmp_path / "interim").iloc[-1]["operation"] == "migrate"
+    assert not [p for p in old.parent.iterdir() if p.name.startswith(".send_log.") and p.name != ".send_log.lock"]
+
+
+def test_no_stale_lock_after_a_killed_ingest(tmp_path):
+    """The lock dies with its process: the next ingest does not wait."""
+    out = tmp_path / "s"
+    big = _month(tmp_path / "big.csv", "tencent", "b", 40_000)
+    proc = subprocess.Popen([SMS_LEDGER, "ingest", str(big), "--out", str(out)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    time.sleep(1.5)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    small = _month(tmp_path / "small.csv", "aliyun", "s", 5)
+    start = time.monotonic()
+    assert main(["ingest", str(small), "--out", str(out)]) == 0
+    assert time.monotonic() - start < 60

@@ -340,6 +340,7 @@ def _assemble(st: pd.DataFrame, *, tz: str, window: str) -> tuple[pd.DataFrame, 
     for c in ["message_id", "template_id", "content", "status", "phone", "_alone"]:
         if c not in st:
             st[c] = pd.NA
+    st["_control"] = _strip_control(st)
     st["time_source"] = st["time_source"].fillna("submission") if "time_source" in st else "submission"
     st["_phone_optional"] = st["_phone_optional"].fillna(False).astype(bool) if "_phone_optional" in st else False
     st["message_id"], made = _message_ids(st)
@@ -434,6 +435,26 @@ def _finish(log: pd.DataFrame, *, tz: str, window: str) -> pd.DataFrame:
     return log.sort_values(["submit_time", "vendor", "message_id"], kind="stable").reset_index(drop=True)
 
 
+#: Control characters (C0 but tab and newline, DEL, C1): a NUL or ESC in a template
+#: cannot go into a workbook, and no export means them.
+CONTROL = r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]"
+
+
+def _strip_control(st: pd.DataFrame) -> np.ndarray:
+    """Remove control characters from every text column of the staged rows, in place;
+    returns how many fields each row had cleaned (counted per file in the summary)."""
+    cleaned = np.zeros(len(st), dtype=np.int64)
+    for c in st.columns:
+        if c.startswith("_") or not (st[c].dtype == object or pd.api.types.is_string_dtype(st[c].dtype)):
+            continue
+        text = st[c].astype("string")
+        hit = text.str.contains(CONTROL, regex=True).fillna(False).to_numpy(dtype=bool)
+        if hit.any():
+            st.loc[hit, c] = text[hit].str.replace(CONTROL, "", regex=True).astype(object)
+            cleaned += hit
+    return cleaned
+
+
 def _summary(st: pd.DataFrame, infos: list[dict], rejects: pd.DataFrame) -> pd.DataFrame:
     info = pd.DataFrame(infos)
     files = pd.Series(range(len(info)))
@@ -443,7 +464,8 @@ def _summary(st: pd.DataFrame, infos: list[dict], rejects: pd.DataFrame) -> pd.D
     info["duplicates"] = files.map(st.groupby("_file")["_dup"].sum()).fillna(0).astype(int)
     info["messages"] = files.map(loaded.drop_duplicates(["_file", "vendor", "message_id"]).groupby("_file").size())
     info["messages"] = info["messages"].fillna(0).astype(int)
+    info["control_chars"] = files.map(st.groupby("_file")["_control"].sum()).fillna(0).astype(int)
     vendors = st.groupby("_file")["vendor"].agg(lambda v: ", ".join(sorted(v.dropna().astype(str).unique())))
     info["vendor"] = files.map(vendors).where(lambda v: v.fillna("") != "", info["vendor"])
-    return info[["file", "layout", "vendor", "encoding", *_ACCOUNT, "messages"]]
+    return info[["file", "layout", "vendor", "encoding", *_ACCOUNT, "messages", "control_chars"]]
 
