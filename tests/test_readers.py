@@ -523,3 +523,86 @@ def test_a_page_with_no_records_reads_as_nothing(tmp_path):
         {"TotalCount": 0, "Code": "OK", "SmsSendDetailDTOs": {"SmsSendDetailDTO": []}}))
     res = load_send_log([tmp_path / "empty.json", PUBLIC / "aliyun_query_send_details.json"])
     assert res.summary["rows_read"].tolist() == [0, 1] and len(res.log) == 1
+
+
+def _peak_rss_reading(path: Path) -> tuple[str, int]:
+    """Read ``path`` in a fresh process: the error it gave and its peak memory in MB."""
+    import subprocess
+    import sys
+
+    code = ("import resource, sys\nfrom analysis import LoadError, read_send_log\n"
+            "try:\n    read_send_log(sys.argv[1]); print('loaded')\n"
+            "except LoadError as exc:\n    print(exc)\n"
+            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)\n")
+    out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True)
+    message, peak = out.stdout.strip().rsplit("\n", 1)
+    return message, int(peak)
+
+
+@pytest.mark.parametrize("name", ["bomb.csv.gz", "bomb.jsonl.gz", "bomb.log.gz"])
+def test_a_gzip_bomb_stops_early_in_bounded_memory(name, tmp_path):
+    """1 MB of gzip that expands to 1 GiB of valid-looking rows: refused with the file's
+    name, after reading little, far below the memory the expansion would take."""
+    import zlib
+
+    from analysis.readers._files import EXPANSION_ALLOWANCE, MAX_EXPANSION
+
+    head, row = {
+        "bomb.csv.gz": (b"message_id,phone,submit_time,status\n", b"g,13800138000,2025-05-06 09:00:00,delivered\n"),
+        "bomb.jsonl.gz": (b"", b'{"MessageId":"g","To":"+8613800138000","Status":"delivered"}\n'),
+        "bomb.log.gz": (b"", b"id:1 sub:001 dlvrd:001 submit date:2505060900 done date:2505060901 stat:DELIVRD\n"),
+    }[name]
+    block = row * ((1 << 20) // len(row))
+    z = zlib.compressobj(9, zlib.DEFLATED, 31)  # gzip framing
+    parts = [z.compress(head)] + [z.compress(block) for _ in range(1024)] + [z.flush()]
+    path = tmp_path / name
+    path.write_bytes(b"".join(parts))
+    assert path.stat().st_size * MAX_EXPANSION < 1 << 30  # it is a bomb by the stated rule
+    message, peak = _peak_rss_reading(path)
+    assert message.startswith(f"{path}: decompresses to more than {MAX_EXPANSION} times"), message
+    assert peak < 200 + 4 * (EXPANSION_ALLOWANCE >> 20), peak  # 1 GiB was never held
+
+
+def test_a_line_bomb_is_refused_at_its_first_line(tmp_path):
+    """One 300 MB line with no break, gzipped to a few hundred KB: refused, naming the line."""
+    import zlib
+
+    z = zlib.compressobj(9, zlib.DEFLATED, 31)
+    path = tmp_path / "line.csv.gz"
+    with path.open("wb") as fh:
+        fh.write(z.compress(b"message_id,phone,submit_time,status\na,"))
+        for _ in range(300):
+            fh.write(z.compress(b"1" * (1 << 20)))
+        fh.write(z.flush())
+    message, peak = _peak_rss_reading(path)
+    assert message == f"{path}: line 2 (or one within the next 16 MiB): a record longer than 1 MiB, the limit for " \
+                      "one line: the file is damaged or not an export"
+    assert peak < 500, peak
+
+
+def test_an_export_that_compresses_well_still_loads(tmp_path):
+    """The cap is on the ratio, not the size: a real-looking export at 20× loads whole."""
+    import random
+
+    rng = random.Random(3)
+    rows = "".join(f"m{i},1380013{rng.randrange(10_000):04d},2025-05-06 09:{i % 60:02d}:00,delivered\n"
+                   for i in range(300_000))
+    path = tmp_path / "ok.csv.gz"
+    path.write_bytes(gzip.compress(("message_id,phone,submit_time,status\n" + rows).encode()))
+    assert len(read_send_log(path)) == 300_000
+
+
+def test_a_record_past_the_cap_names_the_file_and_line(tmp_path):
+    from analysis.readers._files import MAX_RECORD_BYTES
+
+    ok = "".join(f"m{i},13800138000,2025-05-06 09:00:00,delivered,hi\n" for i in range(100))
+    path = tmp_path / "long.csv"
+    path.write_text("message_id,phone,submit_time,status,content\n" + ok + "m100,13800138000,2025-05-06 09:00:00,"
+                    "delivered," + "x" * (MAX_RECORD_BYTES + 10) + "\n", encoding="utf-8")
+    with pytest.raises(LoadError, match=r"long\.csv: line 102: a field longer than 1 MiB"):
+        read_send_log(path)
+    log = tmp_path / "long.log"
+    log.write_bytes(b"id:1 sub:001 dlvrd:001 submit date:2505060900 done date:2505060901 stat:DELIVRD\n" * 3
+                    + b"id:2 stat:DELIVRD text:" + b"y" * (MAX_RECORD_BYTES + 1) + b"\n")
+    with pytest.raises(LoadError, match=r"long\.log: line 4: longer than 1 MiB"):
+        read_send_log(log)

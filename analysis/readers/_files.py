@@ -38,6 +38,7 @@ from tqdm import tqdm
 from ..schema import STRING
 
 SAMPLE_BYTES = 1 << 20
+csv.field_size_limit(1 << 20)  # the header sample's fields up to MAX_RECORD_BYTES (not the module's 128 KiB)
 _CANDIDATES = ["utf_8", "gb18030", "big5", "utf_16"]
 
 #: A gateway log line: an SMPP/CMPP delivery receipt (``id:… stat:…``), a Jasmin
@@ -62,18 +63,86 @@ class RawFile:
     bad: list[tuple[int, str, str]] = field(default_factory=list)  # (line, reason, text)
 
 
+#: A compressed input may expand to at most this many times the compressed bytes read so
+#: far, past a first :data:`EXPANSION_ALLOWANCE`: exports compress 5 to 30 times, a
+#: "gzip bomb" hundreds or thousands of times. The check runs as the stream is read, so
+#: a bomb stops after the allowance, whatever its full size.
+MAX_EXPANSION = 100
+EXPANSION_ALLOWANCE = 64 << 20
+#: The longest line or field read (a CSV field, a log or JSON line): 1 MiB. An SMS record
+#: is a few hundred bytes; a longer one is damage, and would otherwise be held whole.
+MAX_RECORD_BYTES = 1 << 20
+
+
 def _compressed(path: Path) -> bool:
     return path.suffix.lower() == ".gz"
 
 
+class _CappedGzip(io.RawIOBase):
+    """A gzip file decompressed as a stream that stops with a :class:`LoadError` once the
+    output passes :data:`MAX_EXPANSION` times the compressed input read."""
+
+    def __init__(self, path: Path):
+        self.path, self._raw = path, open(path, "rb")
+        self._gz, self._out = gzip.GzipFile(fileobj=self._raw), 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        try:
+            n = self._gz.readinto(buffer)
+        except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+            raise LoadError(f"{self.path}: the gzip file is truncated or corrupt ({exc})") from None
+        self._out += n
+        if self._out > EXPANSION_ALLOWANCE and self._out > MAX_EXPANSION * self._raw.tell():
+            raise LoadError(f"{self.path}: decompresses to more than {MAX_EXPANSION} times its size "
+                            f"({self._out / 2**20:,.1f} MiB from {self._raw.tell() / 2**20:,.1f} MiB read): not an export "
+                            "but a damaged or hostile archive; unpack it yourself to check it")
+        return n
+
+    def close(self) -> None:
+        self._gz.close()
+        self._raw.close()
+        super().close()
+
+
+def _open(path: Path):
+    """The file as a binary stream, decompressed (with the expansion cap) when ``.gz``."""
+    return io.BufferedReader(_CappedGzip(path), 1 << 20) if _compressed(path) else open(path, "rb")
+
+
 def _read_bytes(path: Path, limit: int | None = None) -> bytes:
     """The file's bytes (decompressed), or its first ``limit`` bytes."""
-    opener = gzip.open if _compressed(path) else open
-    try:
-        with opener(path, "rb") as fh:
-            return fh.read() if limit is None else fh.read(limit)
-    except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
-        raise LoadError(f"{path}: the gzip file is truncated or corrupt ({exc})") from None
+    with _open(path) as fh:
+        return fh.read() if limit is None else fh.read(limit)
+
+
+def _long_field(path: Path, batch: pa.RecordBatch, *, first_line: int) -> None:
+    """Raise a :class:`LoadError` naming the (approximate) line of a field longer than
+    :data:`MAX_RECORD_BYTES` in one batch of CSV rows."""
+    import pyarrow.compute as pc
+
+    for column in batch.columns:
+        lengths = pc.binary_length(column)
+        if (pc.max(lengths).as_py() or 0) > MAX_RECORD_BYTES:
+            at = pc.index(pc.greater(lengths, MAX_RECORD_BYTES), True).as_py()
+            raise LoadError(f"{path}: line {first_line + at}: a field longer than {MAX_RECORD_BYTES >> 20} MiB, "
+                            "the limit for one field: the file is damaged or not an export")
+
+
+def _long_line(path: Path, data: bytes) -> None:
+    """Raise a :class:`LoadError` naming the first line longer than :data:`MAX_RECORD_BYTES`."""
+    if len(data) <= MAX_RECORD_BYTES:
+        return
+    import numpy as np
+
+    breaks = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 0x0A)
+    lengths = np.diff(np.concatenate([[-1], breaks, [len(data)]])) - 1
+    long = np.flatnonzero(lengths > MAX_RECORD_BYTES)
+    if len(long):
+        raise LoadError(f"{path}: line {long[0] + 1}: longer than {MAX_RECORD_BYTES >> 20} MiB, the limit for one "
+                        "record: the file is damaged or not an export")
 
 
 def detect_encoding(sample: bytes, *, path: Path | str = "<bytes>") -> str:
@@ -143,6 +212,9 @@ def read_raw(path: str | Path) -> RawFile:
     sample = _read_bytes(path, SAMPLE_BYTES)
     if not sample.strip():
         raise LoadError(f"{path}: the file is empty")
+    if len(sample) == SAMPLE_BYTES and b"\n" not in sample and sample.lstrip()[:1] not in (b"{", b"[", b"<"):
+        raise LoadError(f"{path}: line 1: longer than {MAX_RECORD_BYTES >> 20} MiB, the limit for one "
+                        "line: the file is damaged or not an export")
     encoding = detect_encoding(sample, path=path)
     text = sample.decode(encoding, errors="replace").lstrip("\ufeff")
     first = text.lstrip()
@@ -207,7 +279,10 @@ def _delimiter(header: str) -> str:
 def _read_csv(path: Path, encoding: str, text: str) -> RawFile:
     lines = text.splitlines()[:20]
     delim = _delimiter(max(lines, key=lambda ln: sum(ln.count(d) for d in ",\t;|")) if lines else ",")
-    rows = list(csv.reader(lines, delimiter=delim))
+    try:
+        rows = list(csv.reader(lines, delimiter=delim))
+    except csv.Error as exc:
+        raise LoadError(f"{path}: line {len(lines)}: {exc} among the first lines; the header cannot be read") from None
     at = header_index(rows)
     names = [n.strip().lstrip("\ufeff") for n in rows[at]] if rows else []
     if len(set(names)) != len(names):
@@ -253,20 +328,41 @@ def _csv_options(names: list[str], delim: str, skip: int, encoding: str, bad: li
 def _arrow_csv(path: Path, encoding: str, names: list[str], delim: str, *, skip: int):
     """The whole CSV through pyarrow, in blocks of about 16 MB with a progress bar."""
     bad: list = []
-    try:
-        reader = pacsv.open_csv(path, **_csv_options(names, delim, skip, encoding, bad))
-        size = path.stat().st_size
-        with tqdm(total=size, unit="B", unit_scale=True, desc=path.name, leave=False,
-                  disable=size < (64 << 20) or not sys.stderr.isatty()) as bar:
-            batches = []
-            for batch in reader:
-                batches.append(batch)
-                bar.update(min(16 << 20, size - bar.n))
-        return pa.Table.from_batches(batches, schema=reader.schema), bad
-    except (OSError, EOFError) as exc:
-        if _compressed(path):
-            raise LoadError(f"{path}: the gzip file is truncated or corrupt ({exc})") from None
-        raise LoadError(f"{path}: cannot read: {exc}") from None
+    rows, batches, problem = 0, [], None
+    size = path.stat().st_size
+    with _open(path) as stream:
+        try:
+            reader = pacsv.open_csv(stream, **_csv_options(names, delim, skip, encoding, bad))
+        except (OSError, EOFError, pa.ArrowInvalid) as exc:
+            raise _read_error(path, exc, skip + 1) from None
+        try:
+            with tqdm(total=size, unit="B", unit_scale=True, desc=path.name, leave=False,
+                      disable=size < (64 << 20) or not sys.stderr.isatty()) as bar:
+                for batch in reader:
+                    _long_field(path, batch, first_line=skip + 1 + rows + len(bad))
+                    batches.append(batch)
+                    rows += batch.num_rows
+                    bar.update(min(16 << 20, size - bar.n))
+        except (OSError, EOFError, pa.ArrowInvalid) as exc:
+            problem = _read_error(path, exc, skip + 1 + rows + len(bad))
+        finally:
+            reader.close()  # before the error leaves: a reader alive at exit aborts the process
+    if problem is not None:
+        raise problem
+    return pa.Table.from_batches(batches, schema=reader.schema), bad
+
+
+def _read_error(path: Path, exc: Exception, line: int) -> Exception:
+    """What a failed CSV read means, naming the file (and the line where it is known)."""
+    if isinstance(exc, pa.ArrowInvalid):
+        if "straddl" in str(exc):
+            return LoadError(f"{path}: line {line} (or one within the next 16 MiB): a record longer than "
+                             f"{MAX_RECORD_BYTES >> 20} MiB, the limit for one line: the file is damaged or not "
+                             "an export")
+        return exc  # a decoding problem: the caller reads the file line by line
+    if _compressed(path):
+        return LoadError(f"{path}: the gzip file is truncated or corrupt ({exc})")
+    return LoadError(f"{path}: cannot read: {exc}")
 
 
 def _csv_line_by_line(path: Path, encoding: str, names: list[str], delim: str, *, skip: int):
@@ -274,7 +370,9 @@ def _csv_line_by_line(path: Path, encoding: str, names: list[str], delim: str, *
     its number and the rest is read as usual."""
     codec = encoding.replace("utf-8-sig", "utf-8")
     kept, physical, bad = [], [], []
-    for number, raw in enumerate(_read_bytes(path).splitlines(), start=1):
+    data = _read_bytes(path)
+    _long_line(path, data)
+    for number, raw in enumerate(data.splitlines(), start=1):
         if number <= skip or not raw.strip():
             continue
         try:
@@ -354,6 +452,7 @@ def _read_json(path: Path, encoding: str) -> RawFile:
             return RawFile(path, _frame(records, range(1, len(records) + 1)), "json", encoding)
     except ValueError:
         pass
+    _long_line(path, data)  # not one document: JSON lines, each a record
     try:  # JSON lines, fast
         table = _flat_table(pajson.read_json(io.BytesIO(text.encode("utf-8"))))
         frame = _stringify(table.to_pandas())
@@ -429,8 +528,10 @@ def records_json(frame: pd.DataFrame):
 
 
 def _read_log(path: Path, encoding: str) -> RawFile:
+    data = _read_bytes(path)
+    _long_line(path, data)
     try:
-        text = _read_bytes(path).decode(encoding)
+        text = data.decode(encoding)
     except UnicodeDecodeError as exc:
         raise LoadError(f"{path}: byte {exc.start}: not valid {encoding} text") from exc
     lines = pd.Series(text.splitlines(), dtype=STRING)
