@@ -49,7 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
         "the other; an interrupted one leaves the store as it was. Running it twice on the same "
         "input changes nothing; `sms-ledger undo` takes an ingest back.",
     )
-    ingest.add_argument("raw", nargs="+", type=Path, metavar="RAW", help="export files")
+    ingest.add_argument("raw", nargs="+", type=Path, metavar="RAW",
+                        help="export files, or folders of them (files that are not exports are skipped, with a note)")
     ingest.add_argument("--out", type=Path, default=config.INTERIM, help="store folder (default: %(default)s)")
     ingest.add_argument("--unmask", action="store_true", help="keep full phone numbers in rejects.csv")
     _load_options(ingest)
@@ -166,16 +167,18 @@ def ingest(raw: list[Path], out: Path, *, vendor=None, mapping=None, tz="Asia/Sh
            unmask: bool = False) -> pd.DataFrame:
     """Merge ``raw`` exports into the store under ``out`` (one commit); returns the
     per-file summary. Phone numbers in ``rejects.csv`` are masked unless ``unmask``."""
-    from .readers import load_send_log
-    from .store import store_lock, store_path, write_store
-
     # one ingest at a time: the store's partitions the new rows can touch are read as one
     # more (canonical) input, so overlaps become duplicates and later receipts complete
     # earlier submissions, and only those partitions are replaced, in one commit
+    from .events import expand_inputs
+    from .readers import load_send_log
+    from .store import store_lock, store_path, write_store
+
+    files, in_folders = expand_inputs(raw)  # a folder of exports: its members (others skipped, said)
     with store_lock(out):
         store = store_path(out)
-        result = load_send_log(list(raw), vendor=vendor, mapping=mapping, tz=tz, source_tz=source_tz, progress=True,
-                               store=store)
+        result = load_send_log(files, vendor=vendor, mapping=mapping, tz=tz, source_tz=source_tz, progress=True,
+                               store=store, skip_unknown=in_folders)
         out.mkdir(parents=True, exist_ok=True)
         if len(result.log) or result.partitions:  # every row rejected: nothing to store, the rejects say why
             s = result.summary
@@ -351,11 +354,20 @@ def mask_record_phones(rejects: pd.DataFrame) -> pd.DataFrame:
     return rejects.assign(record=mask_text_phones(rejects["record"]))
 
 
+#: Past this many files, the printed summary has one line per layout instead of per file.
+SUMMARY_FILES = 30
+
+
 def _print_summary(summary: pd.DataFrame, out: Path) -> None:
     cols = ["file", "layout", "vendor", "rows_read", "loaded", "rejected", "duplicates", "messages"]
     show = summary[cols].copy()
     show["file"] = show["file"].map(lambda p: Path(p).name)
     total = show[["rows_read", "loaded", "rejected", "duplicates"]].sum()
+    if len(show) > SUMMARY_FILES:  # many files: one line per layout and vendor (every file in ingest-summary.csv)
+        counts = ["rows_read", "loaded", "rejected", "duplicates", "messages"]
+        show = (show.assign(vendor=show["vendor"].fillna("")).groupby(["layout", "vendor"], sort=True)
+                .agg(files=("file", "size"), **{c: (c, "sum") for c in counts}).reset_index())
+        print(f"{len(summary):,} files, by layout (each file in {out / 'ingest-summary.csv'}):")
     print(show.to_string(index=False))
     print(
         f"\nrows read {total.rows_read:,} = loaded {total.loaded:,} + rejected {total.rejected:,}"
@@ -370,6 +382,10 @@ def main(argv: list[str] | None = None) -> int:
     import pyarrow as pa
 
     pa.set_memory_pool(pa.system_memory_pool())  # memory freed between partitions goes back at once
+    import warnings
+
+    # a note for the user (a file skipped, a zone assumed) is one line, not Python's warning format
+    warnings.formatwarning = lambda message, category, *a, **k: f"sms-ledger: note: {message}\n"
     try:
         if args.command == "ingest":
             summary = ingest(args.raw, args.out, vendor=args.vendor, mapping=args.mapping, tz=args.tz,

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from analysis import LoadError, load_send_log, read_send_log
 from analysis.readers import detect_layout
 from analysis.readers._files import detect_encoding
-from analysis.schema import validate
+from analysis.schema import conform, validate
 
 TZ = "Asia/Shanghai"
 
@@ -606,3 +606,28 @@ def test_a_record_past_the_cap_names_the_file_and_line(tmp_path):
                     + b"id:2 stat:DELIVRD text:" + b"y" * (MAX_RECORD_BYTES + 1) + b"\n")
     with pytest.raises(LoadError, match=r"long\.log: line 4: longer than 1 MiB"):
         read_send_log(log)
+
+
+def test_many_small_files_load_as_one_at_a_time_would(tmp_path):
+    """Files sharing a header are staged together: the log, every file's accounting and
+    the rejects (file and line) equal what loading each file alone gives."""
+    head = "message_id,phone,submit_time,status\n"
+    paths = []
+    for i in range(40):
+        rows = f"m{i},1380013{i:04d},2025-05-06 09:{i % 60:02d}:00,delivered\n"
+        if i % 7 == 3:  # a bad phone on the file's third line
+            rows += f"b{i},12345,2025-05-06 10:00:00,delivered\n"
+        path = tmp_path / f"day{i:02d}.csv"
+        path.write_text(head + rows, encoding="utf-8")
+        paths.append(path)
+    paths.insert(20, PUBLIC / "tencent_pull_sms_send_status.json")  # another layout in between
+    together = load_send_log(paths)
+    alone = [load_send_log(p) for p in paths]
+    expected = conform(pd.concat([r.log for r in alone], ignore_index=True)).sort_values(
+        ["submit_time", "vendor", "message_id"], kind="stable").reset_index(drop=True)
+    pd.testing.assert_frame_equal(together.log, expected, check_categorical=False)
+    accounts = ["file", "layout", "rows_read", "loaded", "rejected", "duplicates"]
+    pd.testing.assert_frame_equal(together.summary[accounts],
+                                  pd.concat([r.summary[accounts] for r in alone], ignore_index=True))
+    assert together.rejects[["file", "line"]].values.tolist() == [
+        [str(tmp_path / f"day{i:02d}.csv"), 3] for i in range(40) if i % 7 == 3]

@@ -20,6 +20,7 @@ time wins.
 
 from __future__ import annotations
 
+import itertools
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -184,44 +185,52 @@ def load_send_log(
         raise LoadError("no input files given")
     layout_override = mapping_layout(mapping) if mapping is not None else None
     staged_parts, rejects, infos, raws = [], [], [], []
-
-    def add(raw: RawFile, layout) -> None:
-        fileno = len(infos)
-        try:
-            st, lay = _stage_file(raw, vendor=vendor, layout=layout, tz=tz, source_tz=source_tz)
-        except LoadError as exc:
-            raise LoadError(f"{raw.path}: {exc}") from None
-        st["_file"] = fileno
-        staged_parts.append(st)
-        raws.append(raw.frame)
-        infos.append({"file": str(raw.path), "layout": lay.name if lay else "empty",
-                      "vendor": lay.vendor if lay else None, "encoding": raw.encoding,
-                      "rows_read": len(raw.frame) + len(raw.bad)})
-        for line, reason, text in raw.bad:
-            rejects.append({"_file": fileno, "file": str(raw.path), "line": line, "reason": reason, "record": text})
-        bad = st["_reject"].notna()
-        if bad.any():
-            rejects.append(pd.DataFrame({"_file": fileno, "file": str(raw.path), "line": st.loc[bad, "_line"].to_numpy(),
-                                         "reason": st.loc[bad, "_reject"].astype(str).to_numpy(),
-                                         "record": records_json(raw.frame.loc[bad[bad].index])}))
-
     skip_unknown = {Path(p) for p in skip_unknown}
-    for path in tqdm(paths, desc="reading", unit="file", disable=None if progress else True):
+
+    def add(batch: list[RawFile], layout) -> None:
+        """Stage files that share one header and format together (their layout follows
+        from the header): the cost of many small exports is then the cost of one."""
+        first = len(infos)
+        frame = batch[0].frame if len(batch) == 1 else pd.concat([r.frame for r in batch], ignore_index=True)
         try:
-            add(read_raw(path), layout_override)
+            st, lay = _stage_file(RawFile(batch[0].path, frame, batch[0].kind, batch[0].encoding), vendor=vendor,
+                                  layout=layout, tz=tz, source_tz=source_tz)
         except LoadError as exc:
-            if Path(path) not in skip_unknown or "unrecognised layout" not in str(exc):
-                raise
-            warnings.warn(f"{path}: skipped, not an export this project reads", stacklevel=2)
-            infos.append({"file": str(path), "layout": "skipped", "vendor": None, "encoding": None, "rows_read": 0})
-            raws.append(pd.DataFrame())
+            if all(r.path in skip_unknown for r in batch) and "unrecognised layout" in str(exc):
+                for r in batch:
+                    warnings.warn(f"{r.path}: skipped, not an export this project reads", stacklevel=3)
+                    infos.append({"file": str(r.path), "layout": "skipped", "vendor": None, "encoding": None,
+                                  "rows_read": 0})
+                    raws.append(pd.DataFrame())
+                return
+            raise LoadError(f"{batch[0].path}: {exc}") from None
+        st["_file"] = np.repeat(np.arange(first, first + len(batch)), [len(r.frame) for r in batch])
+        staged_parts.append(st)
+        for fileno, raw in enumerate(batch, start=first):
+            raws.append(raw.frame)
+            infos.append({"file": str(raw.path), "layout": lay.name if lay else "empty",
+                          "vendor": lay.vendor if lay else None, "encoding": raw.encoding,
+                          "rows_read": len(raw.frame) + len(raw.bad)})
+            for line, reason, text in raw.bad:
+                rejects.append({"_file": fileno, "file": str(raw.path), "line": line, "reason": reason, "record": text})
+        bad = st["_reject"].notna().to_numpy()
+        if bad.any():
+            filenos = st["_file"].to_numpy()[bad]
+            rejects.append(pd.DataFrame({"_file": filenos, "file": [infos[f]["file"] for f in filenos],
+                                         "line": st.loc[bad, "_line"].to_numpy(),
+                                         "reason": st.loc[bad, "_reject"].astype(str).to_numpy(),
+                                         "record": records_json(frame.loc[st.index[bad]])}))
+
+    read = [read_raw(path) for path in tqdm(paths, desc="reading", unit="file", disable=None if progress else True)]
+    for _, batch in itertools.groupby(read, key=_batch_key):
+        add(list(batch), layout_override)
     partitions = []
     if store is not None and Path(store).is_dir():
         from ..store import partitions_for, read_partitions
 
         partitions = partitions_for(store, pd.concat(staged_parts, ignore_index=True))
         if partitions:
-            add(read_partitions(store, partitions), None)
+            add([read_partitions(store, partitions)], None)
             staged_parts.insert(0, staged_parts.pop())  # the store's rows come first: the inputs are newer
     staged = pd.concat(staged_parts, ignore_index=True)
     staged["_order"] = np.arange(len(staged))
@@ -236,6 +245,13 @@ def load_send_log(
     rejects_df = _concat_rejects(rejects)
     summary = _summary(staged, infos, rejects_df)
     return LoadResult(log, rejects_df.drop(columns="_file"), summary, partitions)
+
+
+def _batch_key(raw: RawFile) -> tuple:
+    """Files staged together: the same format and the same header (never the store, or
+    a file with no columns)."""
+    heads = tuple(c for c in raw.frame.columns if c != "_line")
+    return (raw.kind, heads, id(raw) if raw.path.is_dir() or not heads else None)
 
 
 def _stage_file(raw: RawFile, *, vendor, layout, tz, source_tz) -> tuple[pd.DataFrame, Layout | None]:
@@ -465,7 +481,8 @@ def _summary(st: pd.DataFrame, infos: list[dict], rejects: pd.DataFrame) -> pd.D
     info["messages"] = files.map(loaded.drop_duplicates(["_file", "vendor", "message_id"]).groupby("_file").size())
     info["messages"] = info["messages"].fillna(0).astype(int)
     info["control_chars"] = files.map(st.groupby("_file")["_control"].sum()).fillna(0).astype(int)
-    vendors = st.groupby("_file")["vendor"].agg(lambda v: ", ".join(sorted(v.dropna().astype(str).unique())))
+    pairs = st[["_file", "vendor"]].dropna().astype({"vendor": str}).drop_duplicates().sort_values(["_file", "vendor"])
+    vendors = pairs.groupby("_file")["vendor"].agg(", ".join)
     info["vendor"] = files.map(vendors).where(lambda v: v.fillna("") != "", info["vendor"])
     return info[["file", "layout", "vendor", "encoding", *_ACCOUNT, "messages", "control_chars"]]
 

@@ -22,6 +22,7 @@ import csv
 import gzip
 import io
 import json
+import re
 import sys
 import zlib
 from dataclasses import dataclass, field
@@ -46,6 +47,9 @@ _CANDIDATES = ["utf_8", "gb18030", "big5", "utf_16"]
 #: report object printed as ``key=value`` (``msgId=…, stat=…``).
 LOG_PATTERN = (r"\bid:[ \t]*[^ \t]+.*\bstat:|\bSMS-M[TO] \[|\bDLR \[cid:|\b(?:Sent SMS|Receive DLR) \[|"
                r"(?i:msgid=[^,]+,.*stat=)")
+
+
+_LOG_LINE = re.compile(LOG_PATTERN)
 
 
 class LoadError(ValueError):
@@ -223,7 +227,7 @@ def read_raw(path: str | Path) -> RawFile:
     if ext in {".jsonl", ".ndjson", ".json"} or first.startswith(("{", "[")):
         return _read_json(path, encoding)
     head = text.splitlines()[:20]
-    if any(pd.Series(head, dtype=STRING).str.contains(LOG_PATTERN, regex=True).fillna(False)):
+    if any(_LOG_LINE.search(line) for line in head):  # 20 lines: plain re beats a Series
         return _read_log(path, encoding)
     return _read_csv(path, encoding, text)
 
