@@ -330,19 +330,17 @@ def _atomic_csv(frame: pd.DataFrame, path: Path) -> None:
     """Write a CSV under a temporary name and move it into place; no text cell starts
     with what a spreadsheet takes for a formula (``= + - @``, tab, CR): such cells are
     prefixed with an apostrophe."""
+    from .schema import FORMULA_START
+
     tmp = path.with_suffix(path.suffix + ".tmp")
     safe = frame.copy()
     for c in safe.columns:
         if safe[c].dtype == object or pd.api.types.is_string_dtype(safe[c].dtype):
-            text = safe[c].astype(object)
-            risky = text.map(lambda v: isinstance(v, str) and v[:1] in FORMULA_START)
-            safe[c] = text.where(~risky, "'" + text.astype(str))
+            text = safe[c].astype("string")
+            risky = text.str.startswith(FORMULA_START).fillna(False).to_numpy(dtype=bool)
+            safe[c] = text.where(~risky, "'" + text)
     safe.to_csv(tmp, index=False, encoding="utf-8-sig")
     tmp.replace(path)
-
-
-#: What a spreadsheet reads as the start of a formula (OWASP's CSV injection list).
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def mask_record_phones(rejects: pd.DataFrame) -> pd.DataFrame:

@@ -25,7 +25,7 @@ from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 
 from .normalize import mask_phones
-from .schema import COLUMN_VALUES, DEFAULT_TZ, HEADERS, LABELS, header, label
+from .schema import COLUMN_VALUES, DEFAULT_TZ, FORMULA_START, HEADERS, LABELS, header, label
 
 #: Sheet names per language; ``charts`` holds only derived tables and charts.
 SHEET_NAMES = {
@@ -63,7 +63,6 @@ _TIME = {"first_failure", "last_failure", "period", "began"}
 _ZONED = {"first_failure", "last_failure"}  # the others are local period starts
 _BOOL = {"meets_target", "in_control", "inverted", "signature", "unsubscribe", "masked"}
 MONEY_COLUMNS = {"gap_amount", "overcharge", "export_amount", "billed_amount", "amount_submission", "amount_delivery", "cost"}
-_TEXT_START = ("=", "+", "-", "@")
 
 _RED = PatternFill("solid", start_color="FFC7CE", end_color="FFC7CE")
 _AMBER = PatternFill("solid", start_color="FFEB9C", end_color="FFEB9C")
@@ -251,7 +250,7 @@ UNIT_FORMATS = {"count": "#,##0", "rate": "0.0%", "points": '0.0" pp"', "factor"
 def _set(cell, value) -> None:
     """Set a cell; text that Excel could take for a formula stays text."""
     cell.value = value
-    if isinstance(value, str) and value.startswith(_TEXT_START):
+    if isinstance(value, str) and value.startswith(FORMULA_START):
         cell.data_type = "s"
         cell.quotePrefix = True
 

@@ -10,6 +10,9 @@ from __future__ import annotations
 import pandas as pd
 
 DEFAULT_TZ = "Asia/Shanghai"
+#: What a spreadsheet takes for the start of a formula (OWASP's CSV-injection list): text
+#: from an export that starts so is written as text, never as a formula.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 #: Canonical status vocabulary (DESIGN.md section 4). ``pending``: no final receipt yet.
 STATUSES = ["delivered", "failed", "expired", "rejected", "unknown", "pending"]

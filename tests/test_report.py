@@ -209,3 +209,104 @@ def test_each_output_in_one_language(readme, lang, suffix):
             if bad := _untranslated(text, lang, data):
                 found[f"{page.name}: {text[:120]}"] = bad
     assert not found, "\n".join(f"{k} -> {v}" for k, v in list(found.items())[:30])
+
+
+#: What an export can carry to attack a spreadsheet or a page (OWASP's CSV-injection list
+#: and two XSS classics).
+EVIL = ['=HYPERLINK("http://x.example","click")', '+cmd|" /C calc"!A0', "@SUM(1)", "\t=1+1", "\r=2+2",
+        "<script>alert(1)</script>", "<img src=x onerror=alert(2)>", "-3+3"]
+
+
+class _Tags(HTMLParser):
+    """Every start tag of a page with its attributes, and the text inside scripts."""
+
+    def __init__(self):
+        super().__init__()
+        self.tags, self.scripts, self._in = [], [], False
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+        self._in = tag == "script"
+
+    def handle_endtag(self, tag):
+        self._in = False
+
+    def handle_data(self, data):
+        if self._in:
+            self.scripts.append(data)
+
+
+@pytest.fixture(scope="module")
+def hostile(tmp_path_factory):
+    """A project home whose only export carries EVIL in every text field (vendor names
+    included), ingested, then ``weekly`` in Chinese and ``report`` in English."""
+    import csv
+
+    home = tmp_path_factory.mktemp("hostile")
+    (home / "notebooks").symlink_to(config.NOTEBOOKS)
+    raw = home / "data" / "raw"
+    raw.mkdir(parents=True)
+    vendors = ['=HYPERLINK("http://x.example","v")', "<img src=x onerror=alert(3)>"]
+    rows = []
+    for i in range(240):
+        evil = EVIL[i % len(EVIL)]
+        day = 5 + i % 14  # 2025-05-05 .. 18: W19 and W20
+        failed = i % 5 == 0
+        rows.append({"vendor": vendors[i % 2], "message_id": f"{evil}{i}", "phone": f"1380013{i:04d}",
+                     "channel": evil, "carrier": evil, "province": evil, "city": evil, "template_id": evil,
+                     "category": "marketing", "content": f"{evil} 回T退订",
+                     "submit_time": f"2025-05-{day:02d} {9 + i % 10:02d}:00:00",
+                     "done_time": f"2025-05-{day:02d} {9 + i % 10:02d}:00:07",
+                     "status": "failed" if failed else "delivered", "status_code": evil if failed else "DELIVRD",
+                     "error_code": evil if failed else ""})
+    rows.append({**rows[0], "message_id": "bad", "phone": "=1+1"})  # rejected: its record keeps the text
+    with (raw / "hostile.csv").open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    _run(home, "ingest", "data/raw/hostile.csv", "--out", "data/interim")
+    _run(home, "weekly", "data/interim", "--week", WEEK, "--out", "reports/ledgers")
+    _run(home, "report", "--week", WEEK, "--lang", "en")
+    return home
+
+
+@pytest.mark.slow
+def test_no_export_text_becomes_a_formula_or_markup(hostile):
+    """No ``<f>`` in any sheet of either workbook, no live tag in any page, no CSV cell
+    that starts a formula: and the hostile text did reach every one of them, as text."""
+    import zipfile
+
+    from analysis.schema import FORMULA_START
+
+    reports = hostile / "reports"
+    books = [reports / "ledgers" / f"ledger-{WEEK}.xlsx", reports / "ledgers" / f"ledger-{WEEK}-en.xlsx"]
+    for book in books:
+        with zipfile.ZipFile(book) as z:
+            sheets = {n: z.read(n).decode() for n in z.namelist() if n.startswith("xl/worksheets/sheet")}
+        assert not [n for n, xml in sheets.items() if "<f>" in xml or "<f " in xml], book
+        wb = load_workbook(book)
+        texts = [c for ws in wb.worksheets for row in ws.iter_rows() for c in row if isinstance(c.value, str)]
+        risky = [c for c in texts if c.value.startswith(FORMULA_START)]
+        assert {c.value for c in risky} >= {'=HYPERLINK("http://x.example","click")', "@SUM(1)"}, book
+        assert all(c.data_type == "s" and c.quotePrefix for c in risky), book
+        assert any(c.value.startswith("=HYPERLINK") for c in texts if c.parent.title in ("图表", "Charts")), \
+            "the charts' data holds the carrier names too"
+    pages = [reports / f"report-{WEEK}-en.html", *sorted((reports / "html").glob(f"*-{WEEK}-en.html"))]
+    assert len(pages) == 6
+    reached = False
+    for page in pages:
+        html = page.read_text(encoding="utf-8")
+        parser = _Tags()
+        parser.feed(html)
+        assert not [a for t, a in parser.tags if t == "img" and "onerror" in a], page
+        assert not [s for s in parser.scripts if "alert(" in s], page
+        reached |= "&lt;script&gt;alert(1)&lt;/script&gt;" in html or "&lt;img src=x onerror=alert(" in html
+    assert reached, "the hostile text reached the pages, escaped"
+    for csv_file in [hostile / "data" / "interim" / "ingest-summary.csv", hostile / "data" / "interim" / "rejects.csv"]:
+        import pandas as pd
+
+        frame = pd.read_csv(csv_file, dtype=str, keep_default_na=False)
+        cells = frame.to_numpy().ravel().tolist()
+        assert not [c for c in cells if c.startswith(FORMULA_START)], csv_file
+    summary = pd.read_csv(hostile / "data" / "interim" / "ingest-summary.csv", dtype=str)
+    assert summary["vendor"].str.contains("HYPERLINK").any()  # the vendor name is there, quoted
