@@ -136,7 +136,7 @@ _PHONE_IN_TEXT = re.compile(r"(?<![\d*])(\+?86[- ]?)?(1[3-9]\d)(\d{4})(\d{4})(?!
 
 def mask_text_phones(text: pd.Series) -> pd.Series:
     """Mask every phone number inside free text (a rejected row's raw record, an error
-    message): ``13800138000`` -> ``138****8000``, ``+447700900123`` -> ``+44*****0123``."""
+    message): ``13800138000`` -> ``138****8000``, ``+447700900123`` -> ``+44******0123``."""
     def mask(m: re.Match) -> str:
         if m.group(2):
             return (m.group(1) or "") + m.group(2) + "****" + m.group(4)

@@ -248,3 +248,41 @@ def test_report_when_no_click_matches_a_message(tmp_path):
     (tmp_path / "clicks.csv").write_text("message_id,vendor,event_time,event\nnope,twilio,2019-05-24 18:00:00,click\n")
     assert main(["report", str(path), str(tmp_path / "clicks.csv"), "--week", "2019-W21",
                  "--out", str(tmp_path / "out")]) == 0
+
+
+def test_control_characters_are_removed_counted_and_weekly_still_runs(tmp_path):
+    """A NUL or ESC in a template no longer breaks every workbook of its week: removed at
+    ingest and counted per file in the summary."""
+    rows = [["tencent", f"c{i}", f"1380013{i:04d}", "T1", "2025-05-06 09:00:00", "2025-05-06 09:00:05", "delivered"]
+            for i in range(6)]
+    path = Path(_canonical(tmp_path / "ctl.csv", rows))
+    text = path.read_text(encoding="utf-8").replace("\nc0", "\nc\x000").replace(",T1,", ",T\x1b1,", 2)
+    path.write_text(text, encoding="utf-8")
+    out = tmp_path / "s"
+    assert main(["ingest", str(path), "--out", str(out)]) == 0
+    summary = pd.read_csv(out / "ingest-summary.csv")
+    assert summary["control_chars"].tolist() == [2]  # two rows had a field cleaned
+    log = read_store(out)
+    assert set(log["template_id"].astype(str)) == {"T1"} and "c0" in set(log["message_id"])
+    assert not log["message_id"].str.contains("[\x00-\x1f]", regex=True).any()
+    assert main(["weekly", str(out), "--week", "2025-W19", "--out", str(tmp_path / "r")]) == 0
+
+
+def test_rejects_are_masked_in_every_file_unless_asked(tmp_path, capsys):
+    """A rejected row's raw record keeps its phone masked, in the store's rejects.csv and
+    in the one weekly writes beside the workbook; --unmask keeps the number."""
+    phone = "13912345678"
+    path = Path(_canonical(tmp_path / "r.csv", [
+        ["tencent", "ok", "13800138000", "T1", "2025-05-06 09:00:00", "2025-05-06 09:00:05", "delivered"],
+        ["tencent", "bad", phone, "T1", "not a time", "", "delivered"]]))
+    out = tmp_path / "s"
+    assert main(["ingest", str(path), "--out", str(out)]) == 0
+    stored = (out / "rejects.csv").read_text(encoding="utf-8-sig")
+    assert "139****5678" in stored and phone not in stored
+    reports = tmp_path / "reports"
+    assert main(["weekly", str(path), "--week", "2025-W19", "--out", str(reports)]) == 0
+    beside = (reports / "rejects.csv").read_text(encoding="utf-8-sig")
+    assert "139****5678" in beside and phone not in beside
+    assert str(reports / "rejects.csv") in capsys.readouterr().err  # the command says where it went
+    assert main(["ingest", str(path), "--out", str(tmp_path / "u"), "--unmask"]) == 0
+    assert phone in (tmp_path / "u" / "rejects.csv").read_text(encoding="utf-8-sig")

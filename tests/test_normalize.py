@@ -157,3 +157,16 @@ def test_given_attempts_are_kept():
     log = _log([("v", "+861", "T", None, "2025-05-06 09:00", "failed"), ("v", "+861", "T", None, "2025-05-06 09:05", "failed")])
     log["attempt"] = pd.array([1, 1], dtype="Int16")
     assert infer_attempts(log).tolist() == [1, 1]
+
+
+def test_mask_text_phones_inside_free_text():
+    from analysis.normalize import mask_text_phones
+
+    text = pd.Series(['{"phone":"13800138000","id":"x"}', "to +8613912345678 and 8613700001111", "+447700900123",
+                     "order 2025050612345678 ref", "138****0000 stays", None])
+    out = mask_text_phones(text).tolist()
+    assert out[0] == '{"phone":"138****8000","id":"x"}'
+    assert out[1] == "to +86139****5678 and 86137****1111"
+    assert out[2] == "+44******0123"  # as mask_phones hides an E.164 number
+    assert out[3] == "order 2025050612345678 ref"  # part of a longer number: not a phone
+    assert out[4] == "138****0000 stays" and pd.isna(out[5])

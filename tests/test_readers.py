@@ -631,3 +631,24 @@ def test_many_small_files_load_as_one_at_a_time_would(tmp_path):
                                   pd.concat([r.summary[accounts] for r in alone], ignore_index=True))
     assert together.rejects[["file", "line"]].values.tolist() == [
         [str(tmp_path / f"day{i:02d}.csv"), 3] for i in range(40) if i % 7 == 3]
+
+
+@pytest.mark.parametrize("body,problem", [
+    ('vendor = ""\n[columns]\nphone = "m"\nsubmit_time = "t"\n', "key 'vendor': must be a non-empty name"),
+    ('vendor = 3\n[columns]\nphone = "m"\nsubmit_time = "t"\n', "key 'vendor': must be a non-empty name"),
+    ('source_tz = "Mars/Olympus"\n[columns]\nphone = "m"\nsubmit_time = "t"\n', "key 'source_tz': 'Mars/Olympus' is not"),
+    ('[columns]\nphone = 7\nsubmit_time = "t"\n', "key 'columns.phone': must name a header"),
+    ('[columns]\nmobile = "m"\nsubmit_time = "t"\n', "key 'columns.mobile': not a canonical column"),
+    ('columns = "m"\n', "key 'columns': must be a table"),
+    ('[columns]\nphone = "m"\nsubmit_time = "t"\n[status]\n"0" = "ok"\n', "key 'status.0': 'ok' is not a status"),
+    ('[columns]\nphone = "m"\n', "key 'columns': must name the 'submit_time' column"),
+    ('colums = {}\n', "key 'colums': unknown key"),
+])
+def test_a_bad_mapping_names_the_file_and_key(body, problem, tmp_path):
+    from analysis.readers.mapping import load_mapping
+
+    path = tmp_path / "odd.toml"
+    path.write_text(body, encoding="utf-8")
+    with pytest.raises(LoadError) as err:
+        load_mapping(path)
+    assert str(err.value).startswith(f"{path}: {problem}"), str(err.value)
