@@ -57,8 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     history = sub.add_parser(
         "history", help="list the store's versions (one per ingest)",
-        description="List every version of the store: when, what it did (ingest, restore, migrate), the files an "
-        "ingest read and the rows it added and removed.")
+        description="List every version of the store, newest first: when, what it did (ingest, restore, migrate), "
+        "the files an ingest read with its row accounting, the messages in the store after it and the change.")
     history.add_argument("--out", type=Path, default=config.INTERIM, help="store folder (default: %(default)s)")
     undo = sub.add_parser(
         "undo", help="take back the last ingest (or go back to --version)",
@@ -181,7 +181,7 @@ def ingest(raw: list[Path], out: Path, *, vendor=None, mapping=None, tz="Asia/Sh
                                store=store, skip_unknown=in_folders)
         out.mkdir(parents=True, exist_ok=True)
         if len(result.log) or result.partitions:  # every row rejected: nothing to store, the rejects say why
-            s = result.summary
+            s = result.summary[result.summary["file"].map(Path) != store]  # the inputs, not the store's rows read back
             note = {"operation": "ingest", "files": [Path(f).name for f in s["file"]],
                     **{k: int(s[k].sum()) for k in ("rows_read", "loaded", "rejected", "duplicates")}}
             write_store(result.log, out, replace=result.partitions, note=note)
@@ -392,7 +392,8 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "history":
             from .store import store_history
 
-            print(store_history(args.out).to_string(index=False))
+            history = store_history(args.out)
+            print(history.astype(object).where(history.notna(), "").to_string(index=False))
         elif args.command == "undo":
             from .store import restore_store
 

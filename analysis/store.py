@@ -214,27 +214,42 @@ def store_history(root: str | Path) -> pd.DataFrame:
 
     Returns
     -------
-    DataFrame: ``version``, ``time`` (local), ``operation`` (``ingest``, ``restore``,
-    ``migrate`` …), ``files`` (the inputs of an ingest), ``rows_added``,
-    ``rows_removed``.
+    DataFrame
+        ``version``; ``time`` (when it was committed, local time of the log's zone);
+        ``operation`` (``ingest``, ``restore``, ``migrate`` …); ``files`` (the inputs
+        of an ingest, the version a restore went back to); ``rows_read``, ``loaded``,
+        ``rejected``, ``duplicates`` (an ingest's accounting, else missing); ``rows``
+        (messages in the store after it) and ``change`` (``rows`` less the version
+        before's: what the version added, or took away).
     """
+    from deltalake import DeltaTable
+
     store = _store(root)
     dt = _table(store) if store.exists() else None
     if dt is None:
         raise FileNotFoundError(f"{store}: no send-log store here (run `sms-ledger ingest` first)")
-    rows = []
+    out = []
     for h in dt.history():
         note = json.loads(h.get("sms_ledger") or "{}")
-        metrics = h.get("operationMetrics") or {}
-        rows.append({
-            "version": int(h["version"]),
-            "time": pd.Timestamp(h["timestamp"], unit="ms", tz="UTC").tz_convert(DEFAULT_TZ).floor("s"),
+        version = int(h["version"])
+        stats = pa.table(DeltaTable(str(store), version=version).get_add_actions(flatten=True))
+        out.append({
+            "version": version,
+            "time": pd.Timestamp(h["timestamp"], unit="ms", tz="UTC").tz_convert(DEFAULT_TZ).strftime("%Y-%m-%d %H:%M:%S"),
             "operation": note.get("operation") or str(h.get("operation", "")).lower(),
             "files": "; ".join(note.get("files", [])),
-            "rows_added": int(metrics.get("num_added_rows", metrics.get("num_copied_rows", 0)) or 0),
-            "rows_removed": int(metrics.get("num_removed_rows", metrics.get("num_deleted_rows", 0)) or 0),
+            **{k: note.get(k) for k in _ACCOUNT},
+            "rows": int(sum(n or 0 for n in stats.column("num_records").to_pylist())),
         })
-    return pd.DataFrame(rows, columns=["version", "time", "operation", "files", "rows_added", "rows_removed"])
+    frame = pd.DataFrame(out, columns=["version", "time", "operation", "files", *_ACCOUNT, "rows"])
+    frame[list(_ACCOUNT)] = frame[list(_ACCOUNT)].astype("Int64")
+    frame = frame.sort_values("version").reset_index(drop=True)
+    frame["change"] = frame["rows"].diff().fillna(frame["rows"]).astype("int64")
+    return frame.sort_values("version", ascending=False).reset_index(drop=True)
+
+
+#: An ingest's row accounting, kept with its version.
+_ACCOUNT = ("rows_read", "loaded", "rejected", "duplicates")
 
 
 def restore_store(root: str | Path, version: int | None = None) -> int:

@@ -169,12 +169,18 @@ def test_history_and_undo(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "wrong.csv" in printed and "jan.csv" in printed
     h = store_history(out)
-    assert h.iloc[0]["files"] == "wrong.csv" and h.iloc[0]["rows_added"] == 7
+    assert h.iloc[0]["files"] == "wrong.csv" and h.iloc[0]["change"] == 7 and h.iloc[0]["rows"] == 17
+    assert h.iloc[0][["rows_read", "loaded", "rejected", "duplicates"]].tolist() == [7, 7, 0, 0]
     assert main(["undo", "--out", str(out)]) == 0
     assert set(read_store(out)["vendor"]) == {"tencent"}
-    assert store_history(out).iloc[0]["operation"] == "restore"
+    undone = store_history(out).iloc[0]
+    assert undone["operation"] == "restore" and undone["change"] == -7 and undone["rows"] == 10
     assert restore_store(out, 1) == 3  # and back again: the undo is a version too
     assert len(read_store(out)) == 17
+    assert main(["ingest", str(jan), "--out", str(out)]) == 0  # again: a version that adds nothing
+    again = store_history(out).iloc[0]
+    assert again["change"] == 0 and again["rows"] == 17 and again["files"] == "jan.csv"
+    assert again[["rows_read", "loaded", "duplicates"]].tolist() == [10, 0, 10]  # the store's own rows not counted
     with pytest.raises(ValueError, match="no version 9"):
         restore_store(out, 9)
 
