@@ -19,6 +19,8 @@ EPILOG = """examples:
   sms-ledger ingest data/raw/*.csv --out data/interim
   sms-ledger ingest export.csv --vendor aliyun  force a vendor layout
   sms-ledger ingest odd.csv --mapping odd.toml  read any other layout via a column mapping
+  sms-ledger history                            the store's versions, one per ingest
+  sms-ledger undo                               take back the last ingest
   sms-ledger weekly data/raw/demo --week 2025-W18
                                                 write reports/ledgers/ledger-2025-W18.xlsx
   sms-ledger weekly data/interim clicks.csv bills.csv --all-weeks --lang en
@@ -41,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     ingest = sub.add_parser(
         "ingest",
-        help="load raw exports into the Parquet store",
+        help="load raw exports into the store (one undoable version per ingest)",
         description="Read platform exports (CSV/XLSX/Parquet/JSON lines/gateway DLR logs, any "
         "encoding), merge them with the store partitions they touch and commit the canonical send "
         "log to the store (a Delta Lake table partitioned by vendor and month) as one new version, "
@@ -72,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="write the weekly ledger workbook(s)",
         description="Build the three weekly ledgers (quality monitoring, failure tracing, content "
         "optimization) plus billing reconciliation and drop alerts, and write them as an Excel "
-        "workbook per week: ledger-<week>.xlsx (ledger-<week>-en.xlsx in English). INPUT may be raw exports, the Parquet store "
+        "workbook per week: ledger-<week>.xlsx (ledger-<week>-en.xlsx in English). INPUT may be raw exports, the store "
         "(data/interim) and folders; click, reply, complaint and bill files among them are "
         "recognised by their headers and joined in. Earlier weeks in the input give the "
         "baselines and week-on-week changes. Phone numbers are masked unless --unmask.",
