@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -168,7 +169,8 @@ def _load_options(p: argparse.ArgumentParser) -> None:
 def ingest(raw: list[Path], out: Path, *, vendor=None, mapping=None, tz="Asia/Shanghai", source_tz=None,
            unmask: bool = False) -> pd.DataFrame:
     """Merge ``raw`` exports into the store under ``out`` (one commit); returns the
-    per-file summary. Phone numbers in ``rejects.csv`` are masked unless ``unmask``."""
+    per-file summary, with the seconds of each stage (the commit included) in its
+    ``attrs["stages"]``. Phone numbers in ``rejects.csv`` are masked unless ``unmask``."""
     # one ingest at a time: the store's partitions the new rows can touch are read as one
     # more (canonical) input, so overlaps become duplicates and later receipts complete
     # earlier submissions, and only those partitions are replaced, in one commit
@@ -186,7 +188,9 @@ def ingest(raw: list[Path], out: Path, *, vendor=None, mapping=None, tz="Asia/Sh
             s = result.summary[result.summary["file"].map(Path) != store]  # the inputs, not the store's rows read back
             note = {"operation": "ingest", "files": [Path(f).name for f in s["file"]],
                     **{k: int(s[k].sum()) for k in ("rows_read", "loaded", "rejected", "duplicates")}}
+            started = time.perf_counter()
             write_store(result.log, out, replace=result.partitions, note=note)
+            result.stages["commit"] = time.perf_counter() - started
         # written after the commit: they never describe a run that did not land
         rejects_path = out / "rejects.csv"
         rejects = mask_record_phones(result.rejects) if not unmask else result.rejects
@@ -195,7 +199,9 @@ def ingest(raw: list[Path], out: Path, *, vendor=None, mapping=None, tz="Asia/Sh
             rejects = rejects.drop_duplicates(["file", "line", "reason"])
         _atomic_csv(rejects, rejects_path)
         _atomic_csv(result.summary, out / "ingest-summary.csv")
-    return result.summary
+    summary = result.summary
+    summary.attrs["stages"] = result.stages  # seconds per stage, printed by the command
+    return summary
 
 
 def weekly(
@@ -374,6 +380,10 @@ def _print_summary(summary: pd.DataFrame, out: Path) -> None:
         f" + duplicates {total.duplicates:,}"
     )
     print(f"store: {out / 'send_log'}   rejects: {out / 'rejects.csv'}")
+    if stages := summary.attrs.get("stages"):  # where the time went, so the slowest stage is visible
+        rows = int(summary["rows_read"].sum())
+        print("time: " + " · ".join(f"{name} {sec:.1f} s" + (f" ({rows / sec:,.0f} rows/s)" if sec >= 0.1 else "")
+                                    for name, sec in stages.items()))
 
 
 def main(argv: list[str] | None = None) -> int:

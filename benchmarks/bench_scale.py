@@ -301,6 +301,9 @@ def report(results: list[dict], n: int, csv: Path, check: dict) -> None:
           "(target ≥ 0.8x)")
     rate = (ingest["rows"] / ingest["seconds"]) / (n / raw["seconds"])
     print(f"whole ingest (read, normalise, merge, enrich, write) / pyarrow raw read rate: {rate:.2f}x")
+    stages = next((line for line in ingest["stdout"].splitlines() if line.startswith("time: ")), None)
+    if stages:  # the ingest's own account of where its time went: the slowest stage shows
+        print(f"ingest stages ({ingest['rows']:,} rows): {stages.removeprefix('time: ')}")
     print(f"a year streamed (--all-weeks) peak: {year['peak_mb']:,} MB  (target < 2048 MB)")
     print(f"plain pandas / ledger build time: {plain['seconds'] / weekly['seconds']:.1f}x")
     print("aggregates equal to DuckDB's: " + ", ".join(f"{k} {'yes' if v else 'NO'}" for k, v in check.items()))

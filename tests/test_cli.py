@@ -286,3 +286,20 @@ def test_rejects_are_masked_in_every_file_unless_asked(tmp_path, capsys):
     assert str(reports / "rejects.csv") in capsys.readouterr().err  # the command says where it went
     assert main(["ingest", str(path), "--out", str(tmp_path / "u"), "--unmask"]) == 0
     assert phone in (tmp_path / "u" / "rejects.csv").read_text(encoding="utf-8-sig")
+
+
+def test_ingest_says_where_its_time_went(fixtures, tmp_path, capsys):
+    import time
+
+    from analysis.cli import ingest
+
+    raw = [fixtures / "canonical.csv", fixtures / "gateway.log"]
+    started = time.perf_counter()
+    summary = ingest(raw, tmp_path)
+    wall = time.perf_counter() - started
+    stages = summary.attrs["stages"]
+    assert list(stages) == ["read", "stage", "store", "merge", "finish", "commit"]
+    assert all(s >= 0 for s in stages.values()) and sum(stages.values()) <= wall
+    capsys.readouterr()
+    assert main(["ingest", *map(str, raw), "--out", str(tmp_path)]) == 0
+    assert "time: read " in capsys.readouterr().out

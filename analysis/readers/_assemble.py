@@ -21,6 +21,7 @@ time wins.
 from __future__ import annotations
 
 import itertools
+import time
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -86,14 +87,20 @@ class LoadResult:
     summary : DataFrame
         One row per file: ``file``, ``layout``, ``vendor``, ``encoding``,
         ``rows_read``, ``loaded``, ``rejected``, ``duplicates``, ``messages``.
-    partitions : list of Path
-        The partitions of ``store`` that were read and merged into ``log``.
+    partitions : list of StorePart
+        The store's files that were read and merged into ``log``.
+    stages : dict
+        Seconds spent in each stage: ``read`` (the files as raw tables), ``stage``
+        (layouts, phones, times), ``store`` (finding and reading the partitions to merge
+        with), ``merge`` (message ids, duplicates, receipts into submissions), ``finish``
+        (statuses and reasons, segments, carrier and region, resend attempts).
     """
 
     log: pd.DataFrame
     rejects: pd.DataFrame
     summary: pd.DataFrame
-    partitions: list[Path] = field(default_factory=list)
+    partitions: list = field(default_factory=list)
+    stages: dict = field(default_factory=dict)
 
 
 def detect_layout(headers: Iterable[str], *, vendor: str | None = None) -> Layout:
@@ -221,9 +228,19 @@ def load_send_log(
                                          "reason": st.loc[bad, "_reject"].astype(str).to_numpy(),
                                          "record": records_json(frame.loc[st.index[bad]])}))
 
+    stages, clock = {}, time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        stages[name] = stages.get(name, 0.0) + now - clock
+        clock = now
+
     read = [read_raw(path) for path in tqdm(paths, desc="reading", unit="file", disable=None if progress else True)]
+    lap("read")
     for _, batch in itertools.groupby(read, key=_batch_key):
         add(list(batch), layout_override)
+    lap("stage")
     partitions = []
     if store is not None and Path(store).is_dir():
         from ..store import partitions_for, read_partitions
@@ -232,9 +249,10 @@ def load_send_log(
         if partitions:
             add([read_partitions(store, partitions)], None)
             staged_parts.insert(0, staged_parts.pop())  # the store's rows come first: the inputs are newer
+    lap("store")
     staged = pd.concat(staged_parts, ignore_index=True)
     staged["_order"] = np.arange(len(staged))
-    log, staged = _assemble(staged, tz=tz, window=resend_window)
+    log, staged = _assemble(staged, tz=tz, window=resend_window, lap=lap)
     # rows rejected at message level (a message with no time, no phone …)
     late = staged["_reject"].notna() & ~staged["_early"]
     if late.any():
@@ -244,7 +262,8 @@ def load_send_log(
                                          "reason": part["_reject"].astype(str).to_numpy(), "record": records_json(raw_rows)}))
     rejects_df = _concat_rejects(rejects)
     summary = _summary(staged, infos, rejects_df)
-    return LoadResult(log, rejects_df.drop(columns="_file"), summary, partitions)
+    lap("merge")
+    return LoadResult(log, rejects_df.drop(columns="_file"), summary, partitions, stages)
 
 
 def _batch_key(raw: RawFile) -> tuple:
@@ -348,7 +367,7 @@ def _link_by_phone_and_time(st: pd.DataFrame, ok: pd.Series, made: pd.Series) ->
     return ids.where(to.isna().to_numpy(), pd.Series(to.to_numpy(), index=ids.index, dtype=STRING))
 
 
-def _assemble(st: pd.DataFrame, *, tz: str, window: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _assemble(st: pd.DataFrame, *, tz: str, window: str, lap=lambda name: None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Staged rows of every file -> canonical log; marks ``_reject`` / ``_dup`` on ``st``."""
     for c in ["submit_time", "done_time"]:
         if c not in st:
@@ -411,7 +430,10 @@ def _assemble(st: pd.DataFrame, *, tz: str, window: str) -> tuple[pd.DataFrame, 
         at = pd.MultiIndex.from_frame(log.loc[no_time, key])
         log.loc[no_time, "submit_time"] = first_receipt.reindex(at).to_numpy()
         log.loc[no_time, "time_source"] = "receipt"
-    return _finish(log, tz=tz, window=window), st
+    lap("merge")
+    log = _finish(log, tz=tz, window=window)
+    lap("finish")
+    return log, st
 
 
 def _finish(log: pd.DataFrame, *, tz: str, window: str) -> pd.DataFrame:
