@@ -191,7 +191,7 @@ def partial_cubes(chunk: pd.DataFrame, *, events: dict | None = None, weeks=None
     def failed_of(column: str, rows: np.ndarray = failed) -> pd.Series:
         return pd.Series(chunk[column].array[rows])
 
-    code = failed_of("error_code").fillna(failed_of("status_code")).fillna("—")
+    code = failed_of("error_code").astype(object).fillna(failed_of("status_code").astype(object)).fillna("—")
     reason = failed_of("failure_reason").astype(object).fillna("unknown")
     failures = sum_by(dict(week=week.take(failed), carrier=key["carrier"].take(failed),
                            province=key["province"].take(failed), failure_reason=reason, code=code, failed=1),

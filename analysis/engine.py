@@ -52,7 +52,7 @@ class Source:
 
 
 _DICTIONARY = ["carrier", "province", "city", "country", "template_id", "category", "status", "failure_reason",
-               "channel", "currency", "time_source"]
+               "channel", "currency", "time_source", "status_code", "error_code"]
 
 
 def read_partition(part: StorePart, *, tz: str = DEFAULT_TZ, columns: list[str] | None = None,

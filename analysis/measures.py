@@ -358,15 +358,16 @@ def row_flags(log: pd.DataFrame) -> dict[str, np.ndarray]:
     latency = latency_seconds(log)
     chain = resend_chains(log).to_numpy()
     original = chain == np.arange(n)
-    rescued = np.zeros(n, dtype=bool)
-    np.logical_or.at(rescued, chain, ok)
-    waiting = np.zeros(n, dtype=bool)
-    np.logical_or.at(waiting, chain, ~final)
+    # anything true on any attempt of a chain, counted onto its original
+    rescued = np.bincount(chain, weights=ok, minlength=n) > 0
+    waiting = np.bincount(chain, weights=~final, minlength=n) > 0
     timed_ok = np.isfinite(latency)
-    done = (log["submit_time"].to_numpy(dtype="datetime64[ms]").astype(np.int64) + np.nan_to_num(latency) * 1000)
-    first_done = np.full(n, np.inf)
-    np.minimum.at(first_done, chain[timed_ok], done[timed_ok])
     submit = log["submit_time"].to_numpy(dtype="datetime64[ms]").astype(np.int64).astype(float)
+    done = submit + np.nan_to_num(latency) * 1000
+    # the first delivery of a chain: its original's own, or an earlier one of its resends
+    first_done = np.where(timed_ok, done, np.inf)
+    resent = timed_ok & ~original
+    np.minimum.at(first_done, chain[resent], done[resent])
     recipient = np.where(original & np.isfinite(first_done), (first_done - submit) / 1000, np.nan)
     return {
         "ok": ok, "final": final, "original": original, "first_ok": original & ok, "any_ok": original & rescued,

@@ -230,8 +230,8 @@ def _tested(counts: pd.DataFrame, by: list[str], *, family: pd.Series | None = N
         least = np.where(periods["traffic"].astype(object).eq("canary"), min_canaries, min_messages)
         tested = (n >= least) & np.isfinite(p0) & (p0 > 0)
         with np.errstate(invalid="ignore", divide="ignore"):
-            p_value = np.where(tested, _binom_cdf(k, n, np.nan_to_num(p0)), np.nan)
-            low = np.where(tested, _binom_ppf(ALPHA, n, np.nan_to_num(p0)) / n, np.nan)
+            p_value = np.full(len(n), np.nan)
+            p_value[tested] = _binom_cdf(k[tested], n[tested], p0[tested])
             ref = periods["reference"].to_numpy(dtype=float)
             ref = np.where(np.isfinite(ref), ref, p0)
             se = np.sqrt(ref * (1 - ref) / n)
@@ -246,6 +246,8 @@ def _tested(counts: pd.DataFrame, by: list[str], *, family: pd.Series | None = N
             break
         alarm = pchart  # only sharp drops leave the baseline: a drift's days are compared, not removed
     alarm = pchart | drift
+    low = np.full(len(n), np.nan)  # the control limit, shown with each alarm (the slow inverse: only there)
+    low[alarm] = _binom_ppf(ALPHA, n[alarm], p0[alarm]) / n[alarm]
     periods = periods.assign(p_value=p_value, q_value=q_value, control_low=low, cusum=cusum, began=began,
                              diff_pp=diff, _alarm=alarm,
                              detector=np.select([pchart & drift, pchart, drift], ["both", "p-chart", "cusum"], ""))
