@@ -311,12 +311,16 @@ def _decorate(ws, frame: pd.DataFrame, key: str, header_row: int) -> None:
     if key == "summary":
         ws.column_dimensions["A"].width = max(ws.column_dimensions["A"].width, 24)
         ws.column_dimensions["B"].width = max(ws.column_dimensions["B"].width, 28)
-    # print: landscape, one page wide, the header row on every page
+    # print: landscape, the header row on every page, and as many pages wide as a legible
+    # scale needs, the leading key columns (week, vendor, carrier …) repeated on each
     ws.page_setup.orientation = "landscape"
-    ws.page_setup.fitToWidth = 1
+    ws.page_setup.fitToWidth = 1 if key == "summary" else _pages_wide(ws, frame)  # the summary: one page
     ws.page_setup.fitToHeight = 0
     ws.sheet_properties.pageSetUpPr.fitToPage = True
     ws.print_title_rows = f"{header_row}:{header_row}"
+    keys = _key_columns(frame)
+    if ws.page_setup.fitToWidth > 1 and keys:
+        ws.print_title_cols = f"A:{get_column_letter(keys)}"
     if not n:
         return
     col = {c: get_column_letter(j) for j, c in enumerate(frame.columns, start=1)}
@@ -349,6 +353,30 @@ def _decorate(ws, frame: pd.DataFrame, key: str, header_row: int) -> None:
         ws.conditional_formatting.add(span("diff_pp"), CellIsRule(operator="between", formula=["-10", "0"], fill=_AMBER))
     if key == "failures" and "failed" in col:
         ws.conditional_formatting.add(span("failed"), DataBarRule(start_type="min", end_type="max", color="F4B183"))
+
+
+#: Column-width units one landscape A4 page holds at a legible scale (about 75%).
+PAGE_UNITS = 170
+
+
+def _key_columns(frame: pd.DataFrame) -> int:
+    """How many leading columns name the row (text, not numbers): at most three."""
+    n = 0
+    for c in list(frame.columns)[:3]:
+        if pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c]):
+            break
+        n += 1
+    return n
+
+
+def _pages_wide(ws, frame: pd.DataFrame) -> int:
+    """Pages across a sheet prints on: one when its columns fit :data:`PAGE_UNITS`,
+    else enough that each page, the repeated key columns included, fits it."""
+    widths = [ws.column_dimensions[get_column_letter(j)].width or 10 for j in range(1, ws.max_column + 1)]
+    if sum(widths) <= PAGE_UNITS:
+        return 1
+    keys = sum(widths[:_key_columns(frame)])
+    return int(np.ceil((sum(widths) - keys) / max(PAGE_UNITS - keys, PAGE_UNITS / 2)))
 
 
 def _text_width(text: str) -> float:

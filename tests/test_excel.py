@@ -180,3 +180,33 @@ def test_styled_tables_for_notebooks(ledgers):
     rf = ledgers["repeat_failures"]
     shown = styled(rf, lang="en").to_html()
     assert rf["phone"].iloc[0] not in shown and "****" in shown
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_every_sheet_prints_at_a_legible_scale(books, lang):
+    """No sheet is squeezed onto one page wide: each printed page, its repeated key
+    columns included, holds at most PAGE_UNITS of column width, and one page fewer would
+    not do; a sheet on several pages across repeats its key columns on each."""
+    from openpyxl.utils import column_index_from_string, get_column_letter
+
+    from analysis.excel import PAGE_UNITS
+
+    wide = 0
+    for ws in load_workbook(books[lang]).worksheets:
+        if ws.title in ("概览", "Summary"):
+            assert ws.page_setup.fitToWidth == 1  # the page an analyst reads out
+            continue
+        if ws.max_column < 2 or ws.title in ("图表", "Charts"):
+            continue
+        widths = [ws.column_dimensions[get_column_letter(j)].width or 10 for j in range(1, ws.max_column + 1)]
+        pages = ws.page_setup.fitToWidth
+        keys = 0
+        if ws.print_title_cols:
+            keys = column_index_from_string(ws.print_title_cols.split(":")[1].strip("$"))
+        body, key_width = sum(widths) - sum(widths[:keys]), sum(widths[:keys])
+        assert body / pages + key_width <= PAGE_UNITS + 1e-9 or pages == 1 and sum(widths) <= PAGE_UNITS, ws.title
+        if pages > 1:
+            wide += 1
+            assert keys >= 1, f"{ws.title}: the row's keys on every page"
+            assert body / (pages - 1) + key_width > PAGE_UNITS, f"{ws.title}: one page fewer would do"
+    assert wide >= 1  # the quality sheet is one of them
