@@ -116,6 +116,14 @@ def _open(path: Path):
     return io.BufferedReader(_CappedGzip(path), 1 << 20) if _compressed(path) else open(path, "rb")
 
 
+def _check_expansion(path: Path) -> None:
+    """Decompress a ``.gz`` file as a stream, holding nothing, to check the expansion cap
+    before pyarrow reads it (a bomb stops within its first :data:`EXPANSION_ALLOWANCE`)."""
+    with _open(path) as fh:
+        while fh.read(8 << 20):
+            pass
+
+
 def _read_bytes(path: Path, limit: int | None = None) -> bytes:
     """The file's bytes (decompressed), or its first ``limit`` bytes."""
     with _open(path) as fh:
@@ -334,23 +342,26 @@ def _arrow_csv(path: Path, encoding: str, names: list[str], delim: str, *, skip:
     bad: list = []
     rows, batches, problem = 0, [], None
     size = path.stat().st_size
-    with _open(path) as stream:
-        try:
-            reader = pacsv.open_csv(stream, **_csv_options(names, delim, skip, encoding, bad))
-        except (OSError, EOFError, pa.ArrowInvalid) as exc:
-            raise _read_error(path, exc, skip + 1) from None
-        try:
-            with tqdm(total=size, unit="B", unit_scale=True, desc=path.name, leave=False,
-                      disable=size < (64 << 20) or not sys.stderr.isatty()) as bar:
-                for batch in reader:
-                    _long_field(path, batch, first_line=skip + 1 + rows + len(bad))
-                    batches.append(batch)
-                    rows += batch.num_rows
-                    bar.update(min(16 << 20, size - bar.n))
-        except (OSError, EOFError, pa.ArrowInvalid) as exc:
-            problem = _read_error(path, exc, skip + 1 + rows + len(bad))
-        finally:
-            reader.close()  # before the error leaves: a reader alive at exit aborts the process
+    if _compressed(path):
+        _check_expansion(path)
+    # pyarrow reads the file itself (and decompresses .gz): a Python stream handed to it
+    # would be read from pyarrow's read-ahead thread, which aborts the process at exit
+    try:
+        reader = pacsv.open_csv(str(path), **_csv_options(names, delim, skip, encoding, bad))
+    except (OSError, EOFError, pa.ArrowInvalid) as exc:
+        raise _read_error(path, exc, skip + 1) from None
+    try:
+        with tqdm(total=size, unit="B", unit_scale=True, desc=path.name, leave=False,
+                  disable=size < (64 << 20) or not sys.stderr.isatty()) as bar:
+            for batch in reader:
+                _long_field(path, batch, first_line=skip + 1 + rows + len(bad))
+                batches.append(batch)
+                rows += batch.num_rows
+                bar.update(min(16 << 20, size - bar.n))
+    except (OSError, EOFError, pa.ArrowInvalid) as exc:
+        problem = _read_error(path, exc, skip + 1 + rows + len(bad))
+    finally:
+        reader.close()
     if problem is not None:
         raise problem
     return pa.Table.from_batches(batches, schema=reader.schema), bad
