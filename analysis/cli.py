@@ -56,6 +56,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="export files, or folders of them (files that are not exports are skipped, with a note)")
     ingest.add_argument("--out", type=Path, default=config.INTERIM, help="store folder (default: %(default)s)")
     ingest.add_argument("--unmask", action="store_true", help="keep full phone numbers in rejects.csv")
+    ingest.add_argument("--engine", choices=["pandas", "dask"], default="pandas",
+                        help="where the files are read and staged: this process, or a Dask cluster for many files "
+                        "(merging and the commit stay here; default: %(default)s)")
+    ingest.add_argument("--scheduler", metavar="ADDRESS",
+                        help="Dask scheduler address, e.g. tcp://10.0.0.5:8786; its workers must see the files at "
+                        "the same paths (default: a local cluster)")
     _load_options(ingest)
 
     history = sub.add_parser(
@@ -167,22 +173,28 @@ def _load_options(p: argparse.ArgumentParser) -> None:
 
 
 def ingest(raw: list[Path], out: Path, *, vendor=None, mapping=None, tz="Asia/Shanghai", source_tz=None,
-           unmask: bool = False) -> pd.DataFrame:
+           unmask: bool = False, engine: str = "pandas", scheduler: str | None = None) -> pd.DataFrame:
     """Merge ``raw`` exports into the store under ``out`` (one commit); returns the
     per-file summary, with the seconds of each stage (the commit included) in its
-    ``attrs["stages"]``. Phone numbers in ``rejects.csv`` are masked unless ``unmask``."""
+    ``attrs["stages"]``. Phone numbers in ``rejects.csv`` are masked unless ``unmask``.
+    ``engine="dask"`` reads and stages the files on a Dask cluster (``scheduler``, or a
+    local one); merging them into messages and the commit run here."""
     # one ingest at a time: the store's partitions the new rows can touch are read as one
     # more (canonical) input, so overlaps become duplicates and later receipts complete
     # earlier submissions, and only those partitions are replaced, in one commit
+    from .engine import stage_inputs
     from .events import expand_inputs
     from .readers import load_send_log
     from .store import store_lock, store_path, write_store
 
     files, in_folders = expand_inputs(raw)  # a folder of exports: its members (others skipped, said)
+    # reading and staging the files needs no lock (and may run on a Dask cluster)
+    staging = stage_inputs(files, engine=engine, scheduler=scheduler, progress=True, vendor=vendor, mapping=mapping,
+                           tz=tz, source_tz=source_tz, skip_unknown=in_folders)
     with store_lock(out):
         store = store_path(out)
         result = load_send_log(files, vendor=vendor, mapping=mapping, tz=tz, source_tz=source_tz, progress=True,
-                               store=store, skip_unknown=in_folders)
+                               store=store, staging=staging)
         out.mkdir(parents=True, exist_ok=True)
         if len(result.log) or result.partitions:  # every row rejected: nothing to store, the rejects say why
             s = result.summary[result.summary["file"].map(Path) != store]  # the inputs, not the store's rows read back
@@ -399,7 +411,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "ingest":
             summary = ingest(args.raw, args.out, vendor=args.vendor, mapping=args.mapping, tz=args.tz,
-                             source_tz=args.source_tz, unmask=args.unmask)
+                             source_tz=args.source_tz, unmask=args.unmask, engine=args.engine, scheduler=args.scheduler)
             _print_summary(summary, args.out)
         elif args.command == "history":
             from .store import store_history

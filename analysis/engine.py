@@ -187,6 +187,43 @@ def _call_shared(fn, item):
     return fn(item, **_SHARED)
 
 
+#: Input staged per Dask task: consecutive files up to this size (or one larger file).
+CHUNK_BYTES = 64 << 20
+
+
+def stage_inputs(paths: list, *, engine: str = "pandas", scheduler: str | None = None, progress: bool = False,
+                 **options):
+    """Read and stage export files (:func:`analysis.readers.stage_files`) in this
+    process, or on a Dask cluster in chunks of consecutive files of about
+    :data:`CHUNK_BYTES`, merged in file order: the same :class:`Staging` either way,
+    ready for :func:`analysis.load_send_log` (``staging=``). A remote cluster's workers
+    must see the files at the same absolute paths (a shared disk)."""
+    from .readers import Staging, stage_files
+
+    if engine == "pandas":
+        return stage_files(paths, progress=progress, **options)
+    given = [str(p) for p in paths]
+    absolute = [Path(p).resolve() for p in paths]
+    chunks, size = [[]], 0
+    for p in absolute:
+        if chunks[-1] and size + p.stat().st_size > CHUNK_BYTES:
+            chunks.append([])
+            size = 0
+        chunks[-1].append(p)
+        size += p.stat().st_size
+    options["skip_unknown"] = frozenset(Path(p).resolve() for p in options.get("skip_unknown", ()))
+    staging = Staging()
+    for part in _run(stage_files, chunks, engine=engine, scheduler=scheduler, progress=progress, **options):
+        staging.extend(part)
+    # the files by the names they were given (the workers saw absolute paths)
+    names = dict(zip(map(str, absolute), given, strict=True))
+    for info in staging.infos:
+        info["file"] = names.get(info["file"], info["file"])
+    staging.rejects = [r.assign(file=r["file"].map(lambda f: names.get(f, f))) if isinstance(r, pd.DataFrame)
+                       else {**r, "file": names.get(r["file"], r["file"])} for r in staging.rejects]
+    return staging
+
+
 def ledger_source(
     inputs: Iterable,
     *,

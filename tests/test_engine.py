@@ -82,3 +82,34 @@ def test_failed_messages_kept_for_the_asked_week_only(store):
     a, b = _ledgers(narrow, week), _ledgers(full, week)
     for key, frame in b.items():
         pd.testing.assert_frame_equal(a[key], frame, obj=key)
+
+
+@pytest.mark.slow
+def test_ingest_on_a_local_dask_cluster_equals_one_process(fixtures, tmp_path, monkeypatch):
+    """Many files read and staged on a LocalCluster, one file per task (so submissions
+    and the receipts that complete them are staged apart), give the single-process
+    store, summary and rejects, row for row; a folder member that is not an export is
+    skipped in both."""
+    from analysis import engine, read_store
+    from analysis.cli import main
+
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    for name in ["canonical.csv", "tencent_submissions.csv", "tencent_pull.csv", "gateway.log", "aliyun_report.csv",
+                 "aliyun_details_gbk.csv", "vonage_submissions.csv", "vonage_dlr.csv", "twilio_bulk.jsonl.gz"]:
+        (folder / name).write_bytes((fixtures / name).read_bytes())
+    for i in range(12):  # a dozen daily exports
+        (folder / f"day{i:02d}.csv").write_text("message_id,phone,submit_time,status\n" + "".join(
+            f"d{i}-{k},1380013{i:02d}{k:02d},2025-05-{6 + i:02d} 09:{k:02d}:00,delivered\n" for k in range(20)),
+            encoding="utf-8")
+    (folder / "notes.csv").write_text("what,why\nnothing,here\n", encoding="utf-8")
+    monkeypatch.setattr(engine, "CHUNK_BYTES", 1)  # every file its own task
+    one, cluster = tmp_path / "one", tmp_path / "cluster"
+    assert main(["ingest", str(folder), "--out", str(one)]) == 0
+    assert main(["ingest", str(folder), "--out", str(cluster), "--engine", "dask"]) == 0
+    pd.testing.assert_frame_equal(read_store(cluster), read_store(one))
+    for name in ("ingest-summary.csv", "rejects.csv"):
+        pd.testing.assert_frame_equal(pd.read_csv(cluster / name), pd.read_csv(one / name))
+    summary = pd.read_csv(one / "ingest-summary.csv")
+    assert len(summary) == 22 and (summary.loaded + summary.rejected + summary.duplicates == summary.rows_read).all()
+    assert summary.set_index("file").loc[str(folder / "notes.csv"), "layout"] == "skipped"

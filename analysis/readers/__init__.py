@@ -6,9 +6,17 @@ layouts (:class:`Layout`); :mod:`._files` reads a file into a raw table and
 :mod:`._assemble` turns the raw tables into messages.
 """
 
-from ._assemble import LAYOUTS, LoadResult, detect_layout, load_send_log, read_send_log
+from ._assemble import (
+           LAYOUTS,
+           LoadResult,
+           Staging,
+           detect_layout,
+           load_send_log,
+           read_send_log,
+           stage_files,
+)
 from ._files import LoadError, RawFile, detect_encoding, read_raw, records_json
 from ._layout import Layout
 
 __all__ = ["LAYOUTS", "Layout", "LoadError", "LoadResult", "RawFile", "detect_layout", "load_send_log",
-           "detect_encoding", "read_raw", "read_send_log", "records_json"]
+           "detect_encoding", "read_raw", "read_send_log", "records_json", "Staging", "stage_files"]

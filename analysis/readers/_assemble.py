@@ -24,7 +24,7 @@ import itertools
 import time
 import warnings
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -176,6 +176,7 @@ def load_send_log(
     progress: bool = False,
     store: str | Path | None = None,
     skip_unknown=(),
+    staging: Staging | None = None,
 ) -> LoadResult:
     """Like :func:`read_send_log`, returning the rejects and row accounting too.
 
@@ -186,48 +187,12 @@ def load_send_log(
     ``store``: a Parquet store folder (``…/send_log``) to merge with; only its
     partitions the inputs can touch are read (:func:`analysis.store.partitions_for`),
     and the result names them (``partitions``).
+    ``staging``: the files already read and staged (:func:`stage_files`, e.g. on a
+    Dask cluster); ``path_or_paths`` then only names them.
     """
     paths = [path_or_paths] if isinstance(path_or_paths, str | Path) else list(path_or_paths)
     if not paths:
         raise LoadError("no input files given")
-    layout_override = mapping_layout(mapping) if mapping is not None else None
-    staged_parts, rejects, infos, raws = [], [], [], []
-    skip_unknown = {Path(p) for p in skip_unknown}
-
-    def add(batch: list[RawFile], layout) -> None:
-        """Stage files that share one header and format together (their layout follows
-        from the header): the cost of many small exports is then the cost of one."""
-        first = len(infos)
-        frame = batch[0].frame if len(batch) == 1 else pd.concat([r.frame for r in batch], ignore_index=True)
-        try:
-            st, lay = _stage_file(RawFile(batch[0].path, frame, batch[0].kind, batch[0].encoding), vendor=vendor,
-                                  layout=layout, tz=tz, source_tz=source_tz)
-        except LoadError as exc:
-            if all(r.path in skip_unknown for r in batch) and "unrecognised layout" in str(exc):
-                for r in batch:
-                    warnings.warn(f"{r.path}: skipped, not an export this project reads", stacklevel=3)
-                    infos.append({"file": str(r.path), "layout": "skipped", "vendor": None, "encoding": None,
-                                  "rows_read": 0})
-                    raws.append(pd.DataFrame())
-                return
-            raise LoadError(f"{batch[0].path}: {exc}") from None
-        st["_file"] = np.repeat(np.arange(first, first + len(batch)), [len(r.frame) for r in batch])
-        staged_parts.append(st)
-        for fileno, raw in enumerate(batch, start=first):
-            raws.append(raw.frame)
-            infos.append({"file": str(raw.path), "layout": lay.name if lay else "empty",
-                          "vendor": lay.vendor if lay else None, "encoding": raw.encoding,
-                          "rows_read": len(raw.frame) + len(raw.bad)})
-            for line, reason, text in raw.bad:
-                rejects.append({"_file": fileno, "file": str(raw.path), "line": line, "reason": reason, "record": text})
-        bad = st["_reject"].notna().to_numpy()
-        if bad.any():
-            filenos = st["_file"].to_numpy()[bad]
-            rejects.append(pd.DataFrame({"_file": filenos, "file": [infos[f]["file"] for f in filenos],
-                                         "line": st.loc[bad, "_line"].to_numpy(),
-                                         "reason": st.loc[bad, "_reject"].astype(str).to_numpy(),
-                                         "record": records_json(frame.loc[st.index[bad]])}))
-
     stages, clock = {}, time.perf_counter()
 
     def lap(name: str) -> None:
@@ -236,18 +201,22 @@ def load_send_log(
         stages[name] = stages.get(name, 0.0) + now - clock
         clock = now
 
-    read = [read_raw(path) for path in tqdm(paths, desc="reading", unit="file", disable=None if progress else True)]
-    lap("read")
-    for _, batch in itertools.groupby(read, key=_batch_key):
-        add(list(batch), layout_override)
-    lap("stage")
+    if staging is None:
+        staging = stage_files(paths, vendor=vendor, mapping=mapping, tz=tz, source_tz=source_tz,
+                              skip_unknown=skip_unknown, progress=progress)
+    else:  # the caller's staging stays as it was: the store's rows are added to a copy
+        staging = replace(staging, parts=list(staging.parts), rejects=list(staging.rejects),
+                          infos=list(staging.infos), raws=list(staging.raws))
+    stages.update(staging.stages)  # read and staged here, or on a Dask cluster (their seconds summed)
+    clock = time.perf_counter()
+    staged_parts, rejects, infos, raws = staging.parts, staging.rejects, staging.infos, staging.raws
     partitions = []
     if store is not None and Path(store).is_dir():
         from ..store import partitions_for, read_partitions
 
         partitions = partitions_for(store, pd.concat(staged_parts, ignore_index=True))
         if partitions:
-            add([read_partitions(store, partitions)], None)
+            staging.add([read_partitions(store, partitions)], None, vendor=vendor, tz=tz, source_tz=source_tz)
             staged_parts.insert(0, staged_parts.pop())  # the store's rows come first: the inputs are newer
     lap("store")
     staged = pd.concat(staged_parts, ignore_index=True)
@@ -264,6 +233,84 @@ def load_send_log(
     summary = _summary(staged, infos, rejects_df)
     lap("merge")
     return LoadResult(log, rejects_df.drop(columns="_file"), summary, partitions, stages)
+
+
+@dataclass
+class Staging:
+    """Files read and staged, before their rows are merged into messages: the staged rows
+    (``_file`` numbers the file), each file's raw records (for the rejects), its
+    accounting so far and its early rejects. Picklable, so files can be staged on other
+    machines and the stagings merged (:meth:`extend`)."""
+
+    parts: list = field(default_factory=list)
+    rejects: list = field(default_factory=list)
+    infos: list = field(default_factory=list)
+    raws: list = field(default_factory=list)
+    stages: dict = field(default_factory=dict)
+    skip_unknown: frozenset = frozenset()
+
+    def add(self, batch: list[RawFile], layout, *, vendor, tz, source_tz) -> None:
+        """Stage files that share one header and format together (their layout follows
+        from the header): the cost of many small exports is then the cost of one."""
+        first = len(self.infos)
+        frame = batch[0].frame if len(batch) == 1 else pd.concat([r.frame for r in batch], ignore_index=True)
+        try:
+            st, lay = _stage_file(RawFile(batch[0].path, frame, batch[0].kind, batch[0].encoding), vendor=vendor,
+                                  layout=layout, tz=tz, source_tz=source_tz)
+        except LoadError as exc:
+            if all(r.path in self.skip_unknown for r in batch) and "unrecognised layout" in str(exc):
+                for r in batch:
+                    warnings.warn(f"{r.path}: skipped, not an export this project reads", stacklevel=3)
+                    self.infos.append({"file": str(r.path), "layout": "skipped", "vendor": None, "encoding": None,
+                                       "rows_read": 0})
+                    self.raws.append(pd.DataFrame())
+                return
+            raise LoadError(f"{batch[0].path}: {exc}") from None
+        st["_file"] = np.repeat(np.arange(first, first + len(batch)), [len(r.frame) for r in batch])
+        self.parts.append(st)
+        for fileno, raw in enumerate(batch, start=first):
+            self.raws.append(raw.frame)
+            self.infos.append({"file": str(raw.path), "layout": lay.name if lay else "empty",
+                               "vendor": lay.vendor if lay else None, "encoding": raw.encoding,
+                               "rows_read": len(raw.frame) + len(raw.bad)})
+            for line, reason, text in raw.bad:
+                self.rejects.append({"_file": fileno, "file": str(raw.path), "line": line, "reason": reason,
+                                     "record": text})
+        bad = st["_reject"].notna().to_numpy()
+        if bad.any():
+            filenos = st["_file"].to_numpy()[bad]
+            self.rejects.append(pd.DataFrame({"_file": filenos, "file": [self.infos[f]["file"] for f in filenos],
+                                              "line": st.loc[bad, "_line"].to_numpy(),
+                                              "reason": st.loc[bad, "_reject"].astype(str).to_numpy(),
+                                              "record": records_json(frame.loc[st.index[bad]])}))
+
+    def extend(self, other: Staging) -> Staging:
+        """Append another staging's files after this one's (their numbers shifted)."""
+        shift = len(self.infos)
+        self.parts += [p.assign(_file=p["_file"] + shift) for p in other.parts]
+        self.rejects += [r.assign(_file=r["_file"] + shift) if isinstance(r, pd.DataFrame) else {**r, "_file": r["_file"] + shift}
+                         for r in other.rejects]
+        self.infos += other.infos
+        self.raws += other.raws
+        for name, sec in other.stages.items():
+            self.stages[name] = self.stages.get(name, 0.0) + sec
+        return self
+
+
+def stage_files(paths, *, vendor: str | None = None, mapping=None, tz: str = DEFAULT_TZ,
+                source_tz: str | None = None, skip_unknown=(), progress: bool = False) -> Staging:
+    """Read and stage ``paths``: the first step of :func:`load_send_log`, which merges
+    the result into messages. Options as :func:`load_send_log`'s; the seconds of its
+    ``read`` and ``stage`` steps are in the result's ``stages``."""
+    layout = mapping_layout(mapping) if mapping is not None else None
+    staging = Staging(skip_unknown=frozenset(Path(p) for p in skip_unknown))
+    started = time.perf_counter()
+    read = [read_raw(path) for path in tqdm(paths, desc="reading", unit="file", disable=None if progress else True)]
+    staging.stages["read"] = (middle := time.perf_counter()) - started
+    for _, batch in itertools.groupby(read, key=_batch_key):
+        staging.add(list(batch), layout, vendor=vendor, tz=tz, source_tz=source_tz)
+    staging.stages["stage"] = time.perf_counter() - middle
+    return staging
 
 
 def _batch_key(raw: RawFile) -> tuple:
