@@ -90,8 +90,14 @@ def _table(store: Path):
     """The Delta table, converting a plain-Parquet store of an earlier version first."""
     from deltalake import DeltaTable
 
-    if not (store / "_delta_log").exists() and (store.exists() or store.with_name(f".{STORE_DIR}.migrating").exists()):
-        migrate_store(store)
+    def legacy() -> bool:
+        return not (store / "_delta_log").exists() and (store.exists()
+                                                        or store.with_name(f".{STORE_DIR}.migrating").exists())
+
+    if legacy():
+        with store_lock(store):  # one process converts; another waits, then finds the table
+            if legacy():
+                migrate_store(store)
     return DeltaTable(str(store)) if (store / "_delta_log").exists() else None
 
 

@@ -220,3 +220,22 @@ def test_no_stale_lock_after_a_killed_ingest(tmp_path):
     start = time.monotonic()
     assert main(["ingest", str(small), "--out", str(out)]) == 0
     assert time.monotonic() - start < 60
+
+
+def test_two_processes_opening_an_old_store_convert_it_once(tmp_path):
+    """Two real processes read a store of the previous layout at the same moment: both
+    get every row, and the store is converted once."""
+    log = read_send_log(Path(__file__).parent / "fixtures" / "canonical.csv")
+    old = tmp_path / "interim" / "send_log"
+    frame = log.assign(month=log["submit_time"].dt.strftime("%Y-%m"), vendor=log["vendor"].astype(str))
+    ds.write_dataset(pa.Table.from_pandas(frame, preserve_index=False), old, format="parquet",
+                     partitioning=ds.partitioning(pa.schema([("vendor", pa.string()), ("month", pa.string())]),
+                                                  flavor="hive"), basename_template="part-{i}.parquet")
+    code = "import sys; from analysis import read_store; print(len(read_store(sys.argv[1])))"
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "interim")], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [e for _, e in outs]
+    assert [int(o.strip()) for o, _ in outs] == [len(log), len(log)]
+    history = store_history(tmp_path / "interim")
+    assert history["operation"].tolist() == ["migrate"] and history["rows"].tolist() == [len(log)]
