@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup fonts demo test lab lint clean
+.PHONY: setup fonts demo test test-fast lab lint clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -32,6 +32,9 @@ demo: setup  ## generate the demo data set and run the main job on it
 test: setup  ## run the whole test suite
 	$(BIN)/python -m pytest
 
+test-fast: setup  ## the unit tests only: no notebooks, demo, Dask or real processes
+	$(BIN)/python -m pytest -m "not slow"
+
 lab: setup  ## open the notebooks in JupyterLab with the project's environment
 	$(BIN)/python -m pip install --quiet -e ".[lab]"
 	$(BIN)/jupyter lab notebooks/ $$([ "$$(id -u)" = 0 ] && echo --allow-root)
@@ -40,4 +43,4 @@ lint: setup
 	$(BIN)/ruff check analysis tests
 
 clean:
-	rm -rf data/raw/demo data/interim/send_log reports/*
+	rm -rf data/raw/demo data/interim/send_log data/interim/.send_log.lock reports/* .cache

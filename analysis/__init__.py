@@ -9,8 +9,12 @@ Analysts import from here only::
 from __future__ import annotations
 
 import importlib
+from importlib import metadata
 
-__version__ = "0.1.0"
+try:  # the one version: pyproject.toml's, as installed
+    __version__ = metadata.version("sms-ledger")
+except metadata.PackageNotFoundError:  # a source tree that was never installed
+    __version__ = "0+unknown"
 
 #: Where each public name lives; imported on first use (PEP 562), so ``import analysis``
 #: and the console command load matplotlib, openpyxl or papermill only when needed.

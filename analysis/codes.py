@@ -1,7 +1,7 @@
 """Raw status and error codes mapped to canonical statuses and failure reasons.
 
-Built from ``shared/REFERENCE.md`` (the platforms' documented codes and the community
-tables of CMPP extended codes). Anything not listed maps to ``unknown`` and the raw code
+Built from the platforms' documented codes (Aliyun, Tencent, Twilio, Vonage, SNS error
+code pages) and the community tables of CMPP extended codes. Anything not listed maps to ``unknown`` and the raw code
 stays in ``status_code`` / ``error_code`` so it remains visible in failure tracing.
 """
 

@@ -7,7 +7,7 @@ export always wins over it.
 
 Each distinct 7-digit prefix is classified once with ``phonenumbers`` and kept in an
 on-disk table (``$SMS_LEDGER_CACHE`` or ``~/.cache/sms-ledger``), so a million numbers
-map back with one vectorised lookup. Corrections to ``phonenumbers`` (REFERENCE.md):
+map back with one vectorised lookup. Corrections to ``phonenumbers`` (the carriers' published number ranges):
 
 * virtual operators (170x, 171, 162, 165, 167) are labelled ``Virtual (<host>)`` --
   phonenumbers names only the host network;
@@ -29,7 +29,7 @@ import phonenumbers
 
 from .schema import CARRIERS, PROVINCES, STRING
 
-#: Virtual-operator prefixes and their host network (REFERENCE.md).
+#: Virtual-operator prefixes and their host network (the MIIT's 170/171/16x allocations).
 VIRTUAL_PREFIXES = {
     **dict.fromkeys(["1700", "1701", "1702", "162"], "China Telecom"),
     **dict.fromkeys(["1703", "1705", "1706", "165"], "China Mobile"),

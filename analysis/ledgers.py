@@ -122,7 +122,7 @@ def trend_table(log_or_cubes) -> pd.DataFrame:
     return t[["week", "carrier", "submitted", "delivered", "arrival_rate", "arrival_low", "arrival_high"]].reset_index(drop=True)
 
 
-#: What each vendor's own statistics count as "success" (REFERENCE.md), where it is not
+#: What each vendor's own statistics count as "success" (their console and API docs), where it is not
 #: a delivery receipt: Tencent counts submissions the platform accepted, Aliyun counts
 #: deliveries among the messages that got a receipt, Twilio's ``sent`` can be final.
 VENDOR_SUCCESS = {"tencent": "submission_success", "aliyun": "responded_success", "twilio": "sent_as_final"}

@@ -22,13 +22,13 @@ from .normalize import count_segments
 WORDING = Path(__file__).parent / "data" / "wording.toml"
 SIGNATURE = re.compile(r"^\s*【[^】]{2,16}】|【[^】]{2,16}】\s*$")
 
-#: Windows each industry avoids for sends (DESIGN.md section 1).
+#: Windows each industry avoids for sends (README, *Channel trial, alerts, wording and send windows*).
 INDUSTRY_WINDOWS: dict[str, list[tuple[str, str]]] = {
     "finance": [("09:30", "11:30")],
     "ecommerce": [("12:00", "13:30")],
 }
 #: Hours marketing may be sent by default (platforms differ: Tencent 8-22, Huawei IoT 8-21,
-#: Qiniu 8-20; REFERENCE.md). Verification and notification are not restricted.
+#: Qiniu 8-20, by their documentation). Verification and notification are not restricted.
 MARKETING_HOURS = ("08:00", "21:00")
 
 

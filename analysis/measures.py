@@ -1,4 +1,4 @@
-"""Measures on the canonical send log (DESIGN.md section 5).
+"""Measures on the canonical send log (their definitions: README, *Measures*).
 
 Every function takes the canonical log (optionally with the event columns added by
 :func:`analysis.attach_events`) and returns a new tidy frame, one row per group, sorted by
@@ -968,7 +968,7 @@ def _in_hours(hour: pd.Series, spec) -> np.ndarray:
 
 # --------------------------------------------------------------------------- billing
 
-#: When each platform bills (REFERENCE.md). The mode is a per-vendor setting: give
+#: When each platform bills (its pricing documentation). The mode is a per-vendor setting: give
 #: ``modes=`` for any other vendor (its contract mode is unknown until then).
 BILLING_MODES = {
     "aliyun": "submission",

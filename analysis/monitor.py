@@ -1,4 +1,4 @@
-"""Drop alerts: each group's arrival against its own baseline (DESIGN.md section 5).
+"""Drop alerts: each group's arrival against its own baseline (README, *Measures*).
 
 Every vendor × carrier × province × day is tested against the group's own baseline, and
 the alarms are kept few enough to act on:

@@ -14,12 +14,12 @@ DEFAULT_TZ = "Asia/Shanghai"
 #: from an export that starts so is written as text, never as a formula.
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
-#: Canonical status vocabulary (DESIGN.md section 4). ``pending``: no final receipt yet.
+#: Canonical status vocabulary (README, *The canonical send log*). ``pending``: no final receipt yet.
 STATUSES = ["delivered", "failed", "expired", "rejected", "unknown", "pending"]
 #: Statuses that are a final receipt (everything but ``pending``).
 FINAL_STATUSES = STATUSES[:-1]
 
-#: Failure-reason vocabulary (DESIGN.md section 5); the raw code is kept beside it.
+#: Failure-reason vocabulary (README, *Measures*); the raw code is kept beside it.
 FAILURE_REASONS = [
     "empty_number",
     "unreachable",

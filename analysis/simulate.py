@@ -13,8 +13,8 @@ Injected truths
 * a provincial outage: China Mobile in Guangdong, 2025-05-07 00:00 to 2025-05-10 00:00;
 * silent resends: the gateway resends most failed messages within minutes, which lifts
   its after-resend arrival well above its first-attempt arrival;
-* billing: Aliyun and Tencent bill every submitted segment (as REFERENCE.md says they
-  do); the gateway bills delivered ones;
+* billing: Aliyun and Tencent bill every submitted segment (as their pricing pages say
+  they do); the gateway bills delivered ones;
 * a blocked template (``M3``, promises "保过") that carriers filter as spam;
 * a click-through curve by send hour peaking at 15:00 (about 40% above 20:00);
 * the Labor Day holiday (2025-05-01 to 05-05) with a marketing peak;

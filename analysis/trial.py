@@ -1,4 +1,4 @@
-"""The three-stage channel trial, scored vendor by vendor (DESIGN.md section 6).
+"""The three-stage channel trial, scored vendor by vendor (README, *Channel trial, alerts, wording and send windows*).
 
 * **basic**: at least 10 numbers across China Mobile, China Unicom, China Telecom and a
   virtual operator; every delivered message within 10 minutes; first-attempt arrival at

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def pytest_configure(config):
+    """The suite's caches (the phone-prefix table, matplotlib's font list) live in the
+    checkout's git-ignored ``.cache/``, not the user's home; subprocesses inherit them."""
+    cache = Path(__file__).resolve().parent.parent / ".cache"
+    os.environ.setdefault("SMS_LEDGER_CACHE", str(cache / "sms-ledger"))
+    os.environ.setdefault("MPLCONFIGDIR", str(cache / "matplotlib"))
 
 
 @pytest.fixture(scope="session")
