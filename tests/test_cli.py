@@ -63,6 +63,7 @@ def test_help_explains_itself(capsys):
     assert "--vendor" in out and "--mapping" in out and "Parquet" in out
 
 
+@pytest.mark.slow
 def test_demo_command(tmp_path, capsys):
     assert main(["demo", "--n", "3000", "--raw", str(tmp_path / "raw"), "--out", str(tmp_path / "interim"),
                  "--reports", str(tmp_path / "reports")]) == 0

@@ -35,6 +35,7 @@ def test_partitions_read_back_the_store(store):
     assert set(frame["vendor"]) == {parts[0].vendor}
 
 
+@pytest.mark.slow
 def test_dask_on_a_local_cluster_equals_pandas(store):
     pandas_ = _ledgers(ledger_source(store, engine="pandas"), "2025-W19")
     dask_ = _ledgers(ledger_source(store, engine="dask"), "2025-W19")
@@ -42,6 +43,7 @@ def test_dask_on_a_local_cluster_equals_pandas(store):
         pd.testing.assert_frame_equal(dask_[key], frame, obj=key)
 
 
+@pytest.mark.slow
 def test_worker_processes_equal_this_process(store):
     one = _ledgers(ledger_source(store, workers=1), "2025-W19")
     two = _ledgers(ledger_source(store, workers=2), "2025-W19")

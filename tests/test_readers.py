@@ -540,6 +540,7 @@ def _peak_rss_reading(path: Path) -> tuple[str, int]:
     return message, int(peak)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["bomb.csv.gz", "bomb.jsonl.gz", "bomb.log.gz"])
 def test_a_gzip_bomb_stops_early_in_bounded_memory(name, tmp_path):
     """1 MB of gzip that expands to 1 GiB of valid-looking rows: refused with the file's
@@ -564,6 +565,7 @@ def test_a_gzip_bomb_stops_early_in_bounded_memory(name, tmp_path):
     assert peak < 200 + 4 * (EXPANSION_ALLOWANCE >> 20), peak  # 1 GiB was never held
 
 
+@pytest.mark.slow
 def test_a_line_bomb_is_refused_at_its_first_line(tmp_path):
     """One 40 MB line with no break: refused naming the line, without holding it; gzipped
     (300 MB in a few hundred KB) it is refused as a bomb before pyarrow reads it."""
@@ -592,6 +594,7 @@ def test_a_line_bomb_is_refused_at_its_first_line(tmp_path):
     assert peak < 500, peak
 
 
+@pytest.mark.slow
 def test_an_export_that_compresses_well_still_loads(tmp_path):
     """The cap is on the ratio, not the size: a real-looking export at 20× loads whole."""
     import random

@@ -85,6 +85,7 @@ def test_a_failing_step_leaves_the_version_before(step, tmp_path, monkeypatch):
     assert len(read_store(out)) == 100
 
 
+@pytest.mark.slow
 def test_killed_mid_ingest_leaves_the_last_version_and_no_litter(tmp_path):
     """kill -9 a real ingest at several moments: the store is the version before or after."""
     out = tmp_path / "s"
@@ -122,6 +123,7 @@ def _referenced(store: Path, rel: str) -> bool:
     return any(unquote(part) == rel for part in __import__("re").findall(r'"path":"([^"]+)"', text))
 
 
+@pytest.mark.slow
 def test_two_ingests_at_once_both_land(tmp_path):
     """Two real `sms-ledger ingest` processes into one store: both sets of rows are there."""
     out = tmp_path / "s"
@@ -207,6 +209,7 @@ def test_an_old_parquet_store_is_converted_losing_nothing(demo, tmp_path):
     assert not [p for p in old.parent.iterdir() if p.name.startswith(".send_log.") and p.name != ".send_log.lock"]
 
 
+@pytest.mark.slow
 def test_no_stale_lock_after_a_killed_ingest(tmp_path):
     """The lock dies with its process: the next ingest does not wait."""
     out = tmp_path / "s"
@@ -222,6 +225,7 @@ def test_no_stale_lock_after_a_killed_ingest(tmp_path):
     assert time.monotonic() - start < 60
 
 
+@pytest.mark.slow
 def test_two_processes_opening_an_old_store_convert_it_once(tmp_path):
     """Two real processes read a store of the previous layout at the same moment: both
     get every row, and the store is converted once."""
