@@ -104,7 +104,8 @@ def number_format(column: str) -> str | None:
         return "#,##0.00"
     if column.endswith("_s"):
         return "#,##0.0"
-    if column.startswith(("delivered_", "rounds")) or column in {"needed", "messages_needed", "all_arrive_needed"}:
+    if column.startswith(("delivered_", "rounds", "linked_", "clicked_")) or column in {
+            "needed", "messages_needed", "all_arrive_needed"}:
         return "#,##0"
     if column.endswith(("_rate", "_low", "_high", "_gap", "_a", "_b", "_arrival", "_share")) or column in {
         "lift", "low", "high", "expected", "confidence",
@@ -704,18 +705,21 @@ def styled(frame: pd.DataFrame, *, lang: str = "zh", columns=None, mask: bool = 
                if pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c])]
     text = [h for h in table.columns if h not in numbers]
     prose = [header(c, lang) for c in frame.columns if c in PROSE_COLUMNS]
-    return (table.style.format(escape="html").format_index(escape="html", axis=1).hide(axis="index")
-            .set_table_styles(TABLE_CSS).set_properties(subset=numbers, **{"text-align": "right"})
-            .set_properties(subset=text, **{"text-align": "left"})
-            .set_properties(subset=prose, **{"white-space": "normal", "min-width": "14em"}))
+    styler = (table.style.format(escape="html").format_index(escape="html", axis=1).hide(axis="index")
+              .set_table_styles(TABLE_CSS).set_properties(subset=numbers, **{"text-align": "right"})
+              .set_properties(subset=text, **{"text-align": "left"}))
+    # column-scoped rules (``#T td.colN``) outrank the table's ``td`` rule; per-cell ones do not
+    return styler.set_table_styles({h: [{"selector": "td", "props": PROSE_CSS}] for h in prose}, overwrite=False) \
+        if prose else styler
 
 
-#: Report tables: every cell on one line (no date or name broken in two) except prose,
-#: which wraps at word boundaries within 28em, never one character per line
-#: (``keep-all``); numbers right-aligned. A table wider than the page scrolls.
+#: Report tables: every cell on one line (no date or name broken in two, ``keep-all``)
+#: except prose, which wraps within 14 to 28em (Chinese text between characters, a long
+#: link anywhere); numbers right-aligned. A table wider than the page scrolls.
 TABLE_CSS = [
     {"selector": "th", "props": "white-space: nowrap; text-align: center;"},
     {"selector": "td", "props": "white-space: nowrap; word-break: keep-all; overflow-wrap: break-word; max-width: 28em;"},
 ]
+PROSE_CSS = "white-space: normal; min-width: 14em; max-width: 28em; word-break: normal; overflow-wrap: anywhere;"
 #: Columns of sentences (notes, advice, template text): they wrap.
 PROSE_COLUMNS = {"content", "note", "issues", "advice", "reasons", "top_codes", "rule"}

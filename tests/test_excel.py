@@ -180,6 +180,16 @@ def test_styled_tables_for_notebooks(ledgers):
     rf = ledgers["repeat_failures"]
     shown = styled(rf, lang="en").to_html()
     assert rf["phone"].iloc[0] not in shown and "****" in shown
+    # template text wraps (Chinese between characters) by a rule that outranks the table's
+    # one-line rule: scoped to its column under the table's id, not to one cell
+    content = ledgers["content"][["template_id", "content", "sent"]]
+    html = styled(content, lang="en").to_html()
+    import re
+
+    table_id = re.search(r'<table id="(T_\w+)"', html).group(1)
+    j = list(content.columns).index("content")
+    rule = re.search(rf"#{table_id} td\.col{j} \{{([^}}]*)\}}", html)
+    assert rule and "white-space: normal" in rule.group(1) and "word-break: normal" in rule.group(1), html[:600]
 
 
 @pytest.mark.parametrize("lang", ["zh", "en"])
@@ -210,3 +220,21 @@ def test_every_sheet_prints_at_a_legible_scale(books, lang):
             assert keys >= 1, f"{ws.title}: the row's keys on every page"
             assert body / (pages - 1) + key_width > PAGE_UNITS, f"{ws.title}: one page fewer would do"
     assert wide >= 1  # the quality sheet is one of them
+
+
+def test_no_count_is_formatted_as_a_rate(ledgers):
+    """Every integer column of every ledger table (counts) gets a number format without a
+    percent sign: a count of 1,929 never reads 192900.00%."""
+    from analysis.excel import number_format
+
+    checked = 0
+    for key, frame in ledgers.items():
+        if not isinstance(frame, pd.DataFrame):
+            continue
+        for col in frame.columns:
+            s = frame[col]
+            if pd.api.types.is_integer_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype):
+                assert "%" not in (number_format(col) or ""), f"{key}.{col}: {number_format(col)}"
+                checked += 1
+    assert checked >= 20
+    assert number_format("linked_a") == "#,##0" and number_format("click_through_a") == "0.00%"
