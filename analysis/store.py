@@ -38,6 +38,10 @@ from .schema import COLUMNS, DEFAULT_TZ, conform
 
 STORE_DIR = "send_log"
 PARTITION_BY = ["vendor", "month"]
+#: The table's log keeps min/max statistics of these columns only (to skip files), never
+#: of phone numbers, message ids or text: the log is plain JSON, often copied around.
+TABLE_CONFIGURATION = {"delta.dataSkippingStatsColumns": "submit_time,done_time,status,attempt,carrier,province,"
+                                                          "template_id,category"}
 #: Seconds an ingest waits for another one to finish before it gives up.
 LOCK_TIMEOUT = 3600
 
@@ -161,7 +165,7 @@ def write_store(log: pd.DataFrame, root: str | Path, *, replace: list[StorePart]
         commit = CommitProperties(custom_metadata={"sms_ledger": json.dumps(note or {}, ensure_ascii=False)})
         if dt is None or replace is None:
             write_deltalake(str(store), table, mode="overwrite", partition_by=PARTITION_BY, schema_mode="overwrite",
-                            commit_properties=commit)
+                            configuration=TABLE_CONFIGURATION, commit_properties=commit)
         elif keys and table.num_rows:
             write_deltalake(str(store), table, mode="overwrite", predicate=_predicate(keys), partition_by=PARTITION_BY,
                             commit_properties=commit)
@@ -299,7 +303,8 @@ def migrate_store(store: str | Path) -> Path:
         frame["vendor"] = frame["vendor"].astype(str).map(unquote)
     log = conform(frame[[c for c in COLUMNS if c in frame]])
     table = _arrow(log)
-    write_deltalake(str(staging), table, partition_by=PARTITION_BY, commit_properties=CommitProperties(
+    write_deltalake(str(staging), table, partition_by=PARTITION_BY, configuration=TABLE_CONFIGURATION,
+                    commit_properties=CommitProperties(
         custom_metadata={"sms_ledger": json.dumps({"operation": "migrate", "files": [f"{len(files)} Parquet files"]})}))
     from deltalake import DeltaTable
 

@@ -243,3 +243,13 @@ def test_two_processes_opening_an_old_store_convert_it_once(tmp_path):
     assert [int(o.strip()) for o, _ in outs] == [len(log), len(log)]
     history = store_history(tmp_path / "interim")
     assert history["operation"].tolist() == ["migrate"] and history["rows"].tolist() == [len(log)]
+
+
+def test_the_table_log_holds_no_phone_number(fixtures, tmp_path):
+    """The Delta log is plain JSON: its per-file statistics leave out phones, ids and text."""
+    log = read_send_log([fixtures / "canonical.csv", fixtures / "gateway.log", fixtures / "twilio_console.csv"])
+    write_store(log, tmp_path)
+    text = "".join(p.read_text(encoding="utf-8") for p in (store_path(tmp_path) / "_delta_log").glob("*.json"))
+    phones = {p for p in log["phone"].dropna().astype(str)}
+    assert phones and not [p for p in phones if p in text or p.removeprefix("+86") in text]
+    assert "numRecords" in text and "submit_time" in text  # the statistics that skip files are kept
