@@ -22,6 +22,7 @@ EPILOG = """examples:
   sms-ledger ingest odd.csv --mapping odd.toml  read any other layout via a column mapping
   sms-ledger history                            the store's versions, one per ingest
   sms-ledger undo                               take back the last ingest
+  sms-ledger vacuum --days 30                   free the disk versions older than 30 days hold
   sms-ledger weekly data/raw/demo --week 2025-W18
                                                 write reports/ledgers/ledger-2025-W18.xlsx
   sms-ledger weekly data/interim clicks.csv bills.csv --all-weeks --lang en
@@ -75,6 +76,16 @@ def build_parser() -> argparse.ArgumentParser:
         "latest, which takes back the last ingest. The undo is itself a version, so it can be undone.")
     undo.add_argument("--out", type=Path, default=config.INTERIM, help="store folder (default: %(default)s)")
     undo.add_argument("--version", type=int, help="the version to go back to (see `sms-ledger history`)")
+
+    vacuum = sub.add_parser(
+        "vacuum", help="free the disk old versions hold (they can no longer be restored)",
+        description="Every ingest that touches a month rewrites its partition and keeps the old files, so that "
+        "`sms-ledger undo` can go back; a month ingested daily holds about 30 copies. Delete the files only "
+        "versions older than --days need: those versions can no longer be restored.")
+    vacuum.add_argument("--out", type=Path, default=config.INTERIM, help="store folder (default: %(default)s)")
+    vacuum.add_argument("--days", type=float, default=30, help="keep every version of the last DAYS days "
+                        "restorable (default: %(default)s)")
+    vacuum.add_argument("--dry-run", action="store_true", help="only say what would be removed")
 
     weekly = sub.add_parser(
         "weekly",
@@ -418,6 +429,13 @@ def main(argv: list[str] | None = None) -> int:
 
             history = store_history(args.out)
             print(history.astype(object).where(history.notna(), "").to_string(index=False))
+        elif args.command == "vacuum":
+            from .store import vacuum_store
+
+            files, size = vacuum_store(args.out, days=args.days, dry_run=args.dry_run)
+            verb = "would remove" if args.dry_run else "removed"
+            print(f"store: {verb} {files:,} files ({size / 2**20:,.1f} MB) only versions older than {args.days:g} "
+                  "days need" + ("" if args.dry_run or not files else "; those versions can no longer be restored"))
         elif args.command == "undo":
             from .store import restore_store
 

@@ -277,9 +277,32 @@ def restore_store(root: str | Path, version: int | None = None) -> int:
                              f"`sms-ledger history` lists them)")
         from deltalake import CommitProperties
 
-        dt.restore(target, commit_properties=CommitProperties(
-            custom_metadata={"sms_ledger": json.dumps({"operation": "restore", "files": [f"version {target}"]})}))
+        try:
+            dt.restore(target, commit_properties=CommitProperties(
+                custom_metadata={"sms_ledger": json.dumps({"operation": "restore", "files": [f"version {target}"]})}))
+        except Exception as exc:  # deltalake's DeltaError: a file the version needs is gone
+            if "missing file" not in str(exc).lower():
+                raise
+            raise ValueError(f"{store}: version {target} can no longer be restored: `sms-ledger vacuum` removed "
+                             "its files") from None
         return dt.version()
+
+
+def vacuum_store(root: str | Path, *, days: float = 30, dry_run: bool = False) -> tuple[int, int]:
+    """Delete the data files only versions older than ``days`` need: every ingest that
+    touches a month rewrites its partition and keeps the old file for undo, so a month
+    ingested daily holds about 30 copies. Versions from before then can no longer be
+    restored. Returns the number of files and bytes removed (or, with ``dry_run``, that
+    would be)."""
+    with store_lock(root) as store:
+        dt = _table(store) if store.exists() else None
+        if dt is None:
+            raise FileNotFoundError(f"{store}: no send-log store here (run `sms-ledger ingest` first)")
+        files = dt.vacuum(retention_hours=int(days * 24), dry_run=True, enforce_retention_duration=False)
+        size = sum((store / unquote(f)).stat().st_size for f in files if (store / unquote(f)).exists())
+        if files and not dry_run:
+            dt.vacuum(retention_hours=int(days * 24), dry_run=False, enforce_retention_duration=False)
+        return len(files), size
 
 
 def migrate_store(store: str | Path) -> Path:

@@ -253,3 +253,34 @@ def test_the_table_log_holds_no_phone_number(fixtures, tmp_path):
     phones = {p for p in log["phone"].dropna().astype(str)}
     assert phones and not [p for p in phones if p in text or p.removeprefix("+86") in text]
     assert "numRecords" in text and "submit_time" in text  # the statistics that skip files are kept
+
+
+def test_vacuum_frees_superseded_files_and_says_what_cannot_be_restored(tmp_path, capsys):
+    """Re-ingesting a month rewrites its partition and keeps the old file for undo;
+    vacuum removes exactly those files (the store reads the same), recent versions stay
+    restorable by default, and restoring a vacuumed version is a clear error."""
+    from analysis.store import vacuum_store
+
+    out = tmp_path / "s"
+    may = _month(tmp_path / "may.csv", "tencent", "a", 30)
+    more = _month(tmp_path / "more.csv", "tencent", "b", 20)
+    assert main(["ingest", str(may), "--out", str(out)]) == 0
+    assert main(["ingest", str(more), "--out", str(out)]) == 0  # the same partition, rewritten
+    store = store_path(out)
+    live = {Path(p.path) for p in store_partitions(store)}
+    on_disk = {p for p in store.rglob("*.parquet") if "_delta_log" not in p.parts}
+    assert len(on_disk - live) == 1  # the version-0 file, kept for undo
+    before = read_store(out)
+    assert vacuum_store(out) == (0, 0)  # the default keeps the last 30 days restorable
+    assert main(["vacuum", "--out", str(out), "--days", "0", "--dry-run"]) == 0
+    assert "would remove 1 files" in capsys.readouterr().out
+    gone = sum(p.stat().st_size for p in on_disk - live)
+    assert vacuum_store(out, days=0) == (1, gone)
+    assert {p for p in store.rglob("*.parquet") if "_delta_log" not in p.parts} == live
+    pd.testing.assert_frame_equal(read_store(out), before)
+    with pytest.raises(ValueError, match="version 0 can no longer be restored"):
+        restore_store(out, 0)
+    history = store_history(out)  # the vacuum is in the history too, changing no row
+    assert history["operation"].tolist()[:2] == ["vacuum end", "vacuum start"]
+    assert history["change"].tolist()[:2] == [0, 0] and history["rows"].iloc[0] == 50
+    assert restore_store(out, 1) == 4 and len(read_store(out)) == 50  # the live version stays restorable
