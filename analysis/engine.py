@@ -288,6 +288,6 @@ def ledger_source(
 
     summary = pd.concat([store_accounting(stores), *[r.summary for r in read]], ignore_index=True)
     rejects = pd.concat([r.rejects for r in read], ignore_index=True) if read else \
-        pd.DataFrame(columns=["file", "line", "reason", "record"])
+        pd.DataFrame(columns=["file", "line", "reason", "reason_code", "record"])
     bill = joined["bill"]
     return Source(cubes=cubes, messages=messages_streamed, bill=bill, summary=summary, rejects=rejects, files=files)

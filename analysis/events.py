@@ -16,7 +16,7 @@ import pandas as pd
 
 from .normalize import normalize_phones, parse_times
 from .readers import LoadError, LoadResult, detect_encoding, detect_layout, read_raw, records_json
-from .schema import DEFAULT_TZ, STRING
+from .schema import DEFAULT_TZ, STRING, reason_codes
 
 #: Columns of each kind, with the header spellings accepted for them.
 KINDS: dict[str, dict[str, tuple[str, ...]]] = {
@@ -128,6 +128,7 @@ def read_events(path: str | Path, *, tz: str = DEFAULT_TZ) -> LoadResult:
                             "record": records_json(frame[bad])})
     for line, why, text in raw.bad:
         rejects.loc[len(rejects)] = [str(path), line, why, text]
+    rejects.insert(3, "reason_code", reason_codes(rejects["reason"]))
     log = out[~bad & ~dup].reset_index(drop=True)
     log.attrs["kind"] = kind
     summary = pd.DataFrame([{
@@ -283,7 +284,7 @@ class Inputs:
     log : canonical send log plus the :func:`attach_events` columns of the event files.
     bill : vendor bills (empty when none was given).
     summary : row accounting per input file (``LoadResult.summary`` columns).
-    rejects : rejected rows of every input (file, line, reason, record).
+    rejects : rejected rows of every input (file, line, reason, reason_code, record).
     files : the input files, after expanding folders.
     """
 

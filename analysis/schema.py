@@ -7,6 +7,7 @@ snake_case; the Chinese and English display labels used by Excel and charts live
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 DEFAULT_TZ = "Asia/Shanghai"
@@ -345,6 +346,37 @@ def header(column: str, lang: str = "zh") -> str:
 def empty_log(tz: str = DEFAULT_TZ) -> pd.DataFrame:
     """An empty canonical send log with every column and dtype."""
     return conform(pd.DataFrame({c: pd.Series([], dtype=object) for c in COLUMNS}), tz=tz)
+
+
+#: A stable code for every kind of rejected row, beside its reason in words (which names
+#: the value): the first pattern a reason matches gives its code, ``other`` if none.
+REJECT_CODES = {
+    "title_line": r"^title line",
+    "total_row": r"^total row",
+    "malformed_row": r"^malformed row",
+    "malformed_json": r"^malformed JSON",
+    "undecodable": r"^cannot decode",
+    "inbound": r"inbound message",
+    "not_a_record": r"not a send or delivery-receipt line|HTTP API line",
+    "submission_alone": r"has no send time: load it with",
+    "phone_precision_lost": r"precision lost",
+    "invalid_phone": r"invalid phone number",
+    "no_phone": r"missing phone|no valid phone",
+    "unreadable_time": r"unreadable time",
+    "no_time": r"missing time|no send time or receipt time",
+    "no_message_id": r"no message id",
+    "unreadable_number": r"unreadable number",
+}
+
+
+def reason_codes(reasons: pd.Series) -> pd.Series:
+    """The :data:`REJECT_CODES` code of each reject reason (``other`` for a reason no
+    pattern matches), so rejects can be counted by kind."""
+    text = reasons.astype("string")
+    hits = [text.str.contains(pattern, regex=True).fillna(False).to_numpy(dtype=bool)
+            for pattern in REJECT_CODES.values()]
+    return pd.Series(np.select(hits, list(REJECT_CODES), "other") if hits else "other", index=reasons.index,
+                     dtype=object)
 
 
 def conform(frame: pd.DataFrame, *, tz: str = DEFAULT_TZ) -> pd.DataFrame:

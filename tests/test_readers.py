@@ -667,3 +667,25 @@ def test_a_bad_mapping_names_the_file_and_key(body, problem, tmp_path):
     with pytest.raises(LoadError) as err:
         load_mapping(path)
     assert str(err.value).startswith(f"{path}: {problem}"), str(err.value)
+
+
+def test_every_reject_has_a_stable_code(fixtures, tmp_path):
+    """Each reject carries the code of its kind beside its words: every reason the
+    fixtures produce has a code of its own (none falls to ``other``), and the codes are
+    the ones each case calls for."""
+    from analysis import read_events
+    from analysis.schema import REJECT_CODES
+
+    files = [p for p in [*fixtures.iterdir(), *(fixtures / "public").iterdir()]
+             if p.is_file() and p.suffix not in {".md", ".toml"} and p.name != "custom.csv"]
+    rejects = pd.concat([load_send_log(f).rejects for f in files], ignore_index=True)
+    assert len(rejects) >= 8 and set(rejects["reason_code"]) <= set(REJECT_CODES)
+    bad = tmp_path / "bad.csv"
+    bad.write_text("message_id,phone,submit_time,status\nm1,12345,2025-05-06 09:00:00,delivered\n"
+                   "m2,13800138000,not a time,delivered\nm3,13800138001,2025-05-06 09:00:00,delivered,extra\n"
+                   "m4,,2025-05-06 09:00:00,delivered\n", encoding="utf-8")
+    codes = load_send_log(bad).rejects.set_index("line")["reason_code"].to_dict()
+    assert codes == {2: "invalid_phone", 3: "unreadable_time", 4: "malformed_row", 5: "no_phone"}, codes
+    clicks = tmp_path / "clicks.csv"
+    clicks.write_text("message_id,vendor,click_time\nm1,aliyun,\n", encoding="utf-8")
+    assert read_events(clicks).rejects["reason_code"].tolist() == ["no_time"]

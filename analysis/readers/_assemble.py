@@ -49,6 +49,7 @@ from ..schema import (
     STRING,
     TIME_SOURCES,
     conform,
+    reason_codes,
 )
 from . import aliyun, canonical, gateway, sns, tencent, twilio, vonage
 from ._files import LoadError, RawFile, read_raw, records_json
@@ -82,8 +83,9 @@ class LoadResult:
         The canonical send log (see :mod:`analysis.schema`).
     rejects : DataFrame
         One row per rejected input row: ``file``, ``line`` (line, spreadsheet row, or
-        record number in a JSON/XML document), ``reason``, ``record`` (the raw row as
-        JSON).
+        record number in a JSON/XML document), ``reason`` (in words, naming the value),
+        ``reason_code`` (its stable kind, :data:`analysis.schema.REJECT_CODES`), ``record``
+        (the raw row as JSON).
     summary : DataFrame
         One row per file: ``file``, ``layout``, ``vendor``, ``encoding``,
         ``rows_read``, ``loaded``, ``rejected``, ``duplicates``, ``messages``.
@@ -369,9 +371,10 @@ def _concat_rejects(parts: list) -> pd.DataFrame:
     frames = [p if isinstance(p, pd.DataFrame) else pd.DataFrame([p]) for p in parts]
     cols = ["_file", "file", "line", "reason", "record"]
     if not frames:
-        return pd.DataFrame({c: pd.Series(dtype=object) for c in cols})
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in [*cols[:4], "reason_code", cols[4]]})
     out = pd.concat(frames, ignore_index=True)[cols]
     out["line"] = out["line"].astype("int64")
+    out.insert(4, "reason_code", reason_codes(out["reason"]))
     return out.sort_values(["_file", "line"], kind="stable").reset_index(drop=True)
 
 
