@@ -152,11 +152,11 @@ def write_ledger(
         if "phone" in frame and not unmask:
             frame = frame.assign(phone=mask_phones(frame["phone"]))
         if key == "summary":
-            header_row = _write_summary(ws, frame, meta, ledgers, lang)
+            header_row, more_headers = _write_summary(ws, frame, meta, ledgers, lang)
         else:
-            header_row = 1
+            header_row, more_headers = 1, []
             _write_table(ws, frame, lang, header_row)
-        _decorate(ws, frame, key, header_row)
+        _decorate(ws, frame, key, header_row, more_headers)
     _write_charts(wb, ledgers, lang)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=".xlsx", dir=path.parent)
@@ -173,12 +173,28 @@ def write_ledger(
     return path
 
 
-def _write_summary(ws, frame: pd.DataFrame, meta: dict, ledgers: dict, lang: str) -> int:
+def _write_summary(ws, frame: pd.DataFrame, meta: dict, ledgers: dict, lang: str) -> tuple[int, list[int]]:
     """The first sheet: the week's facts, its key points and each vendor's headline, then
-    the input files with their row accounting (the table that reads back as ``summary``)."""
+    the input files with their row accounting (the table that reads back as ``summary``).
+    Returns the input table's header row and the headline table's."""
     from .summary import headline, key_points
 
     ws.cell(1, 1, f"{TITLE[lang]} · {meta.get('week', '')}".strip(" ·")).font = Font(bold=True, size=14)
+    head = headline(ledgers) if "quality" in ledgers and "summary" in ledgers else None
+    # long text (the alert rules, the key points) wraps within the tables' width instead
+    # of running off to the right, which would shrink the printed page to fit it
+    span = max(len(frame.columns), len(head.columns) if head is not None else 0, 2)
+
+    def wrapped(row: int, first: int, value) -> None:
+        cell = ws.cell(row, first)
+        _set(cell, value)
+        cell.alignment = Alignment(horizontal="left")
+        if isinstance(value, str) and _text_width(value) > SUMMARY_LINE_UNITS:
+            ws.merge_cells(start_row=row, start_column=first, end_row=row, end_column=span)
+            ws.row_dimensions[row].height = 15 * int(np.ceil(_text_width(value) / SUMMARY_LINE_UNITS))
+            for c in ws[row][:first]:  # the text and its label at the top of the taller row
+                c.alignment = Alignment(horizontal="left", vertical="top", wrap_text=c.column == first)
+
     row = 3
     for key in SUMMARY_KEYS:
         if key not in meta:
@@ -191,25 +207,24 @@ def _write_summary(ws, frame: pd.DataFrame, meta: dict, ledgers: dict, lang: str
             from .monitor import rules_text
 
             value = rules_text(lang, **value)
-        _set(ws.cell(row, 2), value)
+        wrapped(row, 2, value)
         if key == "messages":
             ws.cell(row, 2).number_format = "#,##0"
-        ws.cell(row, 2).alignment = Alignment(horizontal="left")
         row += 1
-    if "quality" in ledgers and "summary" in ledgers:
+    if head is not None:
         row += 1
         ws.cell(row, 1, KEY_POINTS[lang]).font = Font(bold=True, size=12)
         for point in key_points(ledgers, lang):
             row += 1
-            _set(ws.cell(row, 1), f"• {point}")
+            wrapped(row, 1, f"• {point}")
         row += 2
-        head = headline(ledgers)
         _write_table(ws, head, lang, row)
+        headline_row = row
         row += len(head) + 2
     ws.cell(row, 1, INPUT_FILES[lang]).font = Font(bold=True, size=12)
     header_row = row + 1
     _write_table(ws, frame, lang, header_row)
-    return header_row
+    return header_row, [headline_row] if head is not None else []
 
 
 def _write_table(ws, frame: pd.DataFrame, lang: str, header_row: int) -> None:
@@ -295,14 +310,14 @@ def _display(s: pd.Series, col: str, lang: str) -> list:
     return out
 
 
-def _decorate(ws, frame: pd.DataFrame, key: str, header_row: int) -> None:
-    """Freeze, filter, fit widths, set up printing and colour what misses a target."""
+def _decorate(ws, frame: pd.DataFrame, key: str, header_row: int, more_headers=()) -> None:
+    """Freeze, filter, fit widths, set up printing and colour what misses a target;
+    ``more_headers``: the header rows of other tables on the sheet (their height fitted too)."""
     n = len(frame)
     ncol = max(len(frame.columns), 1)
     last = header_row + max(n, 1)
     ws.freeze_panes = ws.cell(header_row + 1, 1)
     ws.auto_filter.ref = f"A{header_row}:{get_column_letter(ncol)}{last}"
-    ws.row_dimensions[header_row].height = 32
     for j, col in enumerate(frame.columns, start=1):
         letter = get_column_letter(j)
         body = [ws.cell(r, j).value for r in range(header_row + 1, min(last, header_row + 500) + 1)]
@@ -312,6 +327,10 @@ def _decorate(ws, frame: pd.DataFrame, key: str, header_row: int) -> None:
     if key == "summary":
         ws.column_dimensions["A"].width = max(ws.column_dimensions["A"].width, 24)
         ws.column_dimensions["B"].width = max(ws.column_dimensions["B"].width, 28)
+    for row in (header_row, *more_headers):  # a header wraps at words: tall enough for all its lines
+        lines = max(np.ceil(_text_width(str(c.value)) / max((ws.column_dimensions[c.column_letter].width or 10) - 1, 1))
+                    for c in ws[row] if c.value is not None)
+        ws.row_dimensions[row].height = max(32, 13 * int(lines) + 6)
     # print: landscape, the header row on every page, and as many pages wide as a legible
     # scale needs, the leading key columns (week, vendor, carrier …) repeated on each
     ws.page_setup.orientation = "landscape"
@@ -358,6 +377,9 @@ def _decorate(ws, frame: pd.DataFrame, key: str, header_row: int) -> None:
 
 #: Column-width units one landscape A4 page holds at a legible scale (about 75%).
 PAGE_UNITS = 170
+#: Text on the summary sheet longer than this (in column-width units) wraps across the
+#: width of its tables.
+SUMMARY_LINE_UNITS = 140
 
 
 def _key_columns(frame: pd.DataFrame) -> int:

@@ -238,3 +238,18 @@ def test_no_count_is_formatted_as_a_rate(ledgers):
                 checked += 1
     assert checked >= 20
     assert number_format("linked_a") == "#,##0" and number_format("click_through_a") == "0.00%"
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_long_summary_text_wraps_within_the_tables(books, lang):
+    """The alert rules and the key points wrap across the tables' width (merged, wrapped,
+    the row tall enough) instead of running off the page, which would shrink it to fit."""
+    from analysis.excel import SUMMARY_LINE_UNITS, _text_width
+
+    ws = load_workbook(books[lang]).worksheets[0]
+    long = [c for row in ws.iter_rows() for c in row if isinstance(c.value, str) and _text_width(c.value) > SUMMARY_LINE_UNITS]
+    assert long, "the alert rules are long in both languages"
+    merged = {r.coord.split(":")[0]: r for r in ws.merged_cells.ranges}
+    for c in long:
+        assert c.coordinate in merged and c.alignment.wrap_text, c.value[:60]
+        assert ws.row_dimensions[c.row].height >= 15 * 2
