@@ -130,6 +130,12 @@ def _read_bytes(path: Path, limit: int | None = None) -> bytes:
         return fh.read() if limit is None else fh.read(limit)
 
 
+def _too_long(path: Path, where: str, what: str = "", limit_of: str = "line") -> LoadError:
+    """The one error for a line or field past :data:`MAX_RECORD_BYTES`."""
+    return LoadError(f"{path}: {where}: {what}longer than {MAX_RECORD_BYTES >> 20} MiB, the limit for one "
+                     f"{limit_of}: the file is damaged or not an export")
+
+
 def _long_field(path: Path, batch: pa.RecordBatch, *, first_line: int) -> None:
     """Raise a :class:`LoadError` naming the (approximate) line of a field longer than
     :data:`MAX_RECORD_BYTES` in one batch of CSV rows."""
@@ -139,8 +145,7 @@ def _long_field(path: Path, batch: pa.RecordBatch, *, first_line: int) -> None:
         lengths = pc.binary_length(column)
         if (pc.max(lengths).as_py() or 0) > MAX_RECORD_BYTES:
             at = pc.index(pc.greater(lengths, MAX_RECORD_BYTES), True).as_py()
-            raise LoadError(f"{path}: line {first_line + at}: a field longer than {MAX_RECORD_BYTES >> 20} MiB, "
-                            "the limit for one field: the file is damaged or not an export")
+            raise _too_long(path, f"line {first_line + at}", "a field ", "field")
 
 
 def _long_line(path: Path, data: bytes) -> None:
@@ -153,8 +158,7 @@ def _long_line(path: Path, data: bytes) -> None:
     lengths = np.diff(np.concatenate([[-1], breaks, [len(data)]])) - 1
     long = np.flatnonzero(lengths > MAX_RECORD_BYTES)
     if len(long):
-        raise LoadError(f"{path}: line {long[0] + 1}: longer than {MAX_RECORD_BYTES >> 20} MiB, the limit for one "
-                        "record: the file is damaged or not an export")
+        raise _too_long(path, f"line {long[0] + 1}")
 
 
 def detect_encoding(sample: bytes, *, path: Path | str = "<bytes>") -> str:
@@ -225,8 +229,7 @@ def read_raw(path: str | Path) -> RawFile:
     if not sample.strip():
         raise LoadError(f"{path}: the file is empty")
     if len(sample) == SAMPLE_BYTES and b"\n" not in sample and sample.lstrip()[:1] not in (b"{", b"[", b"<"):
-        raise LoadError(f"{path}: line 1: longer than {MAX_RECORD_BYTES >> 20} MiB, the limit for one "
-                        "line: the file is damaged or not an export")
+        raise _too_long(path, "line 1")
     encoding = detect_encoding(sample, path=path)
     text = sample.decode(encoding, errors="replace").lstrip("\ufeff")
     first = text.lstrip()
@@ -371,9 +374,7 @@ def _read_error(path: Path, exc: Exception, line: int) -> Exception:
     """What a failed CSV read means, naming the file (and the line where it is known)."""
     if isinstance(exc, pa.ArrowInvalid):
         if "straddl" in str(exc):
-            return LoadError(f"{path}: line {line} (or one within the next 16 MiB): a record longer than "
-                             f"{MAX_RECORD_BYTES >> 20} MiB, the limit for one line: the file is damaged or not "
-                             "an export")
+            return _too_long(path, f"line {line} (or one within the next 16 MiB)", "a record ")
         return exc  # a decoding problem: the caller reads the file line by line
     if _compressed(path):
         return LoadError(f"{path}: the gzip file is truncated or corrupt ({exc})")
