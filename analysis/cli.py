@@ -57,12 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="export files, or folders of them (files that are not exports are skipped, with a note)")
     ingest.add_argument("--out", type=Path, default=config.INTERIM, help="store folder (default: %(default)s)")
     ingest.add_argument("--unmask", action="store_true", help="keep full phone numbers in rejects.csv")
-    ingest.add_argument("--engine", choices=["pandas", "dask"], default="pandas",
-                        help="where the files are read and staged: this process, or a Dask cluster for many files "
-                        "(merging and the commit stay here; default: %(default)s)")
-    ingest.add_argument("--scheduler", metavar="ADDRESS",
-                        help="Dask scheduler address, e.g. tcp://10.0.0.5:8786; its workers must see the files at "
-                        "the same paths (default: a local cluster)")
+    _engine_options(ingest, "where the files are read and staged: this process, or a Dask cluster for many files "
+                    "(merging and the commit stay here)", "; its workers must see the files at the same paths")
     _load_options(ingest)
 
     history = sub.add_parser(
@@ -110,11 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="contract price per segment where the bill gives none (repeatable)")
     weekly.add_argument("--billing-mode", action="append", default=[], metavar="VENDOR=MODE",
                         help="contract billing mode, submission or delivery (repeatable)")
-    weekly.add_argument("--engine", choices=["pandas", "dask"], default="pandas",
-                        help="pandas streams the store one partition at a time; dask runs the same on a "
-                        "cluster (default: %(default)s)")
-    weekly.add_argument("--scheduler", metavar="ADDRESS",
-                        help="Dask scheduler address, e.g. tcp://10.0.0.5:8786 (default: a local cluster)")
+    _engine_options(weekly, "pandas streams the store one partition at a time; dask runs the same on a cluster")
     _load_options(weekly)
 
     report = sub.add_parser(
@@ -172,6 +164,13 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", type=Path, default=config.INTERIM, help="store folder (default: %(default)s)")
     demo.add_argument("--reports", type=Path, default=config.REPORTS, help="reports folder (default: %(default)s)")
     return parser
+
+
+def _engine_options(p: argparse.ArgumentParser, engine_help: str, scheduler_note: str = "") -> None:
+    p.add_argument("--engine", choices=["pandas", "dask"], default="pandas",
+                   help=f"{engine_help} (default: %(default)s)")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help=f"Dask scheduler address, e.g. tcp://10.0.0.5:8786{scheduler_note} (default: a local cluster)")
 
 
 def _load_options(p: argparse.ArgumentParser) -> None:

@@ -176,7 +176,11 @@ def write_store(log: pd.DataFrame, root: str | Path, *, replace: list[StorePart]
 
 def _remove_uncommitted(store: Path) -> None:
     """Delete the data files no version of the table refers to: what a run killed before
-    its commit left behind (the caller holds the lock, so no writer is at work)."""
+    its commit left behind (the caller holds the lock, so no writer is at work). Not
+    deltalake's ``vacuum(full=True)``: it judges unreferenced files by age too, so a
+    fresh leftover would stay, unless every old version's files went with it."""
+    import pyarrow.parquet as pq
+
     log_dir = store / "_delta_log"
     if not log_dir.exists():
         return
@@ -188,8 +192,6 @@ def _remove_uncommitted(store: Path) -> None:
                 if kind in action:
                     referenced.add(unquote(action[kind]["path"]))
     for checkpoint in log_dir.glob("*.checkpoint*.parquet"):
-        import pyarrow.parquet as pq
-
         for kind in ("add", "remove"):
             column = pq.read_table(checkpoint, columns=[kind]).column(kind).combine_chunks()
             referenced |= {unquote(a["path"]) for a in column.to_pylist() if a}
