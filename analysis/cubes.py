@@ -200,7 +200,9 @@ def partial_cubes(chunk: pd.DataFrame, *, events: dict | None = None, weeks=None
     # text as Arrow strings: compact, and partitions concatenate without going to objects
     failed_rows = pd.DataFrame({
         "week": week.levels.take(week.codes[listed]).astype(STRING).array,
-        **{c: failed_of(c, listed).astype(STRING) for c in ("phone", "carrier", "province")},
+        # (a partition read without the numbers' text holds none of those weeks' rows)
+        "phone": failed_of("phone", listed).astype(STRING) if "phone" in chunk else pd.Series([], dtype=STRING),
+        **{c: failed_of(c, listed).astype(STRING) for c in ("carrier", "province")},
         "failure_reason": failed_of("failure_reason", listed).astype(object).fillna("unknown").astype(STRING),
         "submit_time": failed_of("submit_time", listed)})
     currencies = sum_by(dict(vendor=key["vendor"], currency=chunk["currency"] if "currency" in chunk else

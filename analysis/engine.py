@@ -76,12 +76,18 @@ def read_partition(part: StorePart, *, tz: str = DEFAULT_TZ, columns: list[str] 
     return conform(frame, tz=tz)
 
 
-#: What the cubes read of each partition (and ``message_id`` to join events).
+#: What the cubes read of each partition (and ``message_id`` to join events). The phone
+#: numbers' text is read only to join events and where the failed messages of the weeks
+#: asked for can be: elsewhere their ``phone_key`` serves (a store from before it: the numbers).
 CUBE_COLUMNS = [c for c in COLUMNS if c not in ("message_id", "country", "city", "channel")]
 
 
 def _cubes_of(part: StorePart, events: dict | None, tz: str, weeks=None) -> Cubes:
-    frame = read_partition(part, tz=tz, columns=[*CUBE_COLUMNS, "message_id"] if events else CUBE_COLUMNS)
+    keyed = "phone_key" in pq.read_schema(part.path).names
+    # events are joined by phone too
+    text = not keyed or bool(events) or weeks is None or part.month == "unknown" or part.month in _months_of(weeks)
+    columns = [c for c in CUBE_COLUMNS if c != "phone" or text] + ["phone_key"] * keyed + ["message_id"] * bool(events)
+    frame = read_partition(part, tz=tz, columns=columns)
     frame["submit_time"] = frame["submit_time"].dt.tz_convert(tz)
     frame["done_time"] = frame["done_time"].dt.tz_convert(tz)
     return partial_cubes(frame, events=events, weeks=weeks)

@@ -190,29 +190,51 @@ def trailing_sum(values, groups, window: int) -> np.ndarray:
 # --------------------------------------------------------------------------- resends
 
 
+def phone_keys(phone: pd.Series) -> np.ndarray:
+    """Each phone number as one int64, equal exactly when the numbers are: an E.164
+    number's digits as the number itself (``+8613800138000`` -> 8613800138000), any other
+    text (a masked number) a negative 62-bit hash of it, 0 where missing. The store keeps
+    them beside the numbers (``phone_key``) so that resend chains are found without
+    reading the numbers' text."""
+    import pyarrow.compute as pc
+
+    text = pa_array(phone.astype(STRING))
+    out = np.zeros(len(text), dtype=np.int64)
+    digits = pc.fill_null(pc.match_substring_regex(text, r"^\+[1-9][0-9]{0,17}$"), False).to_numpy(zero_copy_only=False)
+    out[digits] = pc.cast(pc.utf8_slice_codeunits(text.filter(digits), 1), "int64").to_numpy()
+    other = ~digits & ~pc.is_null(text).to_numpy(zero_copy_only=False)
+    if other.any():
+        hashed = pd.util.hash_array(np.asarray(text.filter(other).to_pylist(), dtype=object))
+        out[other] = -((hashed >> np.uint64(2)).astype(np.int64) | (1 << 61))
+    return out
+
+
 def resend_chains(log: pd.DataFrame) -> pd.Series:
     """Id of the original message each row belongs to (its own id for an original).
 
     A resend (``attempt`` ≥ 2) belongs to the closest earlier original to the same phone
     with the same text (the template when the text is unknown) through the same vendor:
     the platform sends the same message again, while a new verification code to the
-    same phone is the user's new request, an original of its own.
+    same phone is the user's new request, an original of its own. The phone is compared
+    by its :func:`phone_keys` (the log's ``phone_key`` column where it has one: the store's).
     Returns an int64 Series aligned with ``log``: the positional index of the original.
     """
     n = len(log)
     out = np.arange(n, dtype=np.int64)
     attempt = log["attempt"].to_numpy(dtype="float64", na_value=1)
-    resent = (attempt > 1) & log["phone"].notna().to_numpy()
-    if not resent.any():
+    if not (attempt > 1).any():
         return pd.Series(out, index=log.index, name="chain")
-    # only the rows to phones that were resent to need sorting (found by pyarrow's hash set)
+    import pyarrow as pa
     import pyarrow.compute as pc
 
-    phone = pa_array(log["phone"].astype(STRING))
-    wanted = pc.unique(phone.filter(resent))
-    rows = np.flatnonzero(pc.is_in(phone, value_set=wanted).to_numpy(zero_copy_only=False))
+    keyed = "phone_key" in log
+    phone = pa.array(log["phone_key"].to_numpy(dtype=np.int64, na_value=0)) if keyed else pa_array(log["phone"].astype(STRING))
+    resent = (attempt > 1) & (pc.not_equal(phone, 0) if keyed else pc.is_valid(phone)).to_numpy(zero_copy_only=False)
+    # only the rows to phones that were resent to need sorting (found by pyarrow's hash set)
+    rows = np.flatnonzero(pc.is_in(phone, value_set=pc.unique(phone.filter(resent))).to_numpy(zero_copy_only=False))
+    phone = phone.take(rows)
     v = key_codes(log["vendor"]).codes[rows]
-    p = pc.dictionary_encode(phone.take(rows)).indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    p = phone.to_numpy() if keyed else pc.dictionary_encode(phone).indices.to_numpy(zero_copy_only=False).astype(np.int64)
     tpl, text = key_codes(log["template_id"]).codes[rows], key_codes(log["content"].iloc[rows]).codes
     t = log["submit_time"].to_numpy(dtype="datetime64[ms]").astype(np.int64)[rows]
     k = np.where(text >= 0, text, np.where(tpl >= 0, tpl + text.max(initial=0) + 1, -1))

@@ -213,10 +213,10 @@ def _tested(counts: pd.DataFrame, by: list[str], *, family: pd.Series | None = N
     pass finds the sharp drops, a second tests again on baselines without them (so an
     outage does not hide the next drop)."""
     keys = [*by, "traffic"]
-    periods = _rates(counts, by=by, baseline=baseline)
-    alarm = np.zeros(len(periods), dtype=bool)
+    table = _period_table(counts, by)
+    alarm = np.zeros(len(table), dtype=bool)
     for _ in range(2):  # once, then once more without the days the first pass found out of control
-        periods = _rates(counts, by=by, baseline=baseline, skip=alarm)
+        periods = _baselines(table, by, baseline, skip=alarm)
         periods.loc[periods["baseline_messages"] < min_baseline, "baseline"] = np.nan
         if expected is not None:  # the vendors' own baselines, weighted by the day's mix
             mixed = merge_on(periods[[*by, "traffic", "period"]].astype({k: object for k in by}),
@@ -232,19 +232,20 @@ def _tested(counts: pd.DataFrame, by: list[str], *, family: pd.Series | None = N
         with np.errstate(invalid="ignore", divide="ignore"):
             p_value = np.full(len(n), np.nan)
             p_value[tested] = _binom_cdf(k[tested], n[tested], p0[tested])
-            ref = periods["reference"].to_numpy(dtype=float)
-            ref = np.where(np.isfinite(ref), ref, p0)
-            se = np.sqrt(ref * (1 - ref) / n)
-            zshort = np.where(tested & (se > 0), (ref - k / n) / se, 0.0)
             diff = 100 * (k / n - p0)
         q_value = _bh(p_value, periods["period"].to_numpy(), family)
         pchart = tested & (q_value <= fdr) & (diff <= -min_drop_pp)
-        # the CUSUM adds up what the p-chart does not flag, and starts afresh after a flag
-        cusum, began = _cusum(periods, keys, np.where(pchart, 0.0, zshort), cusum_k, cusum_h, reset=pchart)
-        drift = tested & (cusum > cusum_h)
         if not (pchart & ~alarm).any():
             break
         alarm = pchart  # only sharp drops leave the baseline: a drift's days are compared, not removed
+    # the CUSUM adds up what the p-chart does not flag, and starts afresh after a flag
+    ref = periods["reference"].to_numpy(dtype=float)
+    ref = np.where(np.isfinite(ref), ref, p0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        se = np.sqrt(ref * (1 - ref) / n)
+        zshort = np.where(tested & (se > 0), (ref - k / n) / se, 0.0)
+    cusum, began = _cusum(periods, keys, np.where(pchart, 0.0, zshort), cusum_k, cusum_h, reset=pchart)
+    drift = tested & (cusum > cusum_h)
     alarm = pchart | drift
     low = np.full(len(n), np.nan)  # the control limit, shown with each alarm (the slow inverse: only there)
     low[alarm] = _binom_ppf(ALPHA, n[alarm], p0[alarm]) / n[alarm]
@@ -354,10 +355,11 @@ def period_rates(
     ``baseline`` previous periods of the group that had messages; NaN for the first),
     ``baseline_messages``.
     """
-    return _rates(period_counts(log, by=by, freq=freq), by=list(by), baseline=baseline)
+    return _baselines(_period_table(period_counts(log, by=by, freq=freq), list(by)), list(by), baseline)
 
 
-def _rates(counts: pd.DataFrame, *, by: list[str], baseline: int, skip: np.ndarray | None = None) -> pd.DataFrame:
+def _period_table(counts: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    """Submitted, delivered and arrival per group × ``traffic`` × period, sorted so."""
     keys = [*by, "traffic"]
     extra = ["window_days"] if "window_days" in counts else []
     out = counts.groupby([*keys, "period", *extra], dropna=False, sort=True, observed=True)[
@@ -365,8 +367,15 @@ def _rates(counts: pd.DataFrame, *, by: list[str], baseline: int, skip: np.ndarr
     if "window_days" not in out:
         out["window_days"] = 1
     out["arrival_rate"] = out["delivered"] / out["submitted"]
-    group = out.groupby(keys, observed=True, dropna=False, sort=False).ngroup().to_numpy()
-    keep = 1.0 if skip is None or len(skip) != len(out) else (~skip).astype(float)  # in-control periods only
+    return out
+
+
+def _baselines(table: pd.DataFrame, by: list[str], baseline: int, skip: np.ndarray | None = None) -> pd.DataFrame:
+    """:func:`_period_table` with each period's baseline from the ``baseline`` periods
+    before it (leaving out the ``skip`` ones) and the CUSUM's lagged ``reference``."""
+    out = table.copy()
+    group = out.groupby([*by, "traffic"], observed=True, dropna=False, sort=False).ngroup().to_numpy()
+    keep = 1.0 if skip is None else (~skip).astype(float)  # in-control periods only
     prev_n = trailing_sum(out["submitted"] * keep, group, baseline)
     prev_k = trailing_sum(out["delivered"] * keep, group, baseline)
     # the CUSUM's reference: the same pool a week earlier, which a slow drift has not reached

@@ -120,8 +120,13 @@ def store_partitions(store: str | Path) -> list[StorePart]:
 
 def _arrow(log: pd.DataFrame) -> pa.Table:
     """The log as the store's Arrow schema: plain strings (no dictionaries), times in
-    microseconds UTC, and the ``month`` partition column (of the submit time, local)."""
+    microseconds UTC, the ``month`` partition column (of the submit time, local) and
+    ``phone_key`` (:func:`analysis.measures.phone_keys`: the cubes find resend chains by
+    it without reading the numbers' text)."""
+    from .measures import phone_keys
+
     frame = log[[c for c in COLUMNS if c in log]].assign(
+        phone_key=phone_keys(log["phone"]),
         month=log["submit_time"].dt.strftime("%Y-%m").fillna(log["done_time"].dt.strftime("%Y-%m")).fillna("unknown"))
     table = pa.Table.from_pandas(frame, preserve_index=False)
     fields = []
@@ -168,6 +173,7 @@ def write_store(log: pd.DataFrame, root: str | Path, *, replace: list[StorePart]
                             configuration=TABLE_CONFIGURATION, commit_properties=commit)
         elif keys and table.num_rows:
             write_deltalake(str(store), table, mode="overwrite", predicate=_predicate(keys), partition_by=PARTITION_BY,
+                            schema_mode="merge",  # a table from before phone_key gains it
                             commit_properties=commit)
         elif keys:  # every row of those partitions went elsewhere (a later receipt moved them)
             dt.delete(_predicate(keys), commit_properties=commit)
@@ -380,7 +386,8 @@ def read_partitions(store: str | Path, parts: list[StorePart]):
 
     frames = []
     for p in parts:
-        frame = pq.read_table(p.path).to_pandas()
+        names = [c for c in pq.read_schema(p.path).names if c != "phone_key"]  # made again on write
+        frame = pq.read_table(p.path, columns=names).to_pandas()
         frames.append(frame.assign(vendor=p.vendor, month=p.month))
     frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=COLUMNS)
     frame["_line"] = np.arange(1, len(frame) + 1)

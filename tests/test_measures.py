@@ -454,6 +454,26 @@ def test_resend_chains_match_a_row_by_row_walk(rows):
     assert chain == [expected[i] for i in range(len(frame))]
 
 
+@given(st.lists(st.one_of(st.none(), st.from_regex(r"\+[1-9][0-9]{0,17}", fullmatch=True),
+                          st.from_regex(r"\+?[0-9*]{1,16}", fullmatch=True), st.text(max_size=6)), max_size=30))
+def test_phone_keys_are_equal_exactly_when_the_numbers_are(phones):
+    """An E.164 number's key is its digits; two keys are equal exactly when the numbers
+    are; a missing number is 0."""
+    from analysis.measures import phone_keys
+    from analysis.schema import STRING
+
+    keys = phone_keys(pd.Series(phones, dtype=STRING))
+    for phone, key in zip(phones, keys, strict=True):
+        if phone is None:
+            assert key == 0
+        elif phone[:1] == "+" and phone[1:].isdigit() and phone[1:2] != "0" and phone.isascii():
+            assert key == int(phone[1:])
+        else:
+            assert key < 0
+    pairs = [(a, b, ka, kb) for a, ka in zip(phones, keys) for b, kb in zip(phones, keys)]
+    assert all((a == b) == (ka == kb) for a, b, ka, kb in pairs)
+
+
 @given(st.lists(st.one_of(st.none(), st.integers(-2 * 10**9, 4 * 10**9)), min_size=1, max_size=50))
 def test_week_and_month_labels_match_strftime(seconds):
     """Labels made once per day (dense day range or sparse) equal per-row strftime, NaT kept."""

@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as ds
+import pyarrow.parquet as pq
 import pytest
 
 from analysis import read_send_log, read_store, write_store
@@ -243,6 +244,30 @@ def test_two_processes_opening_an_old_store_convert_it_once(tmp_path):
     assert [int(o.strip()) for o, _ in outs] == [len(log), len(log)]
     history = store_history(tmp_path / "interim")
     assert history["operation"].tolist() == ["migrate"] and history["rows"].tolist() == [len(log)]
+
+
+def test_a_table_from_before_phone_key_reads_the_same_and_gains_it(fixtures, tmp_path):
+    """A table written before ``phone_key`` existed gives the same ledgers' sums; the next
+    ingest adds the column to the partitions it rewrites and loses no row."""
+    from deltalake import write_deltalake
+
+    from analysis.engine import ledger_source
+    from analysis.store import PARTITION_BY, TABLE_CONFIGURATION, _arrow
+
+    log = read_send_log([fixtures / "canonical.csv", fixtures / "gateway.log"])
+    new, old = tmp_path / "new", tmp_path / "old"
+    write_store(log, new)
+    write_deltalake(str(store_path(old)), _arrow(log).drop_columns(["phone_key"]), partition_by=PARTITION_BY,
+                    configuration=TABLE_CONFIGURATION)
+    assert "phone_key" not in pq.read_schema(store_partitions(old)[0].path).names
+    a, b = ledger_source([new], workers=1).cubes, ledger_source([old], workers=1).cubes
+    for name in ("quality", "latency", "failures", "daily"):
+        pd.testing.assert_frame_equal(getattr(a, name), getattr(b, name), obj=name)
+    more = _month(tmp_path / "more.csv", "huawei", "m", 5)  # into a partition the old table has
+    assert main(["ingest", str(more), "--out", str(old)]) == 0
+    rewritten = [p for p in store_partitions(old) if p.vendor == "huawei"]
+    assert rewritten and all("phone_key" in pq.read_schema(p.path).names for p in rewritten)
+    assert len(read_store(old)) == len(log) + 5
 
 
 def test_the_table_log_holds_no_phone_number(fixtures, tmp_path):
