@@ -8,11 +8,8 @@ the same numbers; only where the work runs differs.
 
 from __future__ import annotations
 
-import multiprocessing
-import os
 import sys
 from collections.abc import Callable, Iterable
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -27,6 +24,8 @@ from .events import expand_inputs, load_inputs, read_event_files, split_inputs, 
 from .measures import iso_weeks, sends_per_phone
 from .schema import COLUMNS, DEFAULT_TZ, STRING, conform
 from .store import StorePart, store_partitions
+from .workers import cpus
+from .workers import run as run_pooled
 
 ENGINES = ("pandas", "dask")
 
@@ -112,10 +111,6 @@ POOL_ROWS = 1_000_000
 MAX_WORKERS = 8
 
 
-def _cpus() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
 def _run(fn, items: list, *, engine: str, scheduler: str | None, progress: bool, workers: int = 1,
          **kw) -> list:
     """``fn(item, **kw)`` for every item, in item order: in this process, in this process
@@ -125,7 +120,7 @@ def _run(fn, items: list, *, engine: str, scheduler: str | None, progress: bool,
 
         with tqdm(total=len(items), unit="partition", disable=not (progress and sys.stderr.isatty())) as bar:
             if min(workers, len(items)) > 1:
-                return _pooled(fn, items, min(workers, len(items)), kw, bar)
+                return run_pooled(fn, items, workers=min(workers, len(items)), bar=bar, **kw)
             results = []
             for item in items:
                 results.append(fn(item, **kw))
@@ -145,33 +140,6 @@ def _run(fn, items: list, *, engine: str, scheduler: str | None, progress: bool,
         return client.gather(client.map(fn, items, **shared, pure=False))
 
 
-def _pooled(fn, items: list, workers: int, kw: dict, bar) -> list:
-    """:func:`_run` on this process and ``workers - 1`` worker processes (the work holds
-    the GIL). Each worker has two partitions queued; this process takes the next one
-    whenever they are fed, so every process holds about one partition at a time."""
-    results: list = [None] * len(items)
-    running: dict = {}  # future -> item index
-    todo = iter(range(len(items)))
-    context = multiprocessing.get_context("spawn")  # a fresh interpreter, not a fork of this one
-    with ProcessPoolExecutor(workers - 1, mp_context=context, initializer=_share, initargs=(kw,)) as pool:
-        for i in todo:
-            while len(running) < 2 * (workers - 1):  # keep the workers fed
-                running[pool.submit(_call_shared, fn, items[i])] = i
-                i = next(todo, None)
-                if i is None:
-                    break
-            if i is not None:
-                results[i] = fn(items[i], **kw)
-                bar.update()
-            for future in [f for f in running if f.done()]:
-                results[running.pop(future)] = future.result()
-                bar.update()
-        for future in as_completed(list(running)):
-            results[running.pop(future)] = future.result()
-            bar.update()
-    return results
-
-
 def _months_of(weeks) -> set[str]:
     """The months (``YYYY-MM``) the ISO weeks touch, a day either side for time zones."""
     months = set()
@@ -179,18 +147,6 @@ def _months_of(weeks) -> set[str]:
         monday = datetime.strptime(f"{week}-1", "%G-W%V-%u")
         months |= {(monday + timedelta(days=d)).strftime("%Y-%m") for d in range(-1, 9)}
     return months
-
-
-_SHARED: dict = {}
-
-
-def _share(kw: dict) -> None:
-    pa.set_memory_pool(pa.system_memory_pool())  # give freed memory back at once
-    _SHARED.update(kw)
-
-
-def _call_shared(fn, item):
-    return fn(item, **_SHARED)
 
 
 #: Input staged per Dask task: consecutive files up to this size (or one larger file).
@@ -276,7 +232,7 @@ def ledger_source(
         raise FileNotFoundError(f"{', '.join(map(str, stores))}: the store holds no partitions")
     if workers is None:
         rows = sum(pq.read_metadata(p.path).num_rows for p in partitions)
-        workers = min(_cpus(), MAX_WORKERS) if rows >= POOL_ROWS else 1
+        workers = min(cpus(), MAX_WORKERS) if rows >= POOL_ROWS else 1
     cubes = merge_cubes(_run(_cubes_of, partitions, engine=engine, scheduler=scheduler, progress=progress,
                              workers=workers, events=events, tz=tz, weeks=weeks))
 

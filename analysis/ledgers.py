@@ -343,10 +343,14 @@ def ledgers_of(source, weeks=None, *, prices: dict | None = None, modes: dict | 
     missing = [w for w in weeks if w not in found]
     if missing:
         raise ValueError(f"no messages in week {', '.join(missing)} (weeks in the input: {', '.join(found) or 'none'})")
+    from .workers import background
+
+    # the alerts, the slowest sheet, on a worker process (when there is one) meanwhile
+    alerts = background(alerts_from_counts, source.cubes.daily)
     failed = source.cubes.failed
     # the repeat-failure list's second, narrow pass: sends to the week's failing phones
     messages = source.messages({w: repeat_candidates(failed[failed["week"].eq(w)]) for w in weeks})
-    tables = ledger_tables(source.cubes, bill=source.bill, prices=prices, modes=modes)
+    tables = ledger_tables(source.cubes, bill=source.bill, prices=prices, modes=modes, alerts=alerts)
     return {w: ledgers_from_cubes(source.cubes, w, messages=messages.get(w), bill=source.bill,
                                   accounting=source.summary, prices=prices, modes=modes,
                                   inputs=source.files, tables=tables) for w in weeks}
@@ -358,18 +362,27 @@ def ledger_tables(
     bill: pd.DataFrame | None = None,
     prices: dict[str, float] | None = None,
     modes: dict[str, str] | None = None,
+    alerts=None,
 ) -> dict:
     """The ledgers of every week at once (computed once, sliced per week by
-    :func:`ledgers_from_cubes`)."""
+    :func:`ledgers_from_cubes`). ``alerts``: the future of ``alerts_from_counts(cubes.daily)``
+    when it was started already (:func:`analysis.workers.background`)."""
+    from .workers import background
+
+    # the alerts, the slowest sheet, on a worker process (when there is one) meanwhile
+    pending = alerts or background(alerts_from_counts, cubes.daily)
     billing = reconcile(cubes.billing, bill, prices=prices, modes=modes, currencies=vendor_currencies(cubes.currencies))
     vendor_mode, price = billing_terms(billing, prices=prices, modes=modes)
-    alerts = alerts_from_counts(cubes.daily)
-    return {
+    tables = {
         "quality": quality_ledger(cubes),
         "trend": trend_table(cubes),
         "failures": failure_ledger(cubes),
         "content": content_ledger(cubes),
         "regions": region_table(cubes),
+    }
+    alerts = pending.result()
+    return {
+        **tables,
         "billing": billing,
         "alerts": alerts.assign(_week=iso_weeks(pd.to_datetime(alerts["period"])).astype(object).to_numpy()),
         "alert_rules": alerts.attrs.get("rules", {}),

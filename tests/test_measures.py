@@ -470,8 +470,8 @@ def test_phone_keys_are_equal_exactly_when_the_numbers_are(phones):
             assert key == int(phone[1:])
         else:
             assert key < 0
-    pairs = [(a, b, ka, kb) for a, ka in zip(phones, keys) for b, kb in zip(phones, keys)]
-    assert all((a == b) == (ka == kb) for a, b, ka, kb in pairs)
+    pairs = list(zip(phones, keys, strict=True))
+    assert all((a == b) == (ka == kb) for a, ka in pairs for b, kb in pairs)
 
 
 @given(st.lists(st.one_of(st.none(), st.integers(-2 * 10**9, 4 * 10**9)), min_size=1, max_size=50))

@@ -1,0 +1,128 @@
+"""The worker processes the ``pandas`` engine shares its work with.
+
+They are spawned once and kept for the life of this process, so that the pass over the
+store's partitions, the ledgers' alerts (while this process builds the other sheets) and
+later passes all use the same ones, and the console command can start them before it has
+read anything: they import the package while it reads its inputs. Standard library only,
+so starting them costs this process nothing.
+
+Each worker is an executor of one process, so a call's shared arguments (the event files,
+the time zone) are sent to each worker once, not with every task.
+"""
+
+from __future__ import annotations
+
+import importlib
+import multiprocessing
+import os
+from collections.abc import Callable
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+
+_POOL: list[ProcessPoolExecutor] = []
+_SHARED: dict = {}
+#: What a worker imports as it starts: what the tasks need.
+WARM = ("analysis.engine", "analysis.monitor", "scipy.special")
+
+
+def cpus() -> int:
+    """The CPUs this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def start(n: int) -> int:
+    """Have ``n - 1`` worker processes running beside this one (started now, ready in
+    the background). Returns how many are running."""
+    context = multiprocessing.get_context("spawn")  # a fresh interpreter: delta-rs panics in a fork
+    while len(_POOL) < n - 1:
+        worker = ProcessPoolExecutor(1, mp_context=context, initializer=_prepare)
+        worker.submit(int)  # spawn it now, not at its first task
+        _POOL.append(worker)
+    return len(_POOL)
+
+
+def _prepare() -> None:
+    import pyarrow as pa
+
+    pa.set_memory_pool(pa.system_memory_pool())  # give freed memory back at once
+    for module in WARM:
+        importlib.import_module(module)
+
+
+def _share(shared: dict) -> None:
+    _SHARED.clear()
+    _SHARED.update(shared)
+    if not shared:  # between calls: give the memory the tasks freed back to the system
+        release_memory()
+
+
+def release_memory() -> None:
+    """Return freed memory to the operating system (glibc keeps it for reuse otherwise)."""
+    import ctypes
+    import ctypes.util
+    import gc
+
+    gc.collect()
+    libc = ctypes.util.find_library("c")
+    if libc and hasattr(ctypes.CDLL(libc), "malloc_trim"):
+        ctypes.CDLL(libc).malloc_trim(0)
+
+
+def _call_shared(fn: Callable, item):
+    return fn(item, **_SHARED)
+
+
+def run(fn: Callable, items: list, *, workers: int, bar=None, **shared) -> list:
+    """``fn(item, **shared)`` for every item, in item order, on this process and
+    ``workers - 1`` worker processes (the work holds the GIL: threads would not help).
+
+    Each worker has two items queued; this process takes the next one whenever they are
+    fed, so every process holds about one item at a time. ``bar``: a progress bar to
+    advance by one per item.
+    """
+    pool = _POOL[:max(0, min(start(workers), workers - 1))]
+    for worker in pool:
+        worker.submit(_share, shared)  # one process each: runs before the tasks sent after it
+    results: list = [None] * len(items)
+    running: dict[Future, tuple[int, int]] = {}  # future -> (item, worker)
+    queued = [0] * len(pool)
+
+    def collect(future: Future) -> None:
+        i, w = running.pop(future)
+        results[i] = future.result()
+        queued[w] -= 1
+        if bar is not None:
+            bar.update()
+
+    todo = iter(range(len(items)))
+    i = next(todo, None)
+    while i is not None:
+        for w, worker in enumerate(pool):  # keep the workers fed
+            while queued[w] < 2 and i is not None:
+                running[worker.submit(_call_shared, fn, items[i])] = (i, w)
+                queued[w] += 1
+                i = next(todo, None)
+        if i is not None:
+            results[i] = fn(items[i], **shared)
+            if bar is not None:
+                bar.update()
+            i = next(todo, None)
+        for future in [f for f in running if f.done()]:
+            collect(future)
+    for future in as_completed(list(running)):
+        collect(future)
+    for worker in pool:
+        worker.submit(_share, {})  # let go of the shared arguments
+    return results
+
+
+def background(fn: Callable, *args) -> Future:
+    """``fn(*args)`` on a worker when one is running (this process goes on meanwhile),
+    else now, in this process. Returns its future."""
+    if _POOL:
+        return _POOL[0].submit(fn, *args)
+    future: Future = Future()
+    try:
+        future.set_result(fn(*args))
+    except Exception as exc:  # raised again by future.result(), as from a worker
+        future.set_exception(exc)
+    return future

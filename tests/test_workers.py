@@ -1,0 +1,38 @@
+"""Worker processes: every item once, in order, shared arguments sent once per worker,
+errors raised here, and background work on a worker."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from analysis import workers
+
+
+def _pid_and(item, *, offset=0):
+    if item == "boom":
+        raise ValueError("a task failed")
+    return os.getpid(), item + offset
+
+
+def _pid():
+    return os.getpid()
+
+
+@pytest.mark.slow
+def test_run_gives_every_item_in_order_across_processes():
+    out = workers.run(_pid_and, list(range(40)), workers=2, offset=100)
+    assert [v for _, v in out] == [i + 100 for i in range(40)]
+    assert len({pid for pid, _ in out}) == 2  # this process and the worker both took items
+    assert workers.background(_pid).result() != os.getpid()  # the worker is kept for more
+    with pytest.raises(ValueError, match="a task failed"):
+        workers.run(_pid_and, [1, 2, 3, "boom", 5, 6], workers=2, offset=0)
+
+
+def test_background_runs_here_without_workers(monkeypatch):
+    monkeypatch.setattr(workers, "_POOL", [])
+    assert workers.background(_pid).result() == os.getpid()
+    failed = workers.background(_pid_and, "boom")
+    with pytest.raises(ValueError, match="a task failed"):  # raised by result(), as from a worker
+        failed.result()
