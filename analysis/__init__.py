@@ -19,7 +19,7 @@ except metadata.PackageNotFoundError:  # a source tree that was never installed
 #: Where each public name lives; imported on first use (PEP 562), so ``import analysis``
 #: and the console command load matplotlib, openpyxl or papermill only when needed.
 _MODULES = {
-    "enrich": ["enrich"],
+    "enrichment": ["enrich"],
     "events": ["Inputs", "attach_events", "load_inputs", "read_events"],
     "excel": ["ledger_history", "read_ledger", "styled", "write_ledger"],
     "ledgers": ["content_ledger", "failure_ledger", "quality_ledger", "weekly_ledgers"],
@@ -60,18 +60,13 @@ _MODULES = {
     "readers": ["LoadError", "LoadResult", "load_send_log", "read_send_log"],
     "report": ["cannot_show", "heading", "say"],
     "schema": ["COLUMNS", "FAILURE_REASONS", "LABELS", "STATUSES", "label"],
-    "simulate": ["simulate", "simulate_trial"],
+    "simulation": ["simulate", "simulate_trial"],
     "store": ["read_store", "write_store"],
     "trial": ["customer_concentration", "load_trial", "plan_trial", "trial_scorecard"],
 }
 _WHERE = {name: module for module, names in _MODULES.items() for name in names}
 
 __all__ = sorted([*_WHERE, "__version__"])
-
-# a function named like its module is bound now: importing the submodule later would
-# otherwise shadow it with the module
-from .enrich import enrich  # noqa: E402, F401
-from .simulate import simulate  # noqa: E402, F401
 
 
 def __getattr__(name: str):

@@ -10,10 +10,12 @@ import argparse
 import sys
 import time
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from . import config
+
+if TYPE_CHECKING:  # pandas is imported where it is used: worker processes start before it
+    import pandas as pd
 
 EPILOG = """examples:
   sms-ledger demo                               demo data, ingest, and the demo week's report
@@ -217,6 +219,8 @@ def ingest(raw: list[Path], out: Path, *, vendor=None, mapping=None, tz="Asia/Sh
         rejects_path = out / "rejects.csv"
         rejects = mask_record_phones(result.rejects) if not unmask else result.rejects
         if rejects_path.exists():
+            import pandas as pd
+
             rejects = pd.concat([pd.read_csv(rejects_path, dtype=str), rejects.astype(str)], ignore_index=True)
             rejects = rejects.drop_duplicates(["file", "line", "reason"])
         _atomic_csv(rejects, rejects_path)
@@ -360,6 +364,8 @@ def _atomic_csv(frame: pd.DataFrame, path: Path) -> None:
     """Write a CSV under a temporary name and move it into place; no text cell starts
     with what a spreadsheet takes for a formula (``= + - @``, tab, CR): such cells are
     prefixed with an apostrophe."""
+    import pandas as pd
+
     from .schema import FORMULA_START
 
     tmp = path.with_suffix(path.suffix + ".tmp")
@@ -411,6 +417,8 @@ def _print_summary(summary: pd.DataFrame, out: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command in ("weekly", "report") and getattr(args, "engine", "pandas") == "pandas":
+        _start_workers(args.inputs or config.default_inputs())
     import pyarrow as pa
 
     pa.set_memory_pool(pa.system_memory_pool())  # memory freed between partitions goes back at once
@@ -467,7 +475,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"scorecard: {book}")
         elif args.command == "demo":
             from .readers import read_send_log
-            from .simulate import simulate
+            from .simulation import simulate
             from .store import store_path
 
             print(f"writing the demo data set to {args.raw} …")
@@ -483,7 +491,7 @@ def main(argv: list[str] | None = None) -> int:
             _print_log_overview(log)
             week = truth["outage"]["week"]
             events = [truth["files"][k] for k in ("clicks", "replies", "complaints", "bills")]
-            from .simulate import simulate_trial
+            from .simulation import simulate_trial
 
             trial_truth = simulate_trial(args.raw.parent / f"{args.raw.name}-trial")
             print(f"\nreport of {week}, the week of the injected outage (executing the notebooks) …")
@@ -498,7 +506,26 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+#: A store of at least this many bytes of data files (about a million messages) is
+#: aggregated by worker processes (:data:`analysis.engine.POOL_ROWS`).
+POOL_BYTES = 32 << 20
+
+
+def _start_workers(inputs: list[Path]) -> None:
+    """Start the worker processes now when an input is a large store: they import the
+    package while this process reads the inputs (:mod:`analysis.workers`)."""
+    from . import workers
+
+    for path in inputs:
+        table = path / "send_log" if (path / "send_log" / "_delta_log").is_dir() else path
+        if (table / "_delta_log").is_dir() and sum(f.stat().st_size for f in table.rglob("*.parquet")) >= POOL_BYTES:
+            workers.start(workers.default())
+            return
+
+
 def _print_log_overview(log: pd.DataFrame) -> None:
+    import pandas as pd
+
     by = log.groupby("vendor", observed=True)
     table = pd.DataFrame(
         {

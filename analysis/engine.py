@@ -24,7 +24,7 @@ from .events import expand_inputs, load_inputs, read_event_files, split_inputs, 
 from .measures import iso_weeks, sends_per_phone
 from .schema import COLUMNS, DEFAULT_TZ, STRING, conform
 from .store import StorePart, store_partitions
-from .workers import cpus
+from .workers import default as default_workers
 from .workers import run as run_pooled
 
 ENGINES = ("pandas", "dask")
@@ -107,8 +107,6 @@ def _phones_of(part: StorePart, phones_by_week: dict[str, set], tz: str) -> pd.D
 
 #: A store of fewer rows is aggregated in this process: starting workers would cost more.
 POOL_ROWS = 1_000_000
-#: At most this many processes by default: each holds a partition (a few hundred MB).
-MAX_WORKERS = 8
 
 
 def _run(fn, items: list, *, engine: str, scheduler: str | None, progress: bool, workers: int = 1,
@@ -203,7 +201,7 @@ def ledger_source(
 
     When every send-log input is the Parquet store, the store is streamed partition by
     partition (``engine="pandas"``: in ``workers`` processes, by default one per CPU up to
-    :data:`MAX_WORKERS` for a store of at least :data:`POOL_ROWS` rows, and this process
+    :data:`analysis.workers.MAX_WORKERS` for a store of at least :data:`POOL_ROWS` rows, and this process
     for a smaller one) or on Dask (``engine="dask"``; ``scheduler`` is a cluster address,
     a local cluster by default), with bounded memory. Raw exports are read into memory
     (:func:`analysis.load_inputs`) and aggregated the same way. ``weeks``: the ISO weeks
@@ -232,7 +230,7 @@ def ledger_source(
         raise FileNotFoundError(f"{', '.join(map(str, stores))}: the store holds no partitions")
     if workers is None:
         rows = sum(pq.read_metadata(p.path).num_rows for p in partitions)
-        workers = min(cpus(), MAX_WORKERS) if rows >= POOL_ROWS else 1
+        workers = default_workers() if rows >= POOL_ROWS else 1
     cubes = merge_cubes(_run(_cubes_of, partitions, engine=engine, scheduler=scheduler, progress=progress,
                              workers=workers, events=events, tz=tz, weeks=weeks))
 

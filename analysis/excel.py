@@ -288,7 +288,7 @@ def _display(s: pd.Series, col: str, lang: str) -> list:
         own = {k: pair[0 if lang == "zh" else 1] for k, pair in COLUMN_VALUES.get(col, {}).items()}
         return [None if pd.isna(v) else own.get(str(v), labels.get(str(v), str(v))) for v in s.astype(object)]
     if col == "city" and lang == "zh":
-        from .enrich import city_labels
+        from .enrichment import city_labels
 
         return [None if pd.isna(v) else city_labels().get(str(v), str(v)) for v in s.astype(object)]
     yes, no = YES_NO[lang]

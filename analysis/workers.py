@@ -24,9 +24,15 @@ _SHARED: dict = {}
 WARM = ("analysis.engine", "analysis.monitor", "scipy.special")
 
 
-def cpus() -> int:
-    """The CPUs this process may run on."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+#: At most this many processes by default: each holds a partition (a few hundred MB).
+MAX_WORKERS = 8
+
+
+def default() -> int:
+    """Processes to use by default: one per CPU this process may run on, at most
+    :data:`MAX_WORKERS`."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return min(cpus, MAX_WORKERS)
 
 
 def start(n: int) -> int:

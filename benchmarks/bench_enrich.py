@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from analysis import enrich
-from analysis.enrich import prefix_table
+from analysis.enrichment import prefix_table
 
 
 def main(n: int = 1_000_000) -> None:

@@ -118,6 +118,24 @@ def test_weekly_from_the_store_and_event_files(demo, tmp_path, capsys):
         pd.testing.assert_frame_equal(on_dask[key], book[key], obj=key)
 
 
+def test_workers_start_first_for_a_large_store_only(fixtures, tmp_path, monkeypatch):
+    """``weekly`` on a store of at least POOL_BYTES starts the worker processes before it
+    reads anything; on a small store or raw exports it starts none."""
+    from analysis import cli, workers
+
+    started = []
+    monkeypatch.setattr(workers, "start", lambda n: started.append(n) or 0)
+    store = tmp_path / "interim"
+    assert main(["ingest", str(fixtures / "canonical.csv"), "--out", str(store)]) == 0
+    week = ["--week", "2025-W19", "--out", str(tmp_path / "l")]
+    assert main(["weekly", str(store), *week]) == 0
+    assert main(["weekly", str(fixtures / "canonical.csv"), *week]) == 0
+    assert started == []
+    monkeypatch.setattr(cli, "POOL_BYTES", 1)
+    assert main(["weekly", str(store), *week]) == 0
+    assert started == [workers.default()]
+
+
 def test_weekly_all_weeks_from_raw_exports(demo, tmp_path):
     from pathlib import Path
 

@@ -110,7 +110,7 @@ def test_a_best_send_hour_only_when_it_beats_the_others_significantly():
 
 
 def test_best_send_hours_on_the_demo_sit_near_the_true_peak(demo_inputs):
-    from analysis.simulate import CLICK_BY_HOUR
+    from analysis.simulation import CLICK_BY_HOUR
 
     c = content_ledger(demo_inputs.log)
     named = c.dropna(subset=["best_send_hour"])

@@ -32,7 +32,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from ..codes import classify_failures
-from ..enrich import enrich, normalize_carriers, normalize_provinces
+from ..enrichment import enrich, normalize_carriers, normalize_provinces
 from ..normalize import (
     count_segments,
     country_of,

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .enrich import prefix_table
+from .enrichment import prefix_table
 
 TZ = "Asia/Shanghai"
 START = pd.Timestamp("2025-04-14", tz=TZ)  # Monday of ISO week 2025-W16

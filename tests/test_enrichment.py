@@ -5,7 +5,13 @@ import pytest
 from phonenumbers import carrier as pn_carrier
 from phonenumbers import geocoder
 
-from analysis.enrich import PROVINCES, enrich, normalize_carriers, normalize_provinces, prefix_table
+from analysis.enrichment import (
+    PROVINCES,
+    enrich,
+    normalize_carriers,
+    normalize_provinces,
+    prefix_table,
+)
 
 
 def _phonenumbers_says(prefix):
