@@ -61,7 +61,8 @@ KEYS = {
 @dataclass
 class Cubes:
     """The count tables of one or many partitions (see :data:`KEYS`), the failed
-    messages (for the repeat-failure list) and which event columns were present."""
+    messages (for the repeat-failure list), which event columns were present and the
+    weeks whose detail they keep (``None``: every week; :func:`partial_cubes`)."""
 
     quality: pd.DataFrame
     latency: pd.DataFrame
@@ -74,6 +75,7 @@ class Cubes:
     currencies: pd.DataFrame
     failed: pd.DataFrame
     events: dict = field(default_factory=dict)
+    weeks: tuple | None = None
 
 
 def latency_bins(seconds: np.ndarray) -> np.ndarray:
@@ -126,8 +128,11 @@ def partial_cubes(chunk: pd.DataFrame, *, events: dict | None = None, weeks=None
 
     ``events`` (``clicks``, ``replies``, ``complaints`` frames) are joined to the
     partition first (:func:`analysis.attach_events`) unless it already has their columns.
-    ``weeks``: keep the failed messages (for the repeat-failure list) of these ISO weeks
-    only (default: all).
+    ``weeks``: the ISO weeks whose detail to keep (default: all): the latency
+    histograms, failures, templates, texts and failed messages (for the repeat-failure
+    list), which a week's ledger shows for that week only. The counts per day and per
+    week (quality, trend, alerts, billing) are kept for every week: they give the
+    baselines.
     """
     if events and not {"clicks", "complained", "unsubscribed"} & set(chunk.columns):
         from .events import attach_events
@@ -153,6 +158,7 @@ def partial_cubes(chunk: pd.DataFrame, *, events: dict | None = None, weeks=None
     hour = Coded(np.where(clock == NAT, -1, (clock // HOUR_NS) % 24).astype(np.int8), pd.RangeIndex(24))
     del clock
     key = {c: key_codes(chunk[c]) for c in ("vendor", "carrier", "province", "template_id", "category")}
+    detail = np.ones(n, dtype=bool) if weeks is None else _among(week, weeks)
 
     blocked = chunk["failure_reason"].eq("content_blocked").to_numpy(dtype=bool, na_value=False)
     # one pass over the rows for everything counted per day, vendor, carrier and province:
@@ -176,40 +182,43 @@ def partial_cubes(chunk: pd.DataFrame, *, events: dict | None = None, weeks=None
     # two histograms: what the recipient waited (per original) and each attempt's latency
     hists = []
     for kind, seconds in (("recipient", flags["recipient_latency"]), ("attempt", flags["latency"])):
-        bins = latency_bins(seconds)
-        h = sum_by(dict(week=week, vendor=key["vendor"], carrier=key["carrier"],
+        bins = latency_bins(seconds[detail])
+        h = sum_by(dict(week=week.take(detail), vendor=key["vendor"].take(detail), carrier=key["carrier"].take(detail),
                         bin=Coded(bins, pd.RangeIndex(bins.max(initial=0) + 1)), n=1), ["week", "vendor", "carrier", "bin"])
         hists.append(h[h["bin"].notna()].assign(kind=kind))  # undelivered: no bin
     latency_cube = pd.concat(hists, ignore_index=True)[KEYS["latency"] + ["n"]].astype({"bin": np.int64})
-    linked = ok & has_link(chunk["content"])  # only a message with a link can be clicked
+    linked = np.zeros(n, dtype=bool)  # only a message with a link can be clicked
+    linked[detail] = ok[detail] & has_link(chunk["content"][detail])
     content = sum_by(dict(week=week, template_id=key["template_id"], category=key["category"], hour=hour, sent=1,
                           delivered=ok, blocked=blocked, linked=linked, clicks=clicks, clicked=linked & flag["clicked"],
-                          conversions=linked & flag["converted"]), KEYS["content"])
+                          conversions=linked & flag["converted"]), KEYS["content"], detail)
     texts = sum_by(dict(week=week, template_id=key["template_id"], category=key["category"],
-                        content=chunk["content"], n=1), KEYS["texts"], chunk["content"].notna().to_numpy())
+                        content=chunk["content"], n=1), KEYS["texts"], detail & chunk["content"].notna().to_numpy())
     # the failure keys are made for the failed rows only (a few percent of the partition)
-    def failed_of(column: str, rows: np.ndarray = failed) -> pd.Series:
-        return pd.Series(chunk[column].array[rows])
+    failed &= detail
+
+    def failed_of(column: str) -> pd.Series:
+        return pd.Series(chunk[column].array[failed])
 
     code = failed_of("error_code").astype(object).fillna(failed_of("status_code").astype(object)).fillna("—")
     reason = failed_of("failure_reason").astype(object).fillna("unknown")
     failures = sum_by(dict(week=week.take(failed), carrier=key["carrier"].take(failed),
                            province=key["province"].take(failed), failure_reason=reason, code=code, failed=1),
                       KEYS["failures"])
-    listed = failed if weeks is None else failed & _among(week, weeks)
     # text as Arrow strings: compact, and partitions concatenate without going to objects
     failed_rows = pd.DataFrame({
-        "week": week.levels.take(week.codes[listed]).astype(STRING).array,
+        "week": week.levels.take(week.codes[failed]).astype(STRING).array,
         # (a partition read without the numbers' text holds none of those weeks' rows)
-        "phone": failed_of("phone", listed).astype(STRING) if "phone" in chunk else pd.Series([], dtype=STRING),
-        **{c: failed_of(c, listed).astype(STRING) for c in ("carrier", "province")},
-        "failure_reason": failed_of("failure_reason", listed).astype(object).fillna("unknown").astype(STRING),
-        "submit_time": failed_of("submit_time", listed)})
+        "phone": failed_of("phone").astype(STRING) if "phone" in chunk else pd.Series([], dtype=STRING),
+        **{c: failed_of(c).astype(STRING) for c in ("carrier", "province")},
+        "failure_reason": failed_of("failure_reason").astype(object).fillna("unknown").astype(STRING),
+        "submit_time": failed_of("submit_time")})
     currencies = sum_by(dict(vendor=key["vendor"], currency=chunk["currency"] if "currency" in chunk else
                              pd.Series(pd.NA, index=chunk.index, dtype=STRING), n=1), KEYS["currencies"])
     return Cubes(quality=quality, latency=latency_cube, daily=daily, failures=failures, content=content, texts=texts,
                  billing=billing, cost=cost, currencies=currencies, failed=failed_rows,
-                 events={c: c in chunk for c in ("complained", "unsubscribed", "clicked")})
+                 events={c: c in chunk for c in ("complained", "unsubscribed", "clicked")},
+                 weeks=None if weeks is None else tuple(sorted(weeks)))
 
 
 def _among(coded: Coded, values) -> np.ndarray:
@@ -234,10 +243,10 @@ def merge_cubes(parts: list[Cubes]) -> Cubes:
         return parts[0]
     merged = {}
     for f in fields(Cubes):
-        if f.name == "events":
+        if f.name in ("events", "weeks"):
             continue
         frames = [getattr(p, f.name) for p in parts if len(getattr(p, f.name))]
         frame = pd.concat(frames, ignore_index=True) if frames else getattr(parts[0], f.name)
         merged[f.name] = frame if f.name == "failed" else sum_by(frame, KEYS[f.name])
     events = {k: any(p.events.get(k) for p in parts) for k in parts[0].events}
-    return Cubes(**merged, events=events)
+    return Cubes(**merged, events=events, weeks=parts[0].weeks)

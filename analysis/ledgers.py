@@ -343,6 +343,10 @@ def ledgers_of(source, weeks=None, *, prices: dict | None = None, modes: dict | 
     missing = [w for w in weeks if w not in found]
     if missing:
         raise ValueError(f"no messages in week {', '.join(missing)} (weeks in the input: {', '.join(found) or 'none'})")
+    kept = source.cubes.weeks
+    if kept is not None and set(weeks) - set(kept):
+        raise ValueError(f"the source keeps the detail of week {', '.join(kept)} only: read it with "
+                         f"weeks={sorted(set(weeks) | set(kept))}")
     from .workers import background
 
     # the alerts, the slowest sheet, on a worker process (when there is one) meanwhile

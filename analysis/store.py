@@ -42,6 +42,20 @@ PARTITION_BY = ["vendor", "month"]
 #: of phone numbers, message ids or text: the log is plain JSON, often copied around.
 TABLE_CONFIGURATION = {"delta.dataSkippingStatsColumns": "submit_time,done_time,status,attempt,carrier,province,"
                                                           "template_id,category"}
+#: How the columns with a value per message are encoded: times and phone keys as deltas,
+#: ids and numbers plain (a dictionary of nearly unique values only slows reading:
+#: measured on the 10M benchmark, reading a partition took a third less time and disk).
+_UNIQUE = {"submit_time": "DELTA_BINARY_PACKED", "done_time": "DELTA_BINARY_PACKED",
+           "phone_key": "DELTA_BINARY_PACKED", "phone": None, "message_id": None}
+
+
+def _writer_properties():
+    from deltalake import ColumnProperties, WriterProperties
+
+    return WriterProperties(compression="SNAPPY", column_properties={
+        c: ColumnProperties(dictionary_enabled=False, encoding=e) for c, e in _UNIQUE.items()})
+
+
 #: Seconds an ingest waits for another one to finish before it gives up.
 LOCK_TIMEOUT = 3600
 
@@ -170,11 +184,12 @@ def write_store(log: pd.DataFrame, root: str | Path, *, replace: list[StorePart]
         commit = CommitProperties(custom_metadata={"sms_ledger": json.dumps(note or {}, ensure_ascii=False)})
         if dt is None or replace is None:
             write_deltalake(str(store), table, mode="overwrite", partition_by=PARTITION_BY, schema_mode="overwrite",
-                            configuration=TABLE_CONFIGURATION, commit_properties=commit)
+                            configuration=TABLE_CONFIGURATION, commit_properties=commit,
+                            writer_properties=_writer_properties())
         elif keys and table.num_rows:
             write_deltalake(str(store), table, mode="overwrite", predicate=_predicate(keys), partition_by=PARTITION_BY,
                             schema_mode="merge",  # a table from before phone_key gains it
-                            commit_properties=commit)
+                            commit_properties=commit, writer_properties=_writer_properties())
         elif keys:  # every row of those partitions went elsewhere (a later receipt moved them)
             dt.delete(_predicate(keys), commit_properties=commit)
     return store
@@ -335,7 +350,7 @@ def migrate_store(store: str | Path) -> Path:
     log = conform(frame[[c for c in COLUMNS if c in frame]])
     table = _arrow(log)
     write_deltalake(str(staging), table, partition_by=PARTITION_BY, configuration=TABLE_CONFIGURATION,
-                    commit_properties=CommitProperties(
+                    writer_properties=_writer_properties(), commit_properties=CommitProperties(
         custom_metadata={"sms_ledger": json.dumps({"operation": "migrate", "files": [f"{len(files)} Parquet files"]})}))
     from deltalake import DeltaTable
 

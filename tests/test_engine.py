@@ -85,7 +85,7 @@ def test_chains_by_phone_key_equal_chains_by_phone_text(store):
         keys = KEYS.get(name, list(frame.columns))
         return frame.astype({k: object for k in keys}).sort_values(keys, ignore_index=True)
 
-    for name in (f.name for f in fields(streamed) if f.name != "events"):
+    for name in (f.name for f in fields(streamed) if f.name not in ("events", "weeks")):
         pd.testing.assert_frame_equal(rows(getattr(streamed, name)), rows(getattr(texts, name)), obj=name)
     assert streamed.quality["originals"].sum() < streamed.quality["submitted"].sum()  # there are resends
 
@@ -96,8 +96,9 @@ def test_dask_needs_the_store(demo):
 
 
 def test_failed_messages_kept_for_the_asked_week_only(store):
-    """The store pass keeps the failed messages of the asked week only; the ledgers of that
-    week are the same."""
+    """The store pass keeps the detail (failed messages, latency, templates, failures) of
+    the asked week only; the ledgers of that week are the same, and another week's are
+    refused."""
     week = "2025-W19"
     narrow = ledger_source(store, weeks=[week])
     assert set(narrow.cubes.failed["week"]) == {week}
@@ -106,6 +107,10 @@ def test_failed_messages_kept_for_the_asked_week_only(store):
     a, b = _ledgers(narrow, week), _ledgers(full, week)
     for key, frame in b.items():
         pd.testing.assert_frame_equal(a[key], frame, obj=key)
+    assert set(narrow.cubes.latency["week"]) == set(narrow.cubes.content["week"]) == {week}
+    assert len(set(full.cubes.latency["week"])) > 1
+    with pytest.raises(ValueError, match="keeps the detail of week 2025-W19 only"):
+        ledgers_of(narrow, ["2025-W18"])
 
 
 @pytest.mark.slow
