@@ -61,11 +61,13 @@ LOCK_TIMEOUT = 3600
 
 
 class StorePart(NamedTuple):
-    """One data file of the store and the partition it belongs to."""
+    """One data file of the store, the partition it belongs to and its rows (from the
+    table's log)."""
 
     path: str
     vendor: str
     month: str
+    rows: int = 0
 
 
 def store_path(root: str | Path) -> Path:
@@ -127,8 +129,12 @@ def store_partitions(store: str | Path) -> list[StorePart]:
         return []
     actions = pa.table(dt.get_add_actions(flatten=True))
     paths = [str(store / unquote(p)) for p in actions.column("path").to_pylist()]
-    parts = [StorePart(p, v, m) for p, v, m in zip(paths, actions.column("partition.vendor").to_pylist(),
-                                                   actions.column("partition.month").to_pylist(), strict=True)]
+    import pyarrow.parquet as pq
+
+    parts = [StorePart(p, v, m, n if n is not None else pq.read_metadata(p).num_rows)  # a writer without stats
+             for p, v, m, n in zip(paths, actions.column("partition.vendor").to_pylist(),
+                                   actions.column("partition.month").to_pylist(),
+                                   actions.column("num_records").to_pylist(), strict=True)]
     return sorted(parts, key=lambda part: (part.vendor, part.month, part.path))
 
 

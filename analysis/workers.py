@@ -77,13 +77,14 @@ def _call_shared(fn: Callable, item):
     return fn(item, **_SHARED)
 
 
-def run(fn: Callable, items: list, *, workers: int, bar=None, **shared) -> list:
+def run(fn: Callable, items: list, *, workers: int, bar=None, sizes: list | None = None, **shared) -> list:
     """``fn(item, **shared)`` for every item, in item order, on this process and
     ``workers - 1`` worker processes (the work holds the GIL: threads would not help).
 
     Each worker has two items queued; this process takes the next one whenever they are
-    fed, so every process holds about one item at a time. ``bar``: a progress bar to
-    advance by one per item.
+    fed, so every process holds about one item at a time. With ``sizes`` (the items'
+    work, in any unit), the largest go first, so that the processes finish together.
+    ``bar``: a progress bar to advance by one per item.
     """
     pool = _POOL[:max(0, min(start(workers), workers - 1))]
     for worker in pool:
@@ -99,7 +100,8 @@ def run(fn: Callable, items: list, *, workers: int, bar=None, **shared) -> list:
         if bar is not None:
             bar.update()
 
-    todo = iter(range(len(items)))
+    order = range(len(items)) if sizes is None else sorted(range(len(items)), key=lambda j: -sizes[j])
+    todo = iter(order)
     i = next(todo, None)
     while i is not None:
         for w, worker in enumerate(pool):  # keep the workers fed
