@@ -503,6 +503,10 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"sms-ledger: error: {exc}", file=sys.stderr)
         return 2
+    finally:
+        from . import workers
+
+        workers.stop()  # their work is done: the command ends now, not when they have torn down
     return 0
 
 

@@ -46,6 +46,16 @@ def start(n: int) -> int:
     return len(_POOL)
 
 
+def stop() -> None:
+    """End the worker processes now, without waiting for them to tear down their imports
+    (which is what the interpreter's exit would wait for); tasks still running are lost."""
+    while _POOL:
+        worker = _POOL.pop()
+        for process in list((getattr(worker, "_processes", None) or {}).values()):
+            process.terminate()
+        worker.shutdown(wait=True, cancel_futures=True)
+
+
 def _prepare() -> None:
     import pyarrow as pa
 

@@ -28,6 +28,9 @@ def test_run_gives_every_item_in_order_across_processes():
     assert workers.background(_pid).result() != os.getpid()  # the worker is kept for more
     with pytest.raises(ValueError, match="a task failed"):
         workers.run(_pid_and, [1, 2, 3, "boom", 5, 6], workers=2, offset=0)
+    processes = [p for w in workers._POOL for p in w._processes.values()]
+    workers.stop()
+    assert workers._POOL == [] and processes and not any(p.is_alive() for p in processes)
 
 
 def test_background_runs_here_without_workers(monkeypatch):
