@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from .measures import (
+    FINAL_FAILURES,
     HOUR_NS,
     NAT,
     Coded,
@@ -42,7 +43,6 @@ from .schema import STRING
 HIST_EXACT = 3600  # whole-second bins below this many seconds
 HIST_RATIO = 1.01  # then bins this much wider each
 
-FAILED = ("failed", "expired", "rejected", "unknown")
 
 #: The group keys of each cube (the other columns are summed).
 KEYS = {
@@ -141,7 +141,7 @@ def partial_cubes(chunk: pd.DataFrame, *, events: dict | None = None, weeks=None
     n = len(chunk)
     t = chunk["submit_time"]
     status = key_codes(chunk["status"])
-    failed = _among(status, FAILED)
+    failed = _among(status, FINAL_FAILURES)
     flags = row_flags(chunk)
     ok = flags["ok"]
     seg = chunk["segments"].to_numpy(dtype="float64", na_value=1.0)

@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import NamedTuple
 from urllib.parse import unquote
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 
@@ -396,20 +395,3 @@ def partitions_for(store: str | Path, staged: pd.DataFrame) -> list[StorePart]:
             if pc.any(pc.is_in(column, value_set=ids.cast(column.type))).as_py():
                 chosen.append(p)
     return sorted(chosen)
-
-
-def read_partitions(store: str | Path, parts: list[StorePart]):
-    """Some of the store's files as one raw table (:class:`analysis.readers.RawFile`),
-    their vendor and month from the table's log."""
-    import pyarrow.parquet as pq
-
-    from .readers._files import RawFile
-
-    frames = []
-    for p in parts:
-        names = [c for c in pq.read_schema(p.path).names if c != "phone_key"]  # made again on write
-        frame = pq.read_table(p.path, columns=names).to_pandas()
-        frames.append(frame.assign(vendor=p.vendor, month=p.month))
-    frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=COLUMNS)
-    frame["_line"] = np.arange(1, len(frame) + 1)
-    return RawFile(_store(store), frame, "parquet")

@@ -106,8 +106,7 @@ def load_trial(paths, **load) -> pd.DataFrame:
     ``stage``, ``round`` and ``scenario`` columns a trial export may carry (joined back by
     message id)."""
     from .events import load_inputs
-    from .readers import LoadError
-    from .readers._files import read_raw
+    from .readers import LoadError, read_raw
 
     if paths is None or (not isinstance(paths, (str, Path)) and not len(paths)):
         raise LoadError("no trial logs given (the demo's is written by `make demo`: data/raw/demo-trial)")

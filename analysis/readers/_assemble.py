@@ -42,6 +42,7 @@ from ..normalize import (
 )
 from ..schema import (
     CATEGORIES,
+    COLUMNS,
     DEFAULT_TZ,
     FAILURE_REASONS,
     FINAL_STATUSES,
@@ -214,11 +215,11 @@ def load_send_log(
     staged_parts, rejects, infos, raws = staging.parts, staging.rejects, staging.infos, staging.raws
     partitions = []
     if store is not None and Path(store).is_dir():
-        from ..store import partitions_for, read_partitions
+        from ..store import partitions_for
 
         partitions = partitions_for(store, pd.concat(staged_parts, ignore_index=True))
         if partitions:
-            staging.add([read_partitions(store, partitions)], None, vendor=vendor, tz=tz, source_tz=source_tz)
+            staging.add([_store_rows(Path(store), partitions)], None, vendor=vendor, tz=tz, source_tz=source_tz)
             staged_parts.insert(0, staged_parts.pop())  # the store's rows come first: the inputs are newer
     lap("store")
     staged = pd.concat(staged_parts, ignore_index=True)
@@ -415,6 +416,21 @@ def _link_by_phone_and_time(st: pd.DataFrame, ok: pd.Series, made: pd.Series) ->
         return ids
     to = st[["vendor", "message_id"]].astype(object).merge(link, on=["vendor", "message_id"], how="left")["_to"]
     return ids.where(to.isna().to_numpy(), pd.Series(to.to_numpy(), index=ids.index, dtype=STRING))
+
+
+def _store_rows(store: Path, parts: list) -> RawFile:
+    """The store's files that new rows can touch (:class:`analysis.store.StorePart`) as one
+    more raw input, their vendor and month from the table's log."""
+    import pyarrow.parquet as pq
+
+    frames = []
+    for p in parts:
+        names = [c for c in pq.read_schema(p.path).names if c != "phone_key"]  # made again on write
+        frame = pq.read_table(p.path, columns=names).to_pandas()
+        frames.append(frame.assign(vendor=p.vendor, month=p.month))
+    frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=COLUMNS)
+    frame["_line"] = np.arange(1, len(frame) + 1)
+    return RawFile(store, frame, "parquet")
 
 
 def _assemble(st: pd.DataFrame, *, tz: str, window: str, lap=lambda name: None) -> tuple[pd.DataFrame, pd.DataFrame]:
