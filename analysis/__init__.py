@@ -23,7 +23,7 @@ _MODULES = {
     "events": ["Inputs", "attach_events", "load_inputs", "read_events"],
     "excel": ["ledger_history", "read_ledger", "styled", "write_ledger"],
     "ledgers": ["content_ledger", "failure_ledger", "quality_ledger", "weekly_ledgers"],
-    "lint": ["check_send_windows", "check_templates"],
+    "compliance": ["check_send_windows", "check_templates"],
     "measures": [
         "arrival_rates",
         "billing_reconciliation",
@@ -40,7 +40,7 @@ _MODULES = {
         "wilson_interval",
         "with_rounds",
     ],
-    "monitor": ["drop_alerts"],
+    "alerts": ["drop_alerts"],
     "normalize": ["count_segments", "infer_attempts", "mask_phones", "normalize_phones"],
     "plots": [
         "plot_arrival_trend",

@@ -303,8 +303,8 @@ def run_trial(inputs: list[Path], out: Path, *, lang: str = "zh", threshold: flo
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from .compliance import check_send_windows, check_templates
     from .excel import write_ledger
-    from .lint import check_send_windows, check_templates
     from .plots import plot_scorecard, save_figure
     from .trial import load_trial, plan_trial, trial_scorecard
 

@@ -19,6 +19,7 @@ month boundary, or a reply attributed to a message in another partition, is not 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 
 import numpy as np
@@ -36,8 +37,8 @@ from .measures import (
     local_clock,
     row_flags,
     sum_by,
+    traffic_of,
 )
-from .monitor import traffic_of
 from .schema import STRING
 
 HIST_EXACT = 3600  # whole-second bins below this many seconds
@@ -76,6 +77,26 @@ class Cubes:
     failed: pd.DataFrame
     events: dict = field(default_factory=dict)
     weeks: tuple | None = None
+
+
+@dataclass
+class Source:
+    """What the ledgers need from the inputs, however they were read.
+
+    Attributes
+    ----------
+    cubes : the merged partial aggregates.
+    messages : ``messages(phones_by_week)`` -> sends per phone for the given phones of
+        each week (the second, narrow pass for the repeat-failure list).
+    bill, summary, rejects, files : as :class:`analysis.events.Inputs`.
+    """
+
+    cubes: Cubes
+    messages: Callable[[dict[str, set]], dict[str, pd.Series]]
+    bill: pd.DataFrame
+    summary: pd.DataFrame
+    rejects: pd.DataFrame
+    files: list
 
 
 def latency_bins(seconds: np.ndarray) -> np.ndarray:

@@ -9,8 +9,7 @@ the same numbers; only where the work runs differs.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -19,7 +18,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .cubes import Cubes, merge_cubes, partial_cubes
+from .cubes import Cubes, Source, merge_cubes, partial_cubes
 from .events import expand_inputs, load_inputs, read_event_files, split_inputs, store_accounting
 from .measures import iso_weeks, sends_per_phone
 from .schema import COLUMNS, DEFAULT_TZ, STRING, conform
@@ -28,26 +27,6 @@ from .workers import default as default_workers
 from .workers import run as run_pooled
 
 ENGINES = ("pandas", "dask")
-
-
-@dataclass
-class Source:
-    """What the ledgers need from the inputs, however they were read.
-
-    Attributes
-    ----------
-    cubes : the merged partial aggregates.
-    messages : ``messages(phones_by_week)`` -> sends per phone for the given phones of
-        each week (the second, narrow pass for the repeat-failure list).
-    bill, summary, rejects, files : as :class:`analysis.events.Inputs`.
-    """
-
-    cubes: Cubes
-    messages: Callable[[dict[str, set]], dict[str, pd.Series]]
-    bill: pd.DataFrame
-    summary: pd.DataFrame
-    rejects: pd.DataFrame
-    files: list[Path]
 
 
 _DICTIONARY = ["carrier", "province", "city", "country", "template_id", "category", "status", "failure_reason",

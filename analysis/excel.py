@@ -204,7 +204,7 @@ def _write_summary(ws, frame: pd.DataFrame, meta: dict, ledgers: dict, lang: str
         if isinstance(value, (bool, np.bool_)):
             value = YES_NO[lang][0 if value else 1]
         if key == "alert_rules" and isinstance(value, dict):
-            from .monitor import rules_text
+            from .alerts import rules_text
 
             value = rules_text(lang, **value)
         wrapped(row, 2, value)

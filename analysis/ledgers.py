@@ -15,11 +15,12 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pandas as pd
 
-from .cubes import QUALITY_SUMS, Cubes, hist_quantiles, partial_cubes
+from .alerts import alerts_from_counts
+from .cubes import QUALITY_SUMS, Cubes, Source, hist_quantiles, partial_cubes
 from .measures import (
     ALL,
     TARGET,
-    _rates,
+    arrival_from_sums,
     billing_terms,
     cost_table,
     failure_table,
@@ -35,7 +36,6 @@ from .measures import (
     vendor_currencies,
     wilson_interval,
 )
-from .monitor import alerts_from_counts
 from .schema import DEFAULT_TZ
 
 #: Sheets of a ledger workbook, in order.
@@ -78,8 +78,8 @@ def quality_ledger(log_or_cubes, *, target: float = TARGET, baseline: int = 8) -
             hist = cubes.latency[cubes.latency["kind"].eq(kind)]
             q = hist_quantiles(hist, keys).rename(columns={"q0.5": f"{prefix}_p50_s", "q0.95": f"{prefix}_p95_s"})
             sums = merge_on(sums, q, keys, how="left")
-        level = _rates(sums, keys, events={"complained": cubes.events.get("complained", False),
-                                           "unsubscribed": cubes.events.get("unsubscribed", False)})
+        level = arrival_from_sums(sums, keys, events={"complained": cubes.events.get("complained", False),
+                                                      "unsubscribed": cubes.events.get("unsubscribed", False)})
         if "vendor" in keys:
             level = level.assign(**vendor_success(sums))
         parts.append(level.assign(**{k: ALL for k in by[depth:]}))
@@ -309,8 +309,6 @@ def weekly_ledgers(
     delivered message and per click, vendor × carrier: :func:`analysis.effective_cost`),
     ``alerts`` (drops that started or lasted in the week).
     """
-    from .engine import Source
-
     source = Source(cubes=partial_cubes(log), messages=lambda phones: sends_per_phone(log, phones),
                     bill=bill if bill is not None else pd.DataFrame(), summary=accounting if accounting is not None
                     else pd.DataFrame(), rejects=pd.DataFrame(), files=list(inputs))
@@ -324,7 +322,7 @@ def ledgers_of(source, weeks=None, *, prices: dict | None = None, modes: dict | 
 
     Parameters
     ----------
-    source : :class:`analysis.engine.Source` (cubes, the second pass for sends per phone,
+    source : :class:`analysis.cubes.Source` (cubes, the second pass for sends per phone,
         bills, accounting, files).
     weeks : ISO weeks to build (default: every week in the source).
     prices, modes : contract prices and billing modes per vendor.

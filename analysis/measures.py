@@ -353,6 +353,12 @@ def latency_seconds(log: pd.DataFrame) -> np.ndarray:
 FAST_SECONDS = 600
 
 
+def traffic_of(log: pd.DataFrame) -> pd.Categorical:
+    """``canary`` for the probe messages (``is_probe``), ``regular`` for the others."""
+    probe = log["is_probe"].to_numpy(dtype=bool, na_value=False)
+    return pd.Categorical.from_codes(np.where(probe, 0, 1), categories=["canary", "regular"])
+
+
 def row_flags(log: pd.DataFrame) -> dict[str, np.ndarray]:
     """What every measure counts, per row, computed once (the in-memory measures and the
     partial aggregates of :mod:`analysis.cubes` both sum these).
@@ -463,7 +469,7 @@ def arrival_rates(
     work = d[by].copy() if by else pd.DataFrame(index=d.index)
     work = work.assign(**row_flags(d), complained=_flag(d, "complained"), unsubscribed=_flag(d, "unsubscribed"))
     out = _aggregate(work, by)
-    return _rates(out, by, events={"complained": "complained" in d, "unsubscribed": "unsubscribed" in d})
+    return arrival_from_sums(out, by, events={"complained": "complained" in d, "unsubscribed": "unsubscribed" in d})
 
 
 def sum_by(frame, keys: list[str], rows: np.ndarray | None = None) -> pd.DataFrame:
@@ -566,7 +572,11 @@ FLAG_SUMS = ["ok", "final", "original", "first_ok", "any_ok", "timed", "fast", "
              "complained", "unsubscribed"]
 
 
-def _rates(out: pd.DataFrame, by: list[str], *, events: dict[str, bool]) -> pd.DataFrame:
+def arrival_from_sums(out: pd.DataFrame, by: list[str], *, events: dict[str, bool]) -> pd.DataFrame:
+    """The :func:`arrival_rates` columns from summed row flags (``submitted``,
+    ``delivered``, ``originals`` and the others of :data:`FLAG_SUMS`, with the latency
+    percentiles): the one finish step of the in-memory measure and the ledgers' partial
+    aggregates alike. ``events``: whether complaints and unsubscribes were joined."""
     n = out["submitted"].to_numpy(dtype=float)
     k = out["delivered"].to_numpy(dtype=float)
     o = out["originals"].to_numpy(dtype=float)

@@ -21,7 +21,7 @@ from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 _POOL: list[ProcessPoolExecutor] = []
 _SHARED: dict = {}
 #: What a worker imports as it starts: what the tasks need.
-WARM = ("analysis.engine", "analysis.monitor", "scipy.special")
+WARM = ("analysis.engine", "analysis.alerts", "scipy.special")
 
 
 #: At most this many processes by default: each holds a partition (a few hundred MB).

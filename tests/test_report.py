@@ -159,7 +159,7 @@ def _data_strings(home: Path) -> set[str]:
     import pandas as pd
 
     from analysis import read_store
-    from analysis.lint import load_words
+    from analysis.compliance import load_words
 
     log = read_store(home / "data" / "interim")
     values = set()

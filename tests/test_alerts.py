@@ -9,7 +9,7 @@ from conftest import demo_files, make_log
 from scipy import stats
 
 from analysis import drop_alerts, read_send_log, simulate
-from analysis.monitor import period_rates
+from analysis.alerts import period_rates
 
 
 def _days(rates: list[tuple[int, int]], **extra) -> list[dict]:
@@ -95,7 +95,7 @@ def test_switch_only_to_a_vendor_measurably_better():
 
 
 def test_false_discovery_rate_matches_scipy():
-    from analysis.monitor import _bh
+    from analysis.alerts import _bh
 
     rng = np.random.default_rng(5)
     p = rng.uniform(0, 1, 300) ** 3
@@ -162,7 +162,7 @@ def test_no_outage_no_switch_and_at_most_one_alarm_per_group_and_month(seed, tmp
 
 def test_binomial_tail_and_control_limit_match_scipy_stats():
     """The p-chart's binomial cdf and lower limit (from scipy.special) equal scipy.stats'."""
-    from analysis.monitor import ALPHA, _binom_cdf, _binom_ppf
+    from analysis.alerts import ALPHA, _binom_cdf, _binom_ppf
 
     rng = np.random.default_rng(3)
     n = rng.integers(1, 20_000, 5_000).astype(float)

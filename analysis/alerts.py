@@ -38,7 +38,16 @@ from statistics import NormalDist
 import numpy as np
 import pandas as pd
 
-from .measures import ALL, merge_on, row_flags, sum_by, trailing_sum, two_proportion_test, with_keys
+from .measures import (
+    ALL,
+    merge_on,
+    row_flags,
+    sum_by,
+    traffic_of,
+    trailing_sum,
+    two_proportion_test,
+    with_keys,
+)
 
 #: Periods between a drift's days and the CUSUM's reference (which they would lower).
 DRIFT_LAG = 7
@@ -320,12 +329,6 @@ def _advise(alerts: pd.DataFrame, periods: pd.DataFrame, pooled: pd.DataFrame, *
     wide = pooled_alarm & all_fell & out["advice"].eq("contact_vendor").to_numpy() & ~drift
     out.loc[wide, "advice"] = "carrier_wide"
     return out.drop(columns="_pooled")
-
-
-def traffic_of(log: pd.DataFrame) -> pd.Categorical:
-    """``canary`` for the probe messages (``is_probe``), ``regular`` for the others."""
-    probe = log["is_probe"].to_numpy(dtype=bool, na_value=False)
-    return pd.Categorical.from_codes(np.where(probe, 0, 1), categories=["canary", "regular"])
 
 
 def period_counts(log: pd.DataFrame, *, by: Sequence[str] = ("vendor", "carrier", "province"),
