@@ -411,8 +411,27 @@ def conform(frame: pd.DataFrame, *, tz: str = DEFAULT_TZ) -> pd.DataFrame:
     return pd.DataFrame(out, index=pd.RangeIndex(n))
 
 
+#: What no row of a canonical log may hold, beyond its dtypes (the vocabularies are the
+#: categorical dtypes): ``{problem: rows that have it}``. A receipt stamped before its
+#: submission is allowed: minute-resolution SMPP dates make it happen, and its latency
+#: counts as unknown.
+VALUE_RULES = {
+    "no vendor": lambda log: log["vendor"].isna(),
+    "no status": lambda log: log["status"].isna(),
+    "no time source": lambda log: log["time_source"].isna(),
+    "neither a submit nor a receipt time": lambda log: log["submit_time"].isna() & log["done_time"].isna(),
+    "attempt missing or below 1": lambda log: log["attempt"].isna() | (log["attempt"] < 1).fillna(False),
+    "segments below 1": lambda log: (log["segments"] < 1).fillna(False),
+    "a negative fee": lambda log: log["fee"] < 0,
+    "a failure reason on a delivered message":
+        lambda log: log["status"].eq("delivered").to_numpy(dtype=bool) & log["failure_reason"].notna().to_numpy(),
+}
+
+
 def validate(log: pd.DataFrame) -> None:
-    """Raise ``ValueError`` unless ``log`` has exactly the canonical columns and dtypes."""
+    """Raise ``ValueError`` unless ``log`` has exactly the canonical columns and dtypes and
+    no row has a problem of :data:`VALUE_RULES`; the error lists every problem found, with
+    how many rows have it and the first of them."""
     if list(log.columns) != list(COLUMNS):
         raise ValueError(f"not a canonical send log: columns {list(log.columns)}")
     for col, dtype in COLUMNS.items():
@@ -427,3 +446,10 @@ def validate(log: pd.DataFrame) -> None:
             ok = got == dtype
         if not ok:
             raise ValueError(f"column {col!r} has dtype {got}, expected {dtype}")
+    broken = []
+    for rule, rows_of in VALUE_RULES.items():
+        rows = np.flatnonzero(np.asarray(rows_of(log), dtype=bool))
+        if len(rows):
+            broken.append(f"{rule}: {len(rows):,} rows (first: row {rows[0]})")
+    if broken:
+        raise ValueError("not a valid send log: " + "; ".join(broken))

@@ -26,9 +26,26 @@ def test_validate_rejects_wrong_dtype():
         validate(log)
 
 
+def test_validate_lists_every_problem_of_the_values():
+    """Each value rule is checked on its own rows, and one error names them all."""
+    frame = pd.DataFrame({"vendor": ["a", None, "a", "a"], "phone": ["+8613800138000"] * 4,
+                          "submit_time": pd.to_datetime(["2025-05-06 09:00", "2025-05-06 09:00", None, "2025-05-06 09:00"]),
+                          "status": ["delivered", "failed", "failed", "delivered"], "attempt": [1, 1, 0, 1],
+                          "segments": [1, 1, 1, 0], "fee": [0.04, -0.01, 0.04, 0.04],
+                          "failure_reason": [None, "unknown", None, "blacklisted"]})
+    with pytest.raises(ValueError) as err:
+        validate(conform(frame))
+    message = str(err.value)
+    for problem in ("no vendor: 1 rows (first: row 1)", "neither a submit nor a receipt time: 1 rows (first: row 2)",
+                    "attempt missing or below 1: 1 rows (first: row 2)", "segments below 1: 1 rows (first: row 3)",
+                    "a negative fee: 1 rows (first: row 1)", "a failure reason on a delivered message: 1 rows (first: row 3)"):
+        assert problem in message, problem
+    validate(conform(frame.iloc[[0]]))  # the one good row
+
+
 def test_conform_adds_missing_columns_and_localises_naive_times():
-    frame = pd.DataFrame({"phone": ["+8613800138000"], "submit_time": pd.to_datetime(["2025-05-06 09:00"]),
-                          "status": ["delivered"], "extra": [1]})
+    frame = pd.DataFrame({"vendor": ["aliyun"], "phone": ["+8613800138000"], "attempt": [1],
+                          "submit_time": pd.to_datetime(["2025-05-06 09:00"]), "status": ["delivered"], "extra": [1]})
     log = conform(frame)
     validate(log)
     assert log.loc[0, "submit_time"] == pd.Timestamp("2025-05-06 09:00", tz="Asia/Shanghai")

@@ -51,6 +51,7 @@ from ..schema import (
     TIME_SOURCES,
     conform,
     reason_codes,
+    validate,
 )
 from . import aliyun, canonical, gateway, sns, tencent, twilio, vonage
 from ._files import LoadError, RawFile, read_raw, records_json
@@ -235,6 +236,7 @@ def load_send_log(
     rejects_df = _concat_rejects(rejects)
     summary = _summary(staged, infos, rejects_df)
     lap("merge")
+    validate(log)  # the load boundary: what every measure may take for granted
     return LoadResult(log, rejects_df.drop(columns="_file"), summary, partitions, stages)
 
 
