@@ -34,16 +34,13 @@ from .measures import (
     has_link,
     key_codes,
     label_days,
+    latency_bins,
     local_clock,
     row_flags,
     sum_by,
     traffic_of,
 )
 from .schema import STRING
-
-HIST_EXACT = 3600  # whole-second bins below this many seconds
-HIST_RATIO = 1.01  # then bins this much wider each
-
 
 #: The group keys of each cube (the other columns are summed).
 KEYS = {
@@ -97,51 +94,6 @@ class Source:
     summary: pd.DataFrame
     rejects: pd.DataFrame
     files: list
-
-
-def latency_bins(seconds: np.ndarray) -> np.ndarray:
-    """Histogram bin of each latency (-1 where missing or negative)."""
-    s = np.asarray(seconds, dtype=float)
-    out = np.full(len(s), -1, dtype=np.int64)
-    ok = np.isfinite(s) & (s >= 0)
-    low = ok & (s < HIST_EXACT)
-    out[low] = np.floor(s[low]).astype(np.int64)
-    high = ok & ~low
-    out[high] = HIST_EXACT + np.floor(np.log(s[high] / HIST_EXACT) / np.log(HIST_RATIO) + 1e-9).astype(np.int64)
-    return out
-
-
-def bin_values(bins: np.ndarray) -> np.ndarray:
-    """The lower edge of each bin, in seconds."""
-    b = np.asarray(bins, dtype=float)
-    return np.where(b < HIST_EXACT, b, HIST_EXACT * HIST_RATIO ** (b - HIST_EXACT))
-
-
-def hist_quantiles(hist: pd.DataFrame, keys: list[str], qs=(0.5, 0.95)) -> pd.DataFrame:
-    """Quantiles per group from a histogram (``keys``, ``bin``, ``n``), interpolated
-    between order statistics as pandas does."""
-    if hist.empty:
-        return pd.DataFrame(columns=[*keys, *[f"q{q}" for q in qs]])
-    h = hist.groupby([*keys, "bin"], dropna=False, sort=True)["n"].sum().reset_index()
-    h = h[h["n"] > 0]
-    gid = h.groupby(keys, dropna=False, sort=False).ngroup().to_numpy() if keys else np.zeros(len(h), int)
-    n = h["n"].to_numpy(dtype=np.int64)
-    cum = np.cumsum(n)
-    totals = np.bincount(gid, weights=n).astype(np.int64)
-    starts = np.concatenate([[0], np.cumsum(totals)[:-1]])
-    values = bin_values(h["bin"].to_numpy())
-    first = ~pd.Series(gid).duplicated().to_numpy()
-    out = h.loc[first, keys].reset_index(drop=True) if keys else pd.DataFrame(index=[0])
-    order = gid[first]
-    for q in qs:
-        pos = (totals - 1) * q
-        lo = np.floor(pos).astype(np.int64)
-        frac = pos - lo
-        i_lo = np.searchsorted(cum, starts + lo, side="right")
-        i_hi = np.searchsorted(cum, starts + np.minimum(lo + 1, totals - 1), side="right")
-        val = values[i_lo] + frac * (values[i_hi] - values[i_lo])
-        out[f"q{q}"] = val[order]
-    return out
 
 
 def partial_cubes(chunk: pd.DataFrame, *, events: dict | None = None, weeks=None) -> Cubes:

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from .alerts import alerts_from_counts
-from .cubes import QUALITY_SUMS, Cubes, Source, hist_quantiles, partial_cubes
+from .cubes import QUALITY_SUMS, Cubes, Source, partial_cubes
 from .measures import (
     ALL,
     TARGET,
@@ -24,6 +24,7 @@ from .measures import (
     billing_terms,
     cost_table,
     failure_table,
+    hist_quantiles,
     iso_weeks,
     merge_on,
     reconcile,

@@ -349,6 +349,60 @@ def latency_seconds(log: pd.DataFrame) -> np.ndarray:
     return np.where(ok & (seconds >= 0), seconds, np.nan)
 
 
+# --------------------------------------------------------------------------- latency histogram
+
+#: Latency percentiles come from a histogram (see :func:`hist_quantiles`): whole-second bins
+#: below ``HIST_EXACT`` seconds, then bins ``HIST_RATIO`` times wider each.
+HIST_EXACT = 3600  # whole-second bins below this many seconds
+HIST_RATIO = 1.01  # then bins this much wider each
+
+
+
+def latency_bins(seconds: np.ndarray) -> np.ndarray:
+    """Histogram bin of each latency (-1 where missing or negative)."""
+    s = np.asarray(seconds, dtype=float)
+    out = np.full(len(s), -1, dtype=np.int64)
+    ok = np.isfinite(s) & (s >= 0)
+    low = ok & (s < HIST_EXACT)
+    out[low] = np.floor(s[low]).astype(np.int64)
+    high = ok & ~low
+    out[high] = HIST_EXACT + np.floor(np.log(s[high] / HIST_EXACT) / np.log(HIST_RATIO) + 1e-9).astype(np.int64)
+    return out
+
+
+def bin_values(bins: np.ndarray) -> np.ndarray:
+    """The lower edge of each bin, in seconds."""
+    b = np.asarray(bins, dtype=float)
+    return np.where(b < HIST_EXACT, b, HIST_EXACT * HIST_RATIO ** (b - HIST_EXACT))
+
+
+def hist_quantiles(hist: pd.DataFrame, keys: list[str], qs=(0.5, 0.95)) -> pd.DataFrame:
+    """Quantiles per group from a histogram (``keys``, ``bin``, ``n``), interpolated
+    between order statistics as pandas does."""
+    if hist.empty:
+        return pd.DataFrame(columns=[*keys, *[f"q{q}" for q in qs]])
+    h = hist.groupby([*keys, "bin"], dropna=False, sort=True)["n"].sum().reset_index()
+    h = h[h["n"] > 0]
+    gid = h.groupby(keys, dropna=False, sort=False).ngroup().to_numpy() if keys else np.zeros(len(h), int)
+    n = h["n"].to_numpy(dtype=np.int64)
+    cum = np.cumsum(n)
+    totals = np.bincount(gid, weights=n).astype(np.int64)
+    starts = np.concatenate([[0], np.cumsum(totals)[:-1]])
+    values = bin_values(h["bin"].to_numpy())
+    first = ~pd.Series(gid).duplicated().to_numpy()
+    out = h.loc[first, keys].reset_index(drop=True) if keys else pd.DataFrame(index=[0])
+    order = gid[first]
+    for q in qs:
+        pos = (totals - 1) * q
+        lo = np.floor(pos).astype(np.int64)
+        frac = pos - lo
+        i_lo = np.searchsorted(cum, starts + lo, side="right")
+        i_hi = np.searchsorted(cum, starts + np.minimum(lo + 1, totals - 1), side="right")
+        val = values[i_lo] + frac * (values[i_hi] - values[i_lo])
+        out[f"q{q}"] = val[order]
+    return out
+
+
 #: Seconds within which a message counts as arriving fast (the seed's 10 minutes).
 FAST_SECONDS = 600
 
@@ -424,7 +478,7 @@ def equals(s: pd.Series, value) -> np.ndarray:
 
 
 def arrival_rates(
-    log: pd.DataFrame, *, by: Sequence[str] = ("vendor",), freq: str | None = None
+    log: pd.DataFrame, *, by: Sequence[str] = ("vendor",), freq: str | None = None, exact: bool = False
 ) -> pd.DataFrame:
     """Arrival, resend inflation, latency, complaints and unsubscribes per group.
 
@@ -434,6 +488,10 @@ def arrival_rates(
         :func:`analysis.attach_events` for the complaint and unsubscribe rates).
     by : group keys (see the module docstring); ``[]`` for one overall row.
     freq : frequency of the ``period`` key.
+    exact : latency percentiles from the latencies themselves; by default they come from
+        the histogram the ledgers use (:func:`hist_quantiles`: exact for whole seconds
+        below an hour, otherwise at most max(1 s, 1%) low), so that this function and
+        the ledgers give the same figures.
 
     Returns
     -------
@@ -468,7 +526,7 @@ def arrival_rates(
     d = with_keys(log, by, freq=freq)
     work = d[by].copy() if by else pd.DataFrame(index=d.index)
     work = work.assign(**row_flags(d), complained=_flag(d, "complained"), unsubscribed=_flag(d, "unsubscribed"))
-    out = _aggregate(work, by)
+    out = _aggregate(work, by, exact=exact)
     return arrival_from_sums(out, by, events={"complained": "complained" in d, "unsubscribed": "unsubscribed" in d})
 
 
@@ -549,15 +607,21 @@ def _flag(d: pd.DataFrame, col: str) -> np.ndarray:
     return np.zeros(len(d), dtype=bool)
 
 
-def _aggregate(work: pd.DataFrame, by: list[str]) -> pd.DataFrame:
-    """Sums and latency quantiles per group, keyed by integer group ids (quantiles of
-    groups with a missing key do not align on a MultiIndex)."""
+def _aggregate(work: pd.DataFrame, by: list[str], *, exact: bool = False) -> pd.DataFrame:
+    """Sums and latency quantiles (from the histogram, or ``exact``) per group, keyed by
+    integer group ids (quantiles of groups with a missing key do not align on a MultiIndex)."""
     gid = _grouped(work, by).ngroup().to_numpy()
     g = work.groupby(gid, sort=True)
     sums = g[FLAG_SUMS].sum()
     sums.insert(0, "submitted", g.size())
     for column, prefix in (("recipient_latency", "latency"), ("latency", "attempt_latency")):
-        q = g[column].quantile([0.5, 0.95]).unstack().reindex(index=sums.index, columns=[0.5, 0.95])
+        if exact:
+            q = g[column].quantile([0.5, 0.95]).unstack().reindex(index=sums.index, columns=[0.5, 0.95])
+        else:
+            bins = latency_bins(work[column].to_numpy(dtype=float))
+            hist = pd.DataFrame({"_g": gid, "bin": bins, "n": 1})[bins >= 0]
+            q = hist_quantiles(hist, ["_g"]).set_index("_g").reindex(sums.index)
+            q = q.rename(columns={"q0.5": 0.5, "q0.95": 0.95})
         sums[f"{prefix}_p50_s"] = q[0.5]
         sums[f"{prefix}_p95_s"] = q[0.95]
     if by:

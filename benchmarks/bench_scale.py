@@ -276,8 +276,8 @@ def check_equal(store: Path, week: str) -> dict:
     """Our merged aggregates against DuckDB's on the same Parquet."""
     import duckdb
 
-    from analysis.cubes import hist_quantiles
     from analysis.engine import ledger_source
+    from analysis.measures import hist_quantiles
 
     con = duckdb.connect()
     con.execute(DUCKDB_SQL.format(store=store))

@@ -8,16 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from analysis.cubes import (
-    HIST_EXACT,
-    HIST_RATIO,
-    KEYS,
-    bin_values,
-    hist_quantiles,
-    latency_bins,
-    merge_cubes,
-    partial_cubes,
-)
+from analysis.cubes import KEYS, merge_cubes, partial_cubes
+from analysis.measures import HIST_EXACT, HIST_RATIO, bin_values, hist_quantiles, latency_bins
 
 
 def _hist(values):
