@@ -22,8 +22,6 @@ _POOL: list[ProcessPoolExecutor] = []
 _SHARED: dict = {}
 #: What a worker imports as it starts: what the tasks need.
 WARM = ("analysis.engine", "analysis.alerts", "scipy.special")
-
-
 #: At most this many processes by default: each holds a partition (a few hundred MB).
 MAX_WORKERS = 8
 
