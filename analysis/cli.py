@@ -191,31 +191,17 @@ def ingest(raw: list[Path], out: Path, *, vendor=None, mapping=None, tz="Asia/Sh
     ``attrs["stages"]``. Phone numbers in ``rejects.csv`` are masked unless ``unmask``.
     ``engine="dask"`` reads and stages the files on a Dask cluster (``scheduler``, or a
     local one); merging them into messages and the commit run here."""
-    # one ingest at a time: the store's partitions the new rows can touch are read as one
-    # more (canonical) input, so overlaps become duplicates and later receipts complete
-    # earlier submissions, and only those partitions are replaced, in one commit
+    # staged outside the store's lock (here or on a Dask cluster) into a spill beside the
+    # store; then, under the lock, merged with the store's partitions the new rows can
+    # touch (overlaps become duplicates, later receipts complete earlier submissions) and
+    # committed in one version that replaces only those partitions
     from .engine import stage_inputs
     from .events import expand_inputs
-    from .readers import load_send_log
-    from .store import store_lock, store_path, write_store
+    from .readers import merge_spill, spill_folder
 
     files, in_folders = expand_inputs(raw)  # a folder of exports: its members (others skipped, said)
-    # reading and staging the files needs no lock (and may run on a Dask cluster)
-    staging = stage_inputs(files, engine=engine, scheduler=scheduler, progress=True, vendor=vendor, mapping=mapping,
-                           tz=tz, source_tz=source_tz, skip_unknown=in_folders)
-    with store_lock(out):
-        store = store_path(out)
-        result = load_send_log(files, vendor=vendor, mapping=mapping, tz=tz, source_tz=source_tz, progress=True,
-                               store=store, staging=staging)
-        out.mkdir(parents=True, exist_ok=True)
-        if len(result.log) or result.partitions:  # every row rejected: nothing to store, the rejects say why
-            s = result.summary[result.summary["file"].map(Path) != store]  # the inputs, not the store's rows read back
-            note = {"operation": "ingest", "files": [Path(f).name for f in s["file"]],
-                    **{k: int(s[k].sum()) for k in ("rows_read", "loaded", "rejected", "duplicates")}}
-            started = time.perf_counter()
-            write_store(result.log, out, replace=result.partitions, note=note)
-            result.stages["commit"] = time.perf_counter() - started
-        # written after the commit: they never describe a run that did not land
+
+    def write_rejects(result) -> None:  # under the lock, after the commit: never describes a run that did not land
         rejects_path = out / "rejects.csv"
         rejects = mask_record_phones(result.rejects) if not unmask else result.rejects
         if rejects_path.exists():
@@ -225,6 +211,13 @@ def ingest(raw: list[Path], out: Path, *, vendor=None, mapping=None, tz="Asia/Sh
             rejects = rejects.drop_duplicates(["file", "line", "reason"])
         _atomic_csv(rejects, rejects_path)
         _atomic_csv(result.summary, out / "ingest-summary.csv")
+
+    with spill_folder(out) as folder:
+        staging, spill = stage_inputs(files, folder=folder, engine=engine, scheduler=scheduler, progress=True,
+                                      vendor=vendor, mapping=mapping, tz=tz, source_tz=source_tz,
+                                      skip_unknown=in_folders)
+        result = merge_spill(staging, spill, out, vendor=vendor, tz=tz, source_tz=source_tz, progress=True,
+                             note={"files": [Path(f).name for f in files]}, on_commit=write_rejects)
     summary = result.summary
     summary.attrs["stages"] = result.stages  # seconds per stage, printed by the command
     return summary

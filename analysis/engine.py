@@ -138,17 +138,18 @@ def _months_of(weeks) -> set[str]:
 CHUNK_BYTES = 64 << 20
 
 
-def stage_inputs(paths: list, *, engine: str = "pandas", scheduler: str | None = None, progress: bool = False,
-                 **options):
-    """Read and stage export files (:func:`analysis.readers.stage_files`) in this
-    process, or on a Dask cluster in chunks of consecutive files of about
-    :data:`CHUNK_BYTES`, merged in file order: the same :class:`Staging` either way,
-    ready for :func:`analysis.load_send_log` (``staging=``). A remote cluster's workers
-    must see the files at the same absolute paths (a shared disk)."""
-    from .readers import Staging, stage_files
+def stage_inputs(paths: list, *, folder: Path, engine: str = "pandas", scheduler: str | None = None,
+                 progress: bool = False, **options):
+    """Read and stage export files into a spill in ``folder``
+    (:func:`analysis.readers.stage_to_spill`) in this process, or on a Dask cluster in
+    chunks of consecutive files of about :data:`CHUNK_BYTES`, merged in file order: the
+    same ``(Staging, Spill)`` either way, ready for :func:`analysis.readers.merge_spill`.
+    A remote cluster's workers must see the files and ``folder`` at the same absolute
+    paths (a shared disk)."""
+    from .readers import stage_to_spill
 
     if engine == "pandas":
-        return stage_files(paths, progress=progress, **options)
+        return stage_to_spill((0, list(paths)), folder=folder, progress=progress, **options)
     given = [str(p) for p in paths]
     absolute = [Path(p).resolve() for p in paths]
     chunks, size = [[]], 0
@@ -159,16 +160,23 @@ def stage_inputs(paths: list, *, engine: str = "pandas", scheduler: str | None =
         chunks[-1].append(p)
         size += p.stat().st_size
     options["skip_unknown"] = frozenset(Path(p).resolve() for p in options.get("skip_unknown", ()))
-    staging = Staging()
-    for part in _run(stage_files, chunks, engine=engine, scheduler=scheduler, progress=progress, **options):
-        staging.extend(part)
+    items = [(k << 40, chunk) for k, chunk in enumerate(chunks)]  # row order: the files' order
+    staging = spill = None
+    for part, part_spill in _run(stage_to_spill, items, engine=engine, scheduler=scheduler, progress=progress,
+                                 folder=Path(folder).resolve(), **options):
+        if staging is None:
+            staging, spill = part, part_spill
+        else:
+            shift = len(staging.infos)
+            staging.extend(part)
+            spill.extend(part_spill, shift=shift)
     # the files by the names they were given (the workers saw absolute paths)
     names = dict(zip(map(str, absolute), given, strict=True))
     for info in staging.infos:
         info["file"] = names.get(info["file"], info["file"])
     staging.rejects = [r.assign(file=r["file"].map(lambda f: names.get(f, f))) if isinstance(r, pd.DataFrame)
                        else {**r, "file": names.get(r["file"], r["file"])} for r in staging.rejects]
-    return staging
+    return staging, spill
 
 
 def ledger_source(

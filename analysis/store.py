@@ -137,7 +137,7 @@ def store_partitions(store: str | Path) -> list[StorePart]:
     return sorted(parts, key=lambda part: (part.vendor, part.month, part.path))
 
 
-def _arrow(log: pd.DataFrame) -> pa.Table:
+def store_arrow(log: pd.DataFrame) -> pa.Table:
     """The log as the store's Arrow schema: plain strings (no dictionaries), times in
     microseconds UTC, the ``month`` partition column (of the submit time, local) and
     ``phone_key`` (:func:`analysis.measures.phone_keys`: the cubes find resend chains by
@@ -178,21 +178,42 @@ def write_store(log: pd.DataFrame, root: str | Path, *, replace: list[StorePart]
     the whole store is replaced. ``note`` (files, row counts) is kept with the version
     and listed by :func:`store_history`.
     """
+    table = store_arrow(log)
+    keys = {(p.vendor, p.month) for p in replace or ()}
+    keys |= set(zip(table.column("vendor").to_pylist(), table.column("month").to_pylist(), strict=True))
+    return commit_tables([table], root, keys=None if replace is None else keys, rows=table.num_rows, note=note)
+
+
+def store_schema() -> pa.Schema:
+    """The Arrow schema of the store's rows (:func:`store_arrow` of a canonical log)."""
+    from .schema import conform
+
+    empty = store_arrow(conform(pd.DataFrame(columns=COLUMNS)))
+    return pa.schema([pa.field(f.name, pa.string() if pa.types.is_null(f.type) else f.type) for f in empty.schema])
+
+
+def commit_tables(tables: Iterable[pa.Table], root: str | Path, *, keys: set | None, rows: int,
+                  note: dict | None = None) -> Path:
+    """Commit the rows of ``tables`` (:func:`store_arrow` of a log; read
+    one after another as the commit writes them, so they need not fit in memory together)
+    as one new version: they replace the partitions ``keys`` names (``(vendor, month)``
+    pairs, which must hold every row), or the whole store for ``None``. ``rows``: how many
+    there are (none: the partitions are emptied)."""
     from deltalake import CommitProperties, write_deltalake
 
+    schema = store_schema()
     with store_lock(root) as store:
         dt = _table(store) if store.exists() else None
         _remove_uncommitted(store)
-        table = _arrow(log)
-        keys = {(p.vendor, p.month) for p in replace or ()}
-        keys |= set(zip(table.column("vendor").to_pylist(), table.column("month").to_pylist(), strict=True))
+        reader = pa.RecordBatchReader.from_batches(
+            schema, (b for t in tables for b in t.select(schema.names).cast(schema).to_batches()))
         commit = CommitProperties(custom_metadata={"sms_ledger": json.dumps(note or {}, ensure_ascii=False)})
-        if dt is None or replace is None:
-            write_deltalake(str(store), table, mode="overwrite", partition_by=PARTITION_BY, schema_mode="overwrite",
+        if dt is None or keys is None:
+            write_deltalake(str(store), reader, mode="overwrite", partition_by=PARTITION_BY, schema_mode="overwrite",
                             configuration=TABLE_CONFIGURATION, commit_properties=commit,
                             writer_properties=_writer_properties())
-        elif keys and table.num_rows:
-            write_deltalake(str(store), table, mode="overwrite", predicate=_predicate(keys), partition_by=PARTITION_BY,
+        elif keys and rows:
+            write_deltalake(str(store), reader, mode="overwrite", predicate=_predicate(keys), partition_by=PARTITION_BY,
                             schema_mode="merge",  # a table from before phone_key gains it
                             commit_properties=commit, writer_properties=_writer_properties())
         elif keys:  # every row of those partitions went elsewhere (a later receipt moved them)
@@ -353,7 +374,7 @@ def migrate_store(store: str | Path) -> Path:
     if len(frame):  # the old folders kept names percent-encoded ("my%20gw"): decode them
         frame["vendor"] = frame["vendor"].astype(str).map(unquote)
     log = conform(frame[[c for c in COLUMNS if c in frame]])
-    table = _arrow(log)
+    table = store_arrow(log)
     write_deltalake(str(staging), table, partition_by=PARTITION_BY, configuration=TABLE_CONFIGURATION,
                     writer_properties=_writer_properties(), commit_properties=CommitProperties(
         custom_metadata={"sms_ledger": json.dumps({"operation": "migrate", "files": [f"{len(files)} Parquet files"]})}))
@@ -369,27 +390,21 @@ def migrate_store(store: str | Path) -> Path:
     return store
 
 
-def partitions_for(store: str | Path, staged: pd.DataFrame) -> list[StorePart]:
-    """The store's files that rows about to be merged can touch: the same vendor in the
-    months of their submit and receipt times (and the months either side), and wherever
-    a receipt without a submit time finds its message id."""
-    vendors = set(staged["vendor"].dropna().astype(str))
-    months = set()
-    for col in ("submit_time", "done_time"):
-        if col in staged:
-            times = pd.to_datetime(staged[col]).dropna()
-            for m in times.dt.strftime("%Y-%m").unique():
-                month = pd.Period(m, "M")
-                months |= {str(month - 1), str(month), str(month + 1)}
+def partitions_for(store: str | Path, vendors: set, months: set, ids: pa.Array | None = None) -> list[StorePart]:
+    """The store's files that rows about to be merged can touch: those of ``vendors`` in
+    ``months`` (``YYYY-MM``, the months of the rows' submit and receipt times) and the
+    months either side, and wherever a receipt without a submit time finds its message
+    id (``ids``)."""
+    near = set()
+    for m in months:
+        month = pd.Period(m, "M")
+        near |= {str(month - 1), str(month), str(month + 1)}
     found = [p for p in store_partitions(store) if p.vendor in vendors]
-    chosen = [p for p in found if p.month in months or p.month == "unknown"]
-    submitted = staged["submit_time"].notna() if "submit_time" in staged else False
-    orphans = staged["message_id"].notna() & ~submitted if "message_id" in staged else None
-    if orphans is not None and orphans.any():
+    chosen = [p for p in found if p.month in near or p.month == "unknown"]
+    if ids is not None and len(ids):
         import pyarrow.compute as pc
         import pyarrow.parquet as pq
 
-        ids = pa.array(staged.loc[orphans, "message_id"].astype(str).unique())
         for p in (p for p in found if p not in chosen):
             column = pq.read_table(p.path, columns=["message_id"]).column(0)
             if pc.any(pc.is_in(column, value_set=ids.cast(column.type))).as_py():

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from tqdm import tqdm
 
 from ..codes import classify_failures
@@ -54,7 +55,7 @@ from ..schema import (
     validate,
 )
 from . import aliyun, canonical, gateway, sns, tencent, twilio, vonage
-from ._files import LoadError, RawFile, read_raw, records_json
+from ._files import CHUNK_ROWS, LoadError, RawFile, read_chunks, records_json
 from ._layout import Layout, first_reason
 from .mapping import mapping_layout
 
@@ -218,7 +219,7 @@ def load_send_log(
     if store is not None and Path(store).is_dir():
         from ..store import partitions_for
 
-        partitions = partitions_for(store, pd.concat(staged_parts, ignore_index=True))
+        partitions = partitions_for(store, *_touches(pd.concat(staged_parts, ignore_index=True)))
         if partitions:
             staging.add([_store_rows(Path(store), partitions)], None, vendor=vendor, tz=tz, source_tz=source_tz)
             staged_parts.insert(0, staged_parts.pop())  # the store's rows come first: the inputs are newer
@@ -226,18 +227,32 @@ def load_send_log(
     staged = pd.concat(staged_parts, ignore_index=True)
     staged["_order"] = np.arange(len(staged))
     log, staged = _assemble(staged, tz=tz, window=resend_window, lap=lap)
-    # rows rejected at message level (a message with no time, no phone …)
-    late = staged["_reject"].notna() & ~staged["_early"]
-    if late.any():
-        for fileno, part in staged[late].groupby("_file"):
-            raw_rows = raws[fileno].set_index("_line").loc[part["_line"].to_numpy()].reset_index()
-            rejects.append(pd.DataFrame({"_file": fileno, "file": infos[fileno]["file"], "line": part["_line"].to_numpy(),
-                                         "reason": part["_reject"].astype(str).to_numpy(), "record": records_json(raw_rows)}))
+    rejects += _with_records(_late_rejects(staged), infos,
+                             lambda fileno, lines: raws[fileno].set_index("_line").loc[lines].reset_index())
     rejects_df = _concat_rejects(rejects)
-    summary = _summary(staged, infos, rejects_df)
+    counts, pairs = _file_counts(staged)
+    summary = _summary(infos, [counts], [pairs], rejects_df)
     lap("merge")
     validate(log)  # the load boundary: what every measure may take for granted
     return LoadResult(log, rejects_df.drop(columns="_file"), summary, partitions, stages)
+
+
+def _touches(staged: pd.DataFrame) -> tuple[set, set, pa.Array]:
+    """What staged rows can touch in the store (:func:`analysis.store.partitions_for`):
+    their vendors, the months of their submit and receipt times, and the message ids of
+    the rows without a submit time."""
+    vendors = set(staged["vendor"].dropna().astype(str).unique())
+    months = set()
+    for col in ("submit_time", "done_time"):
+        if col in staged:
+            times = pd.to_datetime(staged[col]).dropna()
+            months |= {f"{v // 100:04d}-{v % 100:02d}" for v in pd.unique((times.dt.year * 100 + times.dt.month).to_numpy())}
+    ids = pa.array([], pa.string())
+    if "message_id" in staged:
+        submitted = staged["submit_time"].notna() if "submit_time" in staged else False
+        orphans = staged["message_id"].notna() & ~submitted
+        ids = pa.array(staged.loc[orphans, "message_id"].astype(str).unique(), pa.string())
+    return vendors, months, ids
 
 
 @dataclass
@@ -245,7 +260,11 @@ class Staging:
     """Files read and staged, before their rows are merged into messages: the staged rows
     (``_file`` numbers the file), each file's raw records (for the rejects), its
     accounting so far and its early rejects. Picklable, so files can be staged on other
-    machines and the stagings merged (:meth:`extend`)."""
+    machines and the stagings merged (:meth:`extend`).
+
+    With a ``sink`` (a callable), each block's staged rows are handed to it instead of
+    kept, and the raw records are not kept: how :func:`analysis.readers.ingest_files`
+    stages an input larger than memory."""
 
     parts: list = field(default_factory=list)
     rejects: list = field(default_factory=list)
@@ -253,11 +272,16 @@ class Staging:
     raws: list = field(default_factory=list)
     stages: dict = field(default_factory=dict)
     skip_unknown: frozenset = frozenset()
+    sink: object = None
 
     def add(self, batch: list[RawFile], layout, *, vendor, tz, source_tz) -> None:
         """Stage files that share one header and format together (their layout follows
-        from the header): the cost of many small exports is then the cost of one."""
-        first = len(self.infos)
+        from the header): the cost of many small exports is then the cost of one. A later
+        block of a file read in blocks (``chunk`` 1, 2 …) adds to the file staged last."""
+        more = bool(batch[0].chunk)  # a later block of the file staged last
+        if more and self.infos[-1]["layout"] == "skipped":
+            return
+        first = len(self.infos) - 1 if more else len(self.infos)
         frame = batch[0].frame if len(batch) == 1 else pd.concat([r.frame for r in batch], ignore_index=True)
         try:
             st, lay = _stage_file(RawFile(batch[0].path, frame, batch[0].kind, batch[0].encoding), vendor=vendor,
@@ -272,12 +296,14 @@ class Staging:
                 return
             raise LoadError(f"{batch[0].path}: {exc}") from None
         st["_file"] = np.repeat(np.arange(first, first + len(batch)), [len(r.frame) for r in batch])
-        self.parts.append(st)
         for fileno, raw in enumerate(batch, start=first):
-            self.raws.append(raw.frame)
-            self.infos.append({"file": str(raw.path), "layout": lay.name if lay else "empty",
-                               "vendor": lay.vendor if lay else None, "encoding": raw.encoding,
-                               "rows_read": len(raw.frame) + len(raw.bad)})
+            if more:
+                self.infos[fileno]["rows_read"] += len(raw.frame) + len(raw.bad)
+            else:
+                self.raws.append(raw.frame if self.sink is None else None)
+                self.infos.append({"file": str(raw.path), "layout": lay.name if lay else "empty",
+                                   "vendor": lay.vendor if lay else None, "encoding": raw.encoding,
+                                   "rows_read": len(raw.frame) + len(raw.bad)})
             for line, reason, text in raw.bad:
                 self.rejects.append({"_file": fileno, "file": str(raw.path), "line": line, "reason": reason,
                                      "record": text})
@@ -288,6 +314,10 @@ class Staging:
                                               "line": st.loc[bad, "_line"].to_numpy(),
                                               "reason": st.loc[bad, "_reject"].astype(str).to_numpy(),
                                               "record": records_json(frame.loc[st.index[bad]])}))
+        if self.sink is None:
+            self.parts.append(st)
+        else:
+            self.sink(st)
 
     def extend(self, other: Staging) -> Staging:
         """Append another staging's files after this one's (their numbers shifted)."""
@@ -303,18 +333,37 @@ class Staging:
 
 
 def stage_files(paths, *, vendor: str | None = None, mapping=None, tz: str = DEFAULT_TZ,
-                source_tz: str | None = None, skip_unknown=(), progress: bool = False) -> Staging:
+                source_tz: str | None = None, skip_unknown=(), progress: bool = False, sink=None) -> Staging:
     """Read and stage ``paths``: the first step of :func:`load_send_log`, which merges
     the result into messages. Options as :func:`load_send_log`'s; the seconds of its
-    ``read`` and ``stage`` steps are in the result's ``stages``."""
+    ``read`` and ``stage`` steps are in the result's ``stages``. With ``sink``, large
+    files are read and staged in blocks of :data:`CHUNK_ROWS` rows, each handed to it
+    (:class:`Staging`)."""
     layout = mapping_layout(mapping) if mapping is not None else None
-    staging = Staging(skip_unknown=frozenset(Path(p) for p in skip_unknown))
-    started = time.perf_counter()
-    read = [read_raw(path) for path in tqdm(paths, desc="reading", unit="file", disable=None if progress else True)]
-    staging.stages["read"] = (middle := time.perf_counter()) - started
-    for _, batch in itertools.groupby(read, key=_batch_key):
-        staging.add(list(batch), layout, vendor=vendor, tz=tz, source_tz=source_tz)
-    staging.stages["stage"] = time.perf_counter() - middle
+    staging = Staging(skip_unknown=frozenset(Path(p) for p in skip_unknown), sink=sink)
+    started, reading = time.perf_counter(), [0.0]
+
+    def raws():
+        for path in tqdm(paths, desc="reading", unit="file", disable=None if progress else True):
+            blocks = read_chunks(path, rows=CHUNK_ROWS if sink is not None else None)
+            while True:
+                clock = time.perf_counter()
+                raw = next(blocks, None)
+                reading[0] += time.perf_counter() - clock
+                if raw is None:
+                    break
+                yield raw
+
+    batch: list[RawFile] = []
+    for raw in raws():  # consecutive small files of one header and format are staged together
+        if batch and (_batch_key(raw) != _batch_key(batch[-1]) or sum(len(r.frame) for r in batch) >= CHUNK_ROWS):
+            staging.add(batch, layout, vendor=vendor, tz=tz, source_tz=source_tz)
+            batch = []
+        batch.append(raw)
+    if batch:
+        staging.add(batch, layout, vendor=vendor, tz=tz, source_tz=source_tz)
+    staging.stages["read"] = reading[0]
+    staging.stages["stage"] = time.perf_counter() - started - reading[0]
     return staging
 
 
@@ -322,7 +371,7 @@ def _batch_key(raw: RawFile) -> tuple:
     """Files staged together: the same format and the same header (never the store, or
     a file with no columns)."""
     heads = tuple(c for c in raw.frame.columns if c != "_line")
-    return (raw.kind, heads, id(raw) if raw.path.is_dir() or not heads else None)
+    return (raw.kind, heads, id(raw) if raw.path.is_dir() or not heads or raw.chunk is not None else None)
 
 
 def _stage_file(raw: RawFile, *, vendor, layout, tz, source_tz) -> tuple[pd.DataFrame, Layout | None]:
@@ -561,18 +610,51 @@ def _strip_control(st: pd.DataFrame) -> np.ndarray:
     return cleaned
 
 
-def _summary(st: pd.DataFrame, infos: list[dict], rejects: pd.DataFrame) -> pd.DataFrame:
+def _file_counts(st: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per file (``_file``) of merged staged rows: ``loaded``, ``duplicates``,
+    ``messages`` and ``control_chars``; and the (file, vendor) pairs seen. Both add up
+    over groups of rows that share no message (:func:`_summary` sums them)."""
+    loaded = st[st["_reject"].isna() & ~st["_dup"]]
+    counts = pd.DataFrame({
+        "loaded": loaded.groupby("_file").size(),
+        "duplicates": st.groupby("_file")["_dup"].sum(),
+        "messages": loaded.drop_duplicates(["_file", "vendor", "message_id"]).groupby("_file").size(),
+        "control_chars": st.groupby("_file")["_control"].sum(),
+    }).fillna(0).astype("int64")
+    pairs = st[["_file", "vendor"]].dropna().astype({"vendor": str}).drop_duplicates()
+    return counts, pairs
+
+
+def _summary(infos: list[dict], counts: list[pd.DataFrame], pairs: list[pd.DataFrame],
+             rejects: pd.DataFrame) -> pd.DataFrame:
+    """The per-file summary from the files' infos and the :func:`_file_counts` of every
+    group of rows merged."""
     info = pd.DataFrame(infos)
     files = pd.Series(range(len(info)))
-    loaded = st[st["_reject"].isna() & ~st["_dup"]]
-    info["loaded"] = files.map(loaded.groupby("_file").size()).fillna(0).astype(int)
+    total = pd.concat(counts).groupby(level=0).sum() if counts else pd.DataFrame()
+    for c in ["loaded", "duplicates", "messages", "control_chars"]:
+        info[c] = files.map(total[c]).fillna(0).astype(int) if c in total else 0
     info["rejected"] = files.map(rejects.groupby("_file").size()).fillna(0).astype(int)
-    info["duplicates"] = files.map(st.groupby("_file")["_dup"].sum()).fillna(0).astype(int)
-    info["messages"] = files.map(loaded.drop_duplicates(["_file", "vendor", "message_id"]).groupby("_file").size())
-    info["messages"] = info["messages"].fillna(0).astype(int)
-    info["control_chars"] = files.map(st.groupby("_file")["_control"].sum()).fillna(0).astype(int)
-    pairs = st[["_file", "vendor"]].dropna().astype({"vendor": str}).drop_duplicates().sort_values(["_file", "vendor"])
+    pairs = pd.concat(pairs).drop_duplicates().sort_values(["_file", "vendor"]) if pairs else \
+        pd.DataFrame(columns=["_file", "vendor"])
     vendors = pairs.groupby("_file")["vendor"].agg(", ".join)
     info["vendor"] = files.map(vendors).where(lambda v: v.fillna("") != "", info["vendor"])
     return info[["file", "layout", "vendor", "encoding", *_ACCOUNT, "messages", "control_chars"]]
 
+
+def _late_rejects(st: pd.DataFrame) -> pd.DataFrame:
+    """The rows rejected while merging (a message with no time, no phone …): ``_file``,
+    ``line``, ``reason``, their records still to be found (:func:`_with_records`)."""
+    late = st["_reject"].notna() & ~st["_early"]
+    return pd.DataFrame({"_file": st.loc[late, "_file"].to_numpy(), "line": st.loc[late, "_line"].to_numpy(),
+                         "reason": st.loc[late, "_reject"].astype(str).to_numpy()})
+
+
+def _with_records(late: pd.DataFrame, infos: list[dict], raw_of) -> list[pd.DataFrame]:
+    """:func:`_late_rejects` with their files' names and raw records; ``raw_of(fileno,
+    lines)`` gives the raw rows at those lines, in that order."""
+    out = []
+    for fileno, part in late.groupby("_file"):
+        raw_rows = raw_of(fileno, part["line"].to_numpy())
+        out.append(part.assign(file=infos[fileno]["file"], record=records_json(raw_rows)))
+    return out

@@ -24,11 +24,13 @@ import io
 import json
 import re
 import sys
+import itertools
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import charset_normalizer
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -65,6 +67,7 @@ class RawFile:
     kind: str  # csv, excel, parquet, json, xml, log
     encoding: str | None = None
     bad: list[tuple[int, str, str]] = field(default_factory=list)  # (line, reason, text)
+    chunk: int | None = None  # which block of a file read in blocks (read_chunks); None: the whole file
 
 
 #: A compressed input may expand to at most this many times the compressed bytes read so
@@ -152,8 +155,6 @@ def _long_line(path: Path, data: bytes) -> None:
     """Raise a :class:`LoadError` naming the first line longer than :data:`MAX_RECORD_BYTES`."""
     if len(data) <= MAX_RECORD_BYTES:
         return
-    import numpy as np
-
     breaks = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 0x0A)
     lengths = np.diff(np.concatenate([[-1], breaks, [len(data)]])) - 1
     long = np.flatnonzero(lengths > MAX_RECORD_BYTES)
@@ -214,17 +215,35 @@ def _decodes(data: bytes, encoding: str) -> bool:
 
 def read_raw(path: str | Path) -> RawFile:
     """Read one export into a raw table of strings (Parquet and Excel keep their types)."""
+    chunks = list(read_chunks(path, rows=None))
+    return chunks[0]
+
+
+#: Rows of a block that :func:`read_chunks` yields from a large CSV or Parquet file.
+CHUNK_ROWS = 200_000
+#: Bytes pyarrow parses at a time (a record longer than this cannot be read).
+BLOCK_BYTES = 16 << 20
+
+
+def read_chunks(path: str | Path, *, rows: int | None = CHUNK_ROWS):
+    """Read one export as raw tables of about ``rows`` records each (``None``: one table),
+    so a file larger than memory can be staged block by block. CSV and Parquet files are
+    read in blocks; the other formats (spreadsheets, JSON, XML, logs: exports of modest
+    size) as one table. Each table's ``chunk`` numbers it (``None`` for a whole file)."""
     path = Path(path)
     if not path.exists():
         raise LoadError(f"{path}: no such file")
     if path.is_dir():
-        return _read_parquet(path)
+        yield _read_parquet(path)
+        return
     suffixes = [s.lower() for s in path.suffixes]
     ext = suffixes[-2] if suffixes and suffixes[-1] == ".gz" and len(suffixes) > 1 else (suffixes[-1] if suffixes else "")
     if ext in {".parquet", ".pq"}:
-        return _read_parquet(path)
+        yield from ([_read_parquet(path)] if rows is None else _parquet_chunks(path, rows))
+        return
     if ext in {".xlsx", ".xlsm", ".xls", ".xlsb", ".ods"}:
-        return _read_excel(path)
+        yield _read_excel(path)
+        return
     sample = _read_bytes(path, SAMPLE_BYTES)
     if not sample.strip():
         raise LoadError(f"{path}: the file is empty")
@@ -234,13 +253,13 @@ def read_raw(path: str | Path) -> RawFile:
     text = sample.decode(encoding, errors="replace").lstrip("\ufeff")
     first = text.lstrip()
     if ext == ".xml" or first.startswith("<"):
-        return _read_xml(path, encoding)
-    if ext in {".jsonl", ".ndjson", ".json"} or first.startswith(("{", "[")):
-        return _read_json(path, encoding)
-    head = text.splitlines()[:20]
-    if any(_LOG_LINE.search(line) for line in head):  # 20 lines: plain re beats a Series
-        return _read_log(path, encoding)
-    return _read_csv(path, encoding, text)
+        yield _read_xml(path, encoding)
+    elif ext in {".jsonl", ".ndjson", ".json"} or first.startswith(("{", "[")):
+        yield _read_json(path, encoding)
+    elif any(_LOG_LINE.search(line) for line in text.splitlines()[:20]):  # 20 lines: plain re beats a Series
+        yield _read_log(path, encoding)
+    else:
+        yield from _read_csv(path, encoding, text, rows)
 
 
 def _read_parquet(path: Path) -> RawFile:
@@ -251,6 +270,23 @@ def _read_parquet(path: Path) -> RawFile:
     frame.columns = [str(c).strip() for c in frame.columns]
     frame["_line"] = range(1, len(frame) + 1)
     return RawFile(path, frame, "parquet")
+
+
+def _parquet_chunks(path: Path, rows: int):
+    try:
+        reader = pq.ParquetFile(path)
+        batches = reader.iter_batches(batch_size=rows)
+        line = 1
+        for i, batch in enumerate(itertools.chain([next(batches, None)], batches)):
+            if batch is None and i:
+                break
+            frame = (batch if batch is not None else reader.schema_arrow.empty_table()).to_pandas()
+            frame.columns = [str(c).strip() for c in frame.columns]
+            frame["_line"] = range(line, line + len(frame))
+            line += len(frame)
+            yield RawFile(path, frame, "parquet", chunk=i)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise LoadError(f"{path}: not a readable Parquet file ({exc})") from exc
 
 
 def header_index(rows: list[list]) -> int:
@@ -291,35 +327,41 @@ def _delimiter(header: str) -> str:
     return max(counts, key=counts.get)
 
 
-def _read_csv(path: Path, encoding: str, text: str) -> RawFile:
+def _read_csv(path: Path, encoding: str, text: str, rows: int | None):
+    """The CSV's records in tables of about ``rows`` (all of them for ``None``)."""
     lines = text.splitlines()[:20]
     delim = _delimiter(max(lines, key=lambda ln: sum(ln.count(d) for d in ",\t;|")) if lines else ",")
     try:
-        rows = list(csv.reader(lines, delimiter=delim))
+        head = list(csv.reader(lines, delimiter=delim))
     except csv.Error as exc:
         raise LoadError(f"{path}: line {len(lines)}: {exc} among the first lines; the header cannot be read") from None
-    at = header_index(rows)
-    names = [n.strip().lstrip("\ufeff") for n in rows[at]] if rows else []
+    at = header_index(head)
+    names = [n.strip().lstrip("\ufeff") for n in head[at]] if head else []
     if len(set(names)) != len(names):
         raise LoadError(f"{path}: line {at + 1}: repeated column names in the header")
-    titles = _titles(rows, at)
+    titles, bad = _titles(head, at), []  # bad: the malformed rows, as pyarrow reports them
+    line, chunk, given = at + 2, 0, 0  # the next record's line if no row is skipped as bad
     try:
-        table, bad = _arrow_csv(path, encoding, names, delim, skip=at + 1)
-        physical = None
+        for table in _arrow_csv(path, encoding, names, delim, skip=at + 1, bad=bad, rows=rows):
+            skipped = sorted(b[0] for b in bad if b[0] >= line)
+            numbers = np.arange(line, line + table.num_rows + len(skipped))
+            numbers = numbers[~np.isin(numbers, skipped)][: table.num_rows]
+            line = int(numbers[-1]) + 1 if len(numbers) else line
+            yield _csv_frame(path, table, numbers, encoding, (titles if chunk == 0 else []) + bad[given:], chunk, rows)
+            given, chunk = len(bad), chunk + 1
     except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
         if "UTF8" not in str(exc) and not isinstance(exc, UnicodeDecodeError) and "decode" not in str(exc):
             raise LoadError(f"{path}: cannot read as {encoding} CSV: {str(exc).splitlines()[0]}") from exc
-        table, bad, physical = _csv_line_by_line(path, encoding, names, delim, skip=at + 1)
+        # undecodable bytes: the rest of the file line by line (the blocks yielded stand)
+        table, more, physical = _csv_line_by_line(path, encoding, names, delim, skip=line - 1)
+        yield _csv_frame(path, table, np.asarray(physical, dtype=np.int64)[: table.num_rows], encoding,
+                         (titles if chunk == 0 else []) + more, chunk, rows)
+
+
+def _csv_frame(path, table, numbers, encoding, bad, chunk, rows) -> RawFile:
     frame = table.to_pandas(types_mapper={pa.string(): STRING, pa.large_string(): STRING}.get)
-    bad_lines = sorted(b[0] for b in bad if b[0] > 0)
-    if physical is None:  # record k is on line header + 1 + k, but for the rows skipped as bad
-        lines_ = pd.Series(range(at + 2, at + 2 + len(frame) + len(bad_lines)))
-        if bad_lines:
-            lines_ = lines_[~lines_.isin(bad_lines)].reset_index(drop=True)
-        frame["_line"] = lines_.iloc[: len(frame)].to_numpy()
-    else:
-        frame["_line"] = physical[: len(frame)]
-    return RawFile(path, frame, "csv", encoding, [*titles, *bad])
+    frame["_line"] = numbers
+    return RawFile(path, frame, "csv", encoding, bad, chunk=None if rows is None else chunk)
 
 
 def _csv_options(names: list[str], delim: str, skip: int, encoding: str, bad: list):
@@ -332,7 +374,7 @@ def _csv_options(names: list[str], delim: str, skip: int, encoding: str, bad: li
         read_options=pacsv.ReadOptions(
             encoding=encoding.replace("utf-8-sig", "utf-8"), column_names=names, skip_rows=skip,
             use_threads=False,  # keeps the line numbers of malformed rows known
-            block_size=16 << 20,
+            block_size=BLOCK_BYTES,
         ),
         parse_options=pacsv.ParseOptions(delimiter=delim, invalid_row_handler=on_bad),
         convert_options=pacsv.ConvertOptions(column_types={n: pa.string() for n in names},
@@ -340,10 +382,9 @@ def _csv_options(names: list[str], delim: str, skip: int, encoding: str, bad: li
     )
 
 
-def _arrow_csv(path: Path, encoding: str, names: list[str], delim: str, *, skip: int):
-    """The whole CSV through pyarrow, in blocks of about 16 MB with a progress bar."""
-    bad: list = []
-    rows, batches, problem = 0, [], None
+def _arrow_csv(path: Path, encoding: str, names: list[str], delim: str, *, skip: int, bad: list, rows: int | None):
+    """The CSV through pyarrow, read in blocks of about 16 MB (with a progress bar), as
+    tables of about ``rows`` records (one table for ``None``); malformed rows go to ``bad``."""
     size = path.stat().st_size
     if _compressed(path):
         _check_expansion(path)
@@ -353,21 +394,29 @@ def _arrow_csv(path: Path, encoding: str, names: list[str], delim: str, *, skip:
         reader = pacsv.open_csv(str(path), **_csv_options(names, delim, skip, encoding, bad))
     except (OSError, EOFError, pa.ArrowInvalid) as exc:
         raise _read_error(path, exc, skip + 1) from None
+    read, batches, held = 0, [], 0
     try:
         with tqdm(total=size, unit="B", unit_scale=True, desc=path.name, leave=False,
                   disable=size < (64 << 20) or not sys.stderr.isatty()) as bar:
-            for batch in reader:
-                _long_field(path, batch, first_line=skip + 1 + rows + len(bad))
+            while True:
+                try:
+                    batch = reader.read_next_batch()
+                except StopIteration:
+                    break
+                except (OSError, EOFError, pa.ArrowInvalid) as exc:
+                    raise _read_error(path, exc, skip + 1 + read + len(bad)) from None
+                _long_field(path, batch, first_line=skip + 1 + read + len(bad))
                 batches.append(batch)
-                rows += batch.num_rows
-                bar.update(min(16 << 20, size - bar.n))
-    except (OSError, EOFError, pa.ArrowInvalid) as exc:
-        problem = _read_error(path, exc, skip + 1 + rows + len(bad))
+                read += batch.num_rows
+                held += batch.num_rows
+                bar.update(min(BLOCK_BYTES, size - bar.n))
+                if rows is not None and held >= rows:
+                    yield pa.Table.from_batches(batches, schema=reader.schema)
+                    batches, held = [], 0
     finally:
         reader.close()
-    if problem is not None:
-        raise problem
-    return pa.Table.from_batches(batches, schema=reader.schema), bad
+    if batches or read == 0 or rows is None:
+        yield pa.Table.from_batches(batches, schema=reader.schema)
 
 
 def _read_error(path: Path, exc: Exception, line: int) -> Exception:
@@ -532,7 +581,6 @@ def _read_xml(path: Path, encoding: str) -> RawFile:
 
 def records_json(frame: pd.DataFrame):
     """Raw rows as JSON text (one string per row), for the rejects file."""
-    import numpy as np
 
     if frame.empty:
         return np.array([], dtype=object)

@@ -1,0 +1,390 @@
+"""Ingest exports of any size into the store, in bounded memory.
+
+:func:`load_send_log` holds its whole input in memory; this is its streamed counterpart
+for the store, with the same rules and the same accounting:
+
+1. **stage** -- each file is read and staged block by block (:data:`CHUNK_ROWS` rows),
+   and each block's rows are written to a spill file, ordered by a hash of the phone
+   number (:data:`FINE` buckets). Rows with no phone (receipts that name only a message
+   id) are held aside; they are few;
+2. **store** -- the store's partitions the rows can touch are staged the same way, as
+   the oldest rows (the inputs are newer);
+3. **merge** -- the spilled rows are cut into units of whole buckets of at most
+   :data:`UNIT_ROWS` rows. Every row of a phone number falls in one unit, and with it
+   every message, resend chain and phone-and-time link of that number; a row with no
+   phone joins the unit that holds its message id. Each unit is merged into messages
+   (:func:`_assemble`, as in memory) on the worker processes, one unit per process at a
+   time, and written to a spill file of the store's schema;
+4. **commit** -- the units' messages stream into one Delta commit that replaces the
+   partitions read and adds the new ones (:func:`analysis.store.commit_tables`).
+
+The spill lives beside the store (``<root>/.ingest-<pid>-…``) and is removed when the
+ingest ends; one left by a killed run is removed by the next.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from ..schema import DEFAULT_TZ, validate
+from ._assemble import (
+    Staging,
+    _assemble,
+    _concat_rejects,
+    _file_counts,
+    _late_rejects,
+    _summary,
+    _touches,
+    _with_records,
+    stage_files,
+)
+from ._files import CHUNK_ROWS, RawFile, read_chunks
+
+#: Hash buckets of the phone number that the spill files are ordered by; units are runs of
+#: whole buckets.
+FINE = 1024
+#: Rows a unit of the merge holds at most (but for one bucket larger than this): about
+#: 300 MB of a worker's memory.
+UNIT_ROWS = 250_000
+#: Order of the store's rows: before every input row (the later row wins a merge).
+_STORE_ORDER = -(1 << 62)
+
+
+@dataclass
+class Spill:
+    """Staged rows written to disk as they are staged (a :class:`Staging`'s ``sink``).
+
+    ``files`` holds each spill file with the offsets of its :data:`FINE` buckets and how
+    much to add to its rows' file numbers (``_file``: the files of a Dask worker's spill
+    come after those before it);
+    ``orphans`` the rows with no phone; ``vendors``, ``months`` and ``ids`` what the rows
+    can touch in the store (:func:`analysis.store.partitions_for`); ``keys`` the
+    ``(vendor, month)`` partitions their messages can land in. Picklable: a Dask worker
+    spills its files and the client merges the spills (:meth:`extend`)."""
+
+    folder: Path
+    tz: str = DEFAULT_TZ
+    order: int = 0
+    files: list = field(default_factory=list)
+    orphans: list = field(default_factory=list)
+    vendors: set = field(default_factory=set)
+    months: set = field(default_factory=set)
+    ids: list = field(default_factory=list)
+    keys: set = field(default_factory=set)
+
+    def __call__(self, st: pd.DataFrame) -> None:
+        st["_order"] = np.arange(self.order, self.order + len(st), dtype=np.int64)
+        self.order += len(st)
+        vendors, months, ids = _touches(st)
+        self.vendors |= vendors
+        self.months |= months
+        if len(ids):
+            self.ids.append(ids)
+        self.keys |= _landing(st, self.tz)
+        orphan = (st["_reject"].isna() & st["phone"].isna()).to_numpy()
+        if orphan.any():
+            self.orphans.append(st[orphan])
+            st = st[~orphan]
+        bucket = (pd.util.hash_pandas_object(st["phone"].astype(object).fillna(""), index=False).to_numpy()
+                  % FINE).astype(np.int64)
+        order = np.argsort(bucket, kind="stable")
+        offsets = np.concatenate([[0], np.cumsum(np.bincount(bucket, minlength=FINE))])
+        path = self.folder / f"staged-{uuid.uuid4().hex}.arrow"
+        _write_arrow(_arrow_of(st.iloc[order]), path)
+        self.files.append((path, offsets, 0))
+
+    def extend(self, other: Spill, *, shift: int = 0) -> Spill:
+        """Add another spill's rows after this one's (a Dask worker's), their file numbers
+        raised by ``shift`` (:meth:`Staging.extend`'s)."""
+        self.files += [(path, offsets, s + shift) for path, offsets, s in other.files]
+        self.orphans += [o.assign(_file=o["_file"] + shift) for o in other.orphans]
+        self.ids += other.ids
+        for name in ("vendors", "months", "keys"):
+            getattr(self, name).update(getattr(other, name))
+        return self
+
+    def rows(self) -> np.ndarray:
+        """Rows spilled in each bucket."""
+        return sum((np.diff(o) for _, o, _ in self.files), np.zeros(FINE, dtype=np.int64))
+
+
+def _landing(st: pd.DataFrame, tz: str) -> set:
+    """The ``(vendor, month)`` partitions the messages of staged rows can land in: a
+    message's month is that of one of its rows' submit or receipt times (local)."""
+    out = set()
+    for col in ("submit_time", "done_time"):
+        if col in st:
+            times = pd.to_datetime(st[col])
+            if times.dt.tz is not None:
+                times = times.dt.tz_convert(tz)
+            ym = pd.DataFrame({"v": st["vendor"].astype(object), "ym": times.dt.year * 100 + times.dt.month})
+            ym = ym.dropna().drop_duplicates()
+            out |= {(str(v), f"{int(m) // 100:04d}-{int(m) % 100:02d}") for v, m in ym.itertuples(index=False)}
+    return out
+
+
+def _arrow_of(frame: pd.DataFrame) -> pa.Table:
+    """Staged rows as Arrow (a column of mixed Python values, as text)."""
+    try:
+        return pa.Table.from_pandas(frame, preserve_index=False)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        mixed = {c: frame[c].map(lambda v: v if v is None or v is pd.NA or isinstance(v, str) else str(v))
+                 for c in frame.columns if frame[c].dtype == object}
+        return pa.Table.from_pandas(frame.assign(**mixed), preserve_index=False)
+
+
+def _write_arrow(table: pa.Table, path: Path) -> None:
+    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
+        writer.write_table(table)
+
+
+def _read_arrow(path: Path) -> pa.Table:
+    return pa.ipc.open_file(pa.memory_map(str(path))).read_all()
+
+
+def stage_to_spill(item: tuple[int, list], *, folder: Path, tz: str = DEFAULT_TZ, **options) -> tuple[Staging, Spill]:
+    """Stage files ``item = (order, paths)`` into a :class:`Spill` in ``folder``, their
+    rows numbered from ``order`` (later files higher). Options as :func:`stage_files`'s."""
+    order, paths = item
+    spill = Spill(Path(folder), tz=tz, order=order)
+    staging = stage_files(paths, tz=tz, sink=spill, **options)
+    return staging, spill
+
+
+@contextmanager
+def spill_folder(root: str | Path) -> Iterator[Path]:
+    """A scratch folder for an ingest's spill beside the store, removed when done, and
+    the folders of ingests that were killed (their process is gone) removed first."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    for old in root.glob(".ingest-*"):
+        pid = old.name.split("-")[1]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(old, ignore_errors=True)
+    folder = root / f".ingest-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    folder.mkdir()
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@dataclass
+class Ingested:
+    """What an ingest did: ``summary`` and ``rejects`` as :class:`LoadResult`'s (the
+    store's rows read back are the summary's last file), ``partitions`` (the store's
+    files merged and replaced), ``messages`` (rows written), ``stages`` (seconds per
+    stage: read, stage, store, merge, finish, commit)."""
+
+    summary: pd.DataFrame
+    rejects: pd.DataFrame
+    partitions: list
+    messages: int
+    stages: dict
+
+
+def ingest_files(paths, root: str | Path, *, vendor: str | None = None, mapping=None, tz: str = DEFAULT_TZ,
+                 source_tz: str | None = None, resend_window: str = "30min", skip_unknown=(),
+                 progress: bool = False, workers: int | None = None, note: dict | None = None,
+                 on_commit: Callable[[Ingested], None] | None = None) -> Ingested:
+    """Merge export files of any size into the store under ``root`` in one commit, in
+    bounded memory (see the module's text). Options as :func:`load_send_log`'s;
+    ``workers`` (default: one per CPU for a large input) merge the units; ``note`` is kept
+    with the version beside the row accounting; ``on_commit`` is called with the result
+    while the store's lock is still held (to write the rejects beside it)."""
+    with spill_folder(root) as folder:
+        staging, spill = stage_to_spill((0, list(paths)), folder=folder, tz=tz, vendor=vendor, mapping=mapping,
+                                        source_tz=source_tz, skip_unknown=skip_unknown, progress=progress)
+        return merge_spill(staging, spill, root, vendor=vendor, tz=tz, source_tz=source_tz,
+                           resend_window=resend_window, progress=progress, workers=workers, note=note,
+                           on_commit=on_commit)
+
+
+def merge_spill(staging: Staging, spill: Spill, root: str | Path, *, vendor: str | None = None, tz: str = DEFAULT_TZ,
+                source_tz: str | None = None, resend_window: str = "30min", progress: bool = False,
+                workers: int | None = None, note: dict | None = None,
+                on_commit: Callable[[Ingested], None] | None = None) -> Ingested:
+    """Steps 2 to 4 of an ingest (see the module's text) for files staged into ``spill``
+    (:func:`stage_to_spill`, here or on a Dask cluster), under the store's lock."""
+    from ..store import commit_tables, partitions_for, store_lock, store_path
+
+    stages = dict(staging.stages)
+    with store_lock(root):
+        clock = time.perf_counter()
+        store = store_path(root)
+        ids = pa.concat_arrays(spill.ids) if spill.ids else None
+        partitions = partitions_for(store, spill.vendors, spill.months, ids) if store.is_dir() else []
+        store_file = None
+        if partitions:
+            store_file = len(staging.infos)
+            spill.order = _STORE_ORDER
+            staging.sink = spill
+            for raw in _store_blocks(store, partitions):
+                staging.add([raw], None, vendor=vendor, tz=tz, source_tz=source_tz)
+        stages["store"] = time.perf_counter() - clock
+        clock = time.perf_counter()
+        units = _units(spill)
+        shared = {"files": spill.files, "tz": tz, "window": resend_window, "folder": spill.folder}
+        if workers is None:
+            from .. import workers as pool
+
+            workers = pool.default() if sum(u[3] for u in units) > UNIT_ROWS else 1
+        merged = _run_units(units, workers=workers, progress=progress, **shared)
+        stages["merge"] = time.perf_counter() - clock
+        busy = {k: sum(m["seconds"][k] for m in merged) for k in ("merge", "finish")}
+        if sum(busy.values()):  # the wall time split as the workers' time was
+            stages["finish"] = stages["merge"] * busy["finish"] / sum(busy.values())
+            stages["merge"] -= stages["finish"]
+        late = pd.concat([m["late"] for m in merged], ignore_index=True) if merged else pd.DataFrame()
+        rejects = staging.rejects + (_with_records(late, staging.infos, _raw_lines(staging.infos, store, partitions,
+                                                                                   store_file)) if len(late) else [])
+        rejects = _concat_rejects(rejects)
+        summary = _summary(staging.infos, [m["counts"] for m in merged], [m["pairs"] for m in merged], rejects)
+        messages = sum(m["rows"] for m in merged)
+        result = Ingested(summary, rejects.drop(columns="_file"), partitions, messages, stages)
+        if messages or partitions:  # every row rejected: nothing to store, the rejects say why
+            inputs = summary.drop(index=store_file) if store_file is not None else summary
+            account = {k: int(inputs[k].sum()) for k in ("rows_read", "loaded", "rejected", "duplicates")}
+            clock = time.perf_counter()
+            keys = {(p.vendor, p.month) for p in partitions} | spill.keys
+            commit_tables((_read_arrow(m["path"]) for m in merged if m["rows"]), root,
+                          keys=keys if store.is_dir() else None, rows=messages,
+                          note={"operation": "ingest", **(note or {}), **account})
+            stages["commit"] = time.perf_counter() - clock
+        if on_commit is not None:
+            on_commit(result)
+    return result
+
+
+def _units(spill: Spill) -> list[tuple]:
+    """Runs of whole buckets of at most :data:`UNIT_ROWS` rows: ``(index, first bucket,
+    end bucket, rows, orphans)``; the rows with no phone go with the unit holding their
+    message id, or to a last unit of their own."""
+    counts = spill.rows()
+    units, lo, held = [], 0, 0
+    for b in range(FINE):
+        if held and held + counts[b] > UNIT_ROWS:
+            units.append([len(units), lo, b, held, None])
+            lo, held = b, 0
+        held += int(counts[b])
+    if held:
+        units.append([len(units), lo, FINE, held, None])
+    if spill.orphans:
+        orphans = pd.concat(spill.orphans, ignore_index=True)
+        key = orphans["vendor"].astype(str) + "\x1f" + orphans["message_id"].astype(str)
+        left = orphans["message_id"].notna().to_numpy()
+        for unit in units:
+            ids = _unit_rows(spill.files, unit[1], unit[2], columns=["vendor", "message_id"])
+            mine = left & key.isin(ids["vendor"].astype(str) + "\x1f" + ids["message_id"].astype(str)).to_numpy()
+            if mine.any():
+                unit[4], unit[3] = orphans[mine], unit[3] + int(mine.sum())
+                left &= ~mine
+        rest = orphans[left | orphans["message_id"].isna().to_numpy()]
+        if len(rest):
+            units.append([len(units), 0, 0, len(rest), rest])
+    return [tuple(u) for u in units]
+
+
+def _unit_rows(files: list, lo: int, hi: int, *, columns: list | None = None) -> pd.DataFrame:
+    """The spilled rows of buckets ``lo`` to ``hi`` (excluded), from every spill file."""
+    parts = []
+    for path, offsets, shift in files:
+        start, stop = int(offsets[lo]), int(offsets[hi])
+        if stop > start:
+            table = _read_arrow(path).slice(start, stop - start)
+            frame = (table.select(columns) if columns else table).to_pandas()
+            parts.append(frame.assign(_file=frame["_file"] + shift) if shift and "_file" in frame else frame)
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns or [])
+
+
+def _run_units(units: list, *, workers: int, progress: bool, **shared) -> list[dict]:
+    from tqdm import tqdm
+
+    from .. import workers as pool
+
+    with tqdm(total=len(units), desc="merging", unit="unit", disable=None if progress and len(units) > 1 else True) as bar:
+        if workers > 1 and len(units) > 1:
+            return pool.run(merge_unit, units, workers=min(workers, len(units)), bar=bar, sizes=[u[3] for u in units],
+                            **shared)
+        out = []
+        for unit in units:
+            out.append(merge_unit(unit, **shared))
+            bar.update()
+        return out
+
+
+def merge_unit(unit: tuple, *, files: list, tz: str, window: str, folder: Path) -> dict:
+    """Merge one unit's staged rows into messages (:func:`_assemble`) and write them in
+    the store's schema to a spill file. Returns its path, its messages, its late rejects,
+    its per-file counts and the seconds of merging and finishing."""
+    from ..store import store_arrow
+
+    index, lo, hi, _, orphans = unit
+    seconds, clock = {"merge": 0.0, "finish": 0.0}, [time.perf_counter()]
+
+    def lap(name: str) -> None:
+        now = time.perf_counter()
+        seconds[name] += now - clock[0]
+        clock[0] = now
+
+    parts = [_unit_rows(files, lo, hi)] if hi > lo else []
+    st = pd.concat([*parts, *([orphans] if orphans is not None else [])], ignore_index=True)
+    st = st.sort_values("_order", kind="stable", ignore_index=True)  # the store's rows first, then the files in order
+    log, st = _assemble(st, tz=tz, window=window, lap=lap)
+    validate(log)
+    path = Path(folder) / f"unit-{index:05d}.arrow"
+    _write_arrow(store_arrow(log), path)
+    counts, pairs = _file_counts(st)
+    lap("finish")
+    return {"path": path, "rows": len(log), "late": _late_rejects(st), "counts": counts, "pairs": pairs,
+            "seconds": seconds}
+
+
+def _store_blocks(store: Path, parts: list) -> Iterator[RawFile]:
+    """The store's files that new rows can touch (:class:`analysis.store.StorePart`) as
+    one more raw input in blocks, their vendor and month from the table's log."""
+    import pyarrow.parquet as pq
+
+    line = 1
+    for i, (p, batch) in enumerate((p, b) for p in parts for b in pq.ParquetFile(p.path).iter_batches(
+            batch_size=CHUNK_ROWS, columns=[c for c in pq.read_schema(p.path).names if c != "phone_key"])):
+        frame = batch.to_pandas().assign(vendor=p.vendor, month=p.month)  # phone_key is made again on write
+        frame["_line"] = np.arange(line, line + len(frame))
+        line += len(frame)
+        yield RawFile(store, frame, "parquet", chunk=i)
+
+
+def _raw_lines(infos: list[dict], store: Path, partitions: list, store_file: int | None):
+    """``raw_of(fileno, lines)`` for :func:`_with_records`: the files read again, block by
+    block, for the few rows rejected while merging."""
+    def raw_of(fileno: int, lines: np.ndarray) -> pd.DataFrame:
+        blocks = _store_blocks(store, partitions) if fileno == store_file else read_chunks(infos[fileno]["file"])
+        wanted = set(lines.tolist())
+        found = [b.frame[b.frame["_line"].isin(wanted)] for b in blocks]
+        rows = pd.concat(found, ignore_index=True).set_index("_line")
+        return rows.loc[lines].reset_index()
+
+    return raw_of
+
+
