@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 from .cubes import Cubes, Source, merge_cubes, partial_cubes
 from .events import expand_inputs, load_inputs, read_event_files, split_inputs, store_accounting
 from .measures import iso_weeks, sends_per_phone
+from .readers import LoadError
 from .schema import COLUMNS, DEFAULT_TZ, STRING, conform
 from .store import StorePart, store_partitions
 from .workers import default as default_workers
@@ -198,8 +199,10 @@ def ledger_source(
     partition (``engine="pandas"``: in ``workers`` processes, by default one per CPU up to
     :data:`analysis.workers.MAX_WORKERS` for a store of at least :data:`POOL_ROWS` rows, and this process
     for a smaller one) or on Dask (``engine="dask"``; ``scheduler`` is a cluster address,
-    a local cluster by default), with bounded memory. Raw exports are read into memory
-    (:func:`analysis.load_inputs`) and aggregated the same way. ``weeks``: the ISO weeks
+    a local cluster by default), with bounded memory. Exports are ingested into a scratch
+    store first (:func:`analysis.readers.ingest_files`, streamed, in bounded memory) and
+    read the same way; exports given beside a store are merged with it in memory
+    (:func:`analysis.load_inputs`). ``weeks``: the ISO weeks
     whose failed messages to keep for the repeat-failure list (default: all).
 
     The worker processes are spawned, as with Dask's local cluster: a script that calls
@@ -209,15 +212,50 @@ def ledger_source(
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {', '.join(ENGINES)}, not {engine!r}")
     inputs = list(inputs)
-    files, _ = expand_inputs(inputs)
+    files, in_folders = expand_inputs(inputs)
     logs, event_files = split_inputs(files)
+    if not logs:
+        raise LoadError("no send log among the inputs: give exports or the store (data/interim)")
     stores = [f for f in logs if f.is_dir()]
-    if not stores or len(stores) < len(logs):  # raw exports: read them (and any store) in memory
+    exports = [f for f in logs if not f.is_dir()]
+    if exports and stores:  # exports beside a store: merged with its rows in memory
         if engine == "dask":
-            raise ValueError("--engine dask runs on the ingested Parquet store: run `sms-ledger ingest` first")
+            raise ValueError("--engine dask reads exports or a store, not both: ingest the exports first")
         data = load_inputs(inputs, tz=tz, source_tz=source_tz, vendor=vendor, mapping=mapping, progress=progress)
         return Source(cubes=partial_cubes(data.log, weeks=weeks), messages=lambda phones: sends_per_phone(data.log, phones),
                       bill=data.bill, summary=data.summary, rejects=data.rejects, files=data.files)
+    if not exports:
+        return _store_source(stores, event_files, files, engine=engine, scheduler=scheduler, tz=tz,
+                             progress=progress, workers=workers, weeks=weeks)
+    # exports alone: ingested into a scratch store (streamed, in bounded memory), which is
+    # then read as any store is; removed when the source is no longer used
+    import shutil
+    import tempfile
+    import weakref
+
+    from .readers import ingest_files
+    from .store import store_path
+
+    scratch = Path(tempfile.mkdtemp(prefix="sms-ledger-"))
+    try:
+        ingested = ingest_files(exports, scratch, vendor=vendor, mapping=mapping, tz=tz, source_tz=source_tz,
+                                skip_unknown=in_folders, progress=progress, workers=workers)
+        if not ingested.messages:
+            raise LoadError(f"{', '.join(map(str, exports))}: no message could be loaded, every row was rejected "
+                            f"({len(ingested.rejects):,} rows; `sms-ledger ingest` writes them to rejects.csv)")
+        source = _store_source([store_path(scratch)], event_files, files, engine=engine, scheduler=scheduler, tz=tz,
+                               progress=progress, workers=workers, weeks=weeks, ingested=ingested)
+    except BaseException:
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise
+    weakref.finalize(source, shutil.rmtree, scratch, True)
+    return source
+
+
+def _store_source(stores: list, event_files: dict, files: list, *, engine, scheduler, tz, progress, workers, weeks,
+                  ingested=None) -> Source:
+    """:func:`ledger_source` of stores (``ingested``: the scratch store of exports, whose
+    accounting is the ingest's, not the store's history)."""
     joined, read = read_event_files(event_files, tz=tz)
     events = {k: joined[k] for k in ("clicks", "replies", "complaints") if k in joined} or None
     partitions = [p for s in stores for p in store_partitions(s)]
@@ -241,8 +279,9 @@ def ledger_source(
         return {w: counts.xs(w).astype("int64") if w in counts.index.get_level_values(0) else pd.Series(dtype="int64")
                 for w in phones_by_week}
 
-    summary = pd.concat([store_accounting(stores), *[r.summary for r in read]], ignore_index=True)
-    rejects = pd.concat([r.rejects for r in read], ignore_index=True) if read else \
-        pd.DataFrame(columns=["file", "line", "reason", "reason_code", "record"])
+    accounting = store_accounting(stores) if ingested is None else ingested.summary
+    summary = pd.concat([accounting, *[r.summary for r in read]], ignore_index=True)
+    rejects = pd.concat([*([ingested.rejects] if ingested is not None else []), *[r.rejects for r in read]]
+                        or [pd.DataFrame(columns=["file", "line", "reason", "reason_code", "record"])], ignore_index=True)
     bill = joined["bill"]
     return Source(cubes=cubes, messages=messages_streamed, bill=bill, summary=summary, rejects=rejects, files=files)

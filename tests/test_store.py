@@ -252,12 +252,12 @@ def test_a_table_from_before_phone_key_reads_the_same_and_gains_it(fixtures, tmp
     from deltalake import write_deltalake
 
     from analysis.engine import ledger_source
-    from analysis.store import PARTITION_BY, TABLE_CONFIGURATION, _arrow
+    from analysis.store import PARTITION_BY, TABLE_CONFIGURATION, store_arrow
 
     log = read_send_log([fixtures / "canonical.csv", fixtures / "gateway.log"])
     new, old = tmp_path / "new", tmp_path / "old"
     write_store(log, new)
-    write_deltalake(str(store_path(old)), _arrow(log).drop_columns(["phone_key"]), partition_by=PARTITION_BY,
+    write_deltalake(str(store_path(old)), store_arrow(log).drop_columns(["phone_key"]), partition_by=PARTITION_BY,
                     configuration=TABLE_CONFIGURATION)
     assert "phone_key" not in pq.read_schema(store_partitions(old)[0].path).names
     a, b = ledger_source([new], workers=1).cubes, ledger_source([old], workers=1).cubes

@@ -16,10 +16,10 @@ from ._assemble import (
            read_send_log,
            stage_files,
 )
-from ._files import LoadError, RawFile, detect_encoding, read_raw, records_json
+from ._files import LoadError, RawFile, detect_encoding, read_chunks, read_raw, records_json
 from ._ingest import Ingested, Spill, ingest_files, merge_spill, spill_folder, stage_to_spill
 from ._layout import Layout
 
 __all__ = ["LAYOUTS", "Layout", "LoadError", "LoadResult", "RawFile", "detect_layout", "load_send_log",
-           "detect_encoding", "read_raw", "read_send_log", "records_json", "Staging", "stage_files", "Ingested",
+           "detect_encoding", "read_chunks", "read_raw", "read_send_log", "records_json", "Staging", "stage_files", "Ingested",
            "Spill", "ingest_files", "merge_spill", "spill_folder", "stage_to_spill"]

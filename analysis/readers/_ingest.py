@@ -293,13 +293,13 @@ def _units(spill: Spill) -> list[tuple]:
     if spill.orphans:
         orphans = pd.concat(spill.orphans, ignore_index=True)
         key = orphans["vendor"].astype(str) + "\x1f" + orphans["message_id"].astype(str)
-        left = orphans["message_id"].notna().to_numpy()
+        left = np.array(orphans["message_id"].notna(), dtype=bool)
         for unit in units:
             ids = _unit_rows(spill.files, unit[1], unit[2], columns=["vendor", "message_id"])
             mine = left & key.isin(ids["vendor"].astype(str) + "\x1f" + ids["message_id"].astype(str)).to_numpy()
             if mine.any():
                 unit[4], unit[3] = orphans[mine], unit[3] + int(mine.sum())
-                left &= ~mine
+                left = left & ~mine
         rest = orphans[left | orphans["message_id"].isna().to_numpy()]
         if len(rest):
             units.append([len(units), 0, 0, len(rest), rest])

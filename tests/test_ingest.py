@@ -1,0 +1,132 @@
+"""The streamed ingest (analysis.readers._ingest): files staged in blocks, spilled by a
+hash of the phone number and merged unit by unit must give exactly the store, summary
+and rejects that merging everything in memory gives."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from analysis import load_send_log, read_store
+from analysis.readers import _assemble, _files, _ingest, ingest_files, read_chunks
+from analysis.store import store_path, write_store
+
+from conftest import FIXTURES, demo_files
+
+ACCOUNT = ["rows_read", "loaded", "rejected", "duplicates", "messages", "control_chars"]
+
+
+@pytest.fixture
+def small_blocks(monkeypatch):
+    """Blocks of a few thousand rows and units of 2,000, so the demo's files are read
+    in many blocks and merged in many units."""
+    monkeypatch.setattr(_files, "BLOCK_BYTES", 1 << 15)
+    for module in (_files, _assemble, _ingest):
+        monkeypatch.setattr(module, "CHUNK_ROWS", 3000)
+    monkeypatch.setattr(_ingest, "UNIT_ROWS", 2000)
+    units, real = [], _ingest._units
+
+    def spy(spill):
+        made = real(spill)
+        units.extend(made)
+        return made
+
+    monkeypatch.setattr(_ingest, "_units", spy)
+    return units
+
+
+def _inputs(demo) -> list[str]:
+    fixtures = sorted(str(p) for p in FIXTURES.glob("*.csv") if p.name != "custom.csv")
+    return [*demo_files(demo), *fixtures, str(FIXTURES / "gateway.log")]
+
+
+def _same(result, reference, tmp_path: Path) -> None:
+    write_store(reference.log, tmp_path / "reference", replace=reference.partitions)
+    pd.testing.assert_frame_equal(read_store(tmp_path / "streamed"), read_store(tmp_path / "reference"))
+    got, want = result.summary.reset_index(drop=True), reference.summary.reset_index(drop=True)
+    assert got[ACCOUNT].equals(want[ACCOUNT]) and got["layout"].equals(want["layout"])
+    assert (got["rows_read"] == got["loaded"] + got["rejected"] + got["duplicates"]).all()
+    key = ["file", "line", "reason"]
+    pd.testing.assert_frame_equal(result.rejects.sort_values(key, ignore_index=True),
+                                  reference.rejects.sort_values(key, ignore_index=True))
+
+
+def test_streamed_ingest_equals_the_in_memory_load(demo, tmp_path, small_blocks):
+    files = _inputs(demo)
+    reference = load_send_log(files)
+    result = ingest_files(files, tmp_path / "streamed", workers=1)
+    assert len(small_blocks) > 5  # merged in many units, each file in many blocks
+    assert len(list(read_chunks(demo_files(demo)[0], rows=3000))) > 1
+    assert result.messages == len(reference.log)
+    _same(result, reference, tmp_path)
+
+
+def test_streamed_ingest_merges_with_the_store_as_the_in_memory_load(demo, tmp_path, small_blocks):
+    files = demo_files(demo)
+    first, second = files[::2], files[1::2]  # receipts in one half, their submissions in the other
+    ingest_files(first, tmp_path / "streamed", workers=1)
+    result = ingest_files(second, tmp_path / "streamed", workers=1)
+    write_store(load_send_log(first).log, tmp_path / "reference", replace=[])
+    reference = load_send_log(second, store=store_path(tmp_path / "reference"))
+    assert result.partitions and len(result.partitions) == len(reference.partitions)
+    _same(result, reference, tmp_path)
+
+
+def test_receipts_without_a_phone_find_their_message_in_any_unit(tmp_path, small_blocks):
+    n = 9000
+    ids = [f"t{i}" for i in range(n)]
+    sent = pd.date_range("2025-05-06 08:00", periods=n, freq="7s", tz="Asia/Shanghai")
+    pd.DataFrame({"vendor": "tencent", "message_id": ids, "phone": [f"+8613{i:09d}" for i in range(n)],
+                  "template_id": "888", "submit_time": sent.strftime("%Y-%m-%d %H:%M:%S"), "status": ""}).to_csv(
+        tmp_path / "sent.csv", index=False)
+    # Tencent's pulled receipts name the message by SerialNo alone (no phone column)
+    pd.DataFrame({"UserReceiveTime": ((sent - pd.Timestamp(0, tz="UTC")) // pd.Timedelta("1s") + 5)[::-1], "SerialNo": ids[::-1],
+                  "ReportStatus": "SUCCESS"}).to_csv(tmp_path / "receipts.csv", index=False)
+    files = [tmp_path / "sent.csv", tmp_path / "receipts.csv"]
+    result = ingest_files(files, tmp_path / "streamed", workers=1)
+    assert len(small_blocks) > 3
+    log = read_store(tmp_path / "streamed")
+    assert len(log) == n and (log["status"] == "delivered").all()  # every receipt met its submission
+    assert ((log["done_time"] - log["submit_time"]).dt.total_seconds() == 5).all()
+    assert result.summary["loaded"].tolist() == [n, n]
+    _same(result, load_send_log(files), tmp_path)
+
+
+@pytest.mark.slow
+def test_streamed_ingest_on_two_processes(demo, tmp_path, small_blocks):
+    files = demo_files(demo)
+    result = ingest_files(files, tmp_path / "streamed", workers=2)
+    assert len(small_blocks) > 5
+    _same(result, load_send_log(files), tmp_path)
+
+
+def test_a_killed_ingests_spill_is_removed_by_the_next(demo, tmp_path):
+    root = tmp_path / "s"
+    dead = root / ".ingest-999999999-dead"  # no such process
+    (dead).mkdir(parents=True)
+    (dead / "staged-x.arrow").write_bytes(b"left behind")
+    mine = root / f".ingest-{os.getpid()}-live"  # a running ingest's: kept
+    mine.mkdir()
+    ingest_files([FIXTURES / "canonical.csv"], root, workers=1)
+    assert not dead.exists() and mine.exists()
+    assert not [p for p in root.glob(".ingest-*") if p != mine]  # its own spill is gone too
+
+
+def test_blocks_read_as_the_whole_file(tmp_path, monkeypatch):
+    monkeypatch.setattr(_files, "BLOCK_BYTES", 1 << 12)
+    path = tmp_path / "mixed.csv"
+    good = "".join(f"{i},x{i}\n" for i in range(3000))
+    path.write_bytes(("title line\na,b\n" + good + "1,2,3\n" + good).encode() + b"5,\xff\xfe\n" + good.encode())
+    whole = _files.read_raw(path)
+    blocks = list(read_chunks(path, rows=50))
+    assert len(blocks) > 5 and [b.chunk for b in blocks] == list(range(len(blocks)))
+    joined = pd.concat([b.frame for b in blocks], ignore_index=True)
+    pd.testing.assert_frame_equal(joined, whole.frame)
+    assert sorted(x for b in blocks for x in b.bad) == sorted(whole.bad)
+    # the malformed row, the undecodable one and the title by their lines; records by theirs
+    lines = {line: reason for line, reason, _ in whole.bad}
+    assert set(lines) == {1, 3003, 6004}
+    assert joined["_line"].iloc[3000] == 3004 and len(joined) == 9000
