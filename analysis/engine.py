@@ -240,9 +240,6 @@ def ledger_source(
     try:
         ingested = ingest_files(exports, scratch, vendor=vendor, mapping=mapping, tz=tz, source_tz=source_tz,
                                 skip_unknown=in_folders, progress=progress, workers=workers)
-        if not ingested.messages:
-            raise LoadError(f"{', '.join(map(str, exports))}: no message could be loaded, every row was rejected "
-                            f"({len(ingested.rejects):,} rows; `sms-ledger ingest` writes them to rejects.csv)")
         source = _store_source([store_path(scratch)], event_files, files, engine=engine, scheduler=scheduler, tz=tz,
                                progress=progress, workers=workers, weeks=weeks, ingested=ingested)
     except BaseException:
@@ -259,13 +256,16 @@ def _store_source(stores: list, event_files: dict, files: list, *, engine, sched
     joined, read = read_event_files(event_files, tz=tz)
     events = {k: joined[k] for k in ("clicks", "replies", "complaints") if k in joined} or None
     partitions = [p for s in stores for p in store_partitions(s)]
-    if not partitions:
+    if not partitions and ingested is None:
         raise FileNotFoundError(f"{', '.join(map(str, stores))}: the store holds no partitions")
     rows = [p.rows for p in partitions]
     if workers is None:
         workers = default_workers() if sum(rows) >= POOL_ROWS else 1
-    cubes = merge_cubes(_run(_cubes_of, partitions, engine=engine, scheduler=scheduler, progress=progress,
-                             workers=workers, sizes=rows, events=events, tz=tz, weeks=weeks))
+    if partitions:
+        cubes = merge_cubes(_run(_cubes_of, partitions, engine=engine, scheduler=scheduler, progress=progress,
+                                 workers=workers, sizes=rows, events=events, tz=tz, weeks=weeks))
+    else:  # every row of the exports rejected: ledgers of nothing, the rejects say why
+        cubes = partial_cubes(conform(pd.DataFrame(columns=COLUMNS), tz=tz), weeks=weeks)
 
     def messages_streamed(phones_by_week):
         if not any(phones_by_week.values()):
