@@ -410,8 +410,8 @@ def _print_summary(summary: pd.DataFrame, out: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command in ("weekly", "report") and getattr(args, "engine", "pandas") == "pandas":
-        _start_workers(args.inputs or config.default_inputs())
+    if args.command in ("weekly", "report", "ingest") and getattr(args, "engine", "pandas") == "pandas":
+        _start_workers(args.raw if args.command == "ingest" else args.inputs or config.default_inputs())
     import pyarrow as pa
 
     pa.set_memory_pool(pa.system_memory_pool())  # memory freed between partitions goes back at once
@@ -509,13 +509,17 @@ POOL_BYTES = 32 << 20
 
 
 def _start_workers(inputs: list[Path]) -> None:
-    """Start the worker processes now when an input is a large store: they import the
-    package while this process reads the inputs (:mod:`analysis.workers`)."""
+    """Start the worker processes now when an input is a large store or export: they
+    import the package while this process reads the inputs (:mod:`analysis.workers`)."""
     from . import workers
 
     for path in inputs:
         table = path / "send_log" if (path / "send_log" / "_delta_log").is_dir() else path
-        if (table / "_delta_log").is_dir() and sum(f.stat().st_size for f in table.rglob("*.parquet")) >= POOL_BYTES:
+        if (table / "_delta_log").is_dir():
+            size = sum(f.stat().st_size for f in table.rglob("*.parquet"))
+        else:
+            size = path.stat().st_size if path.is_file() else 0
+        if size >= POOL_BYTES:
             workers.start(workers.default())
             return
 

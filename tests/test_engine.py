@@ -90,9 +90,31 @@ def test_chains_by_phone_key_equal_chains_by_phone_text(store):
     assert streamed.quality["originals"].sum() < streamed.quality["submitted"].sum()  # there are resends
 
 
-def test_dask_needs_the_store(demo):
-    with pytest.raises(ValueError, match="runs on the ingested Parquet store"):
-        ledger_source([Path(demo["files"]["bills"]).parent], engine="dask")
+def test_exports_are_streamed_as_their_ingested_store(store, demo):
+    """Exports handed to the ledgers are ingested into a scratch store and streamed: the
+    ledgers equal those of the store ``sms-ledger ingest`` wrote from the same files."""
+    exports = [Path(f) for f in demo_files(demo)] + store[1:]
+    direct = ledger_source(exports, workers=1)
+    ingested = _ledgers(ledger_source(store, workers=1), "2025-W19")
+    for key, frame in _ledgers(direct, "2025-W19").items():
+        pd.testing.assert_frame_equal(frame, ingested[key], obj=key)
+    logs = direct.summary[direct.summary["file"].isin(demo_files(demo))]  # each export accounted for, as ingested
+    assert len(logs) == len(demo_files(demo)) and logs["loaded"].gt(0).all()
+    assert (logs["rows_read"] == logs["loaded"] + logs["rejected"] + logs["duplicates"]).all()
+
+
+@pytest.mark.slow
+def test_exports_on_dask_equal_pandas(demo):
+    folder = Path(demo["files"]["bills"]).parent
+    pandas_ = _ledgers(ledger_source([folder]), "2025-W19")
+    dask_ = _ledgers(ledger_source([folder], engine="dask"), "2025-W19")
+    for key, frame in pandas_.items():
+        pd.testing.assert_frame_equal(dask_[key], frame, obj=key)
+
+
+def test_dask_reads_exports_or_a_store_not_both(store, demo):
+    with pytest.raises(ValueError, match="ingest the exports first"):
+        ledger_source([store[0], *demo_files(demo)], engine="dask")
 
 
 def test_failed_messages_kept_for_the_asked_week_only(store):
