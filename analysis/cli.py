@@ -411,7 +411,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command in ("weekly", "report", "ingest") and getattr(args, "engine", "pandas") == "pandas":
-        _start_workers(args.raw if args.command == "ingest" else args.inputs or config.default_inputs())
+        if args.command == "ingest":  # its merge runs on workers only: this process keeps what staging left
+            from . import workers
+
+            _start_workers(args.raw, processes=workers.default() + 1)
+        else:
+            _start_workers(args.inputs or config.default_inputs())
     import pyarrow as pa
 
     pa.set_memory_pool(pa.system_memory_pool())  # memory freed between partitions goes back at once
@@ -508,9 +513,10 @@ def main(argv: list[str] | None = None) -> int:
 POOL_BYTES = 32 << 20
 
 
-def _start_workers(inputs: list[Path]) -> None:
-    """Start the worker processes now when an input is a large store or export: they
-    import the package while this process reads the inputs (:mod:`analysis.workers`)."""
+def _start_workers(inputs: list[Path], *, processes: int | None = None) -> None:
+    """Start the worker processes now (``processes`` in all, this one included; default
+    one per CPU) when an input is a large store or export: they import the package while
+    this process reads the inputs (:mod:`analysis.workers`)."""
     from . import workers
 
     for path in inputs:
@@ -520,7 +526,7 @@ def _start_workers(inputs: list[Path]) -> None:
         else:
             size = path.stat().st_size if path.is_file() else 0
         if size >= POOL_BYTES:
-            workers.start(workers.default())
+            workers.start(processes or workers.default())
             return
 
 

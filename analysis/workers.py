@@ -16,7 +16,7 @@ import importlib
 import multiprocessing
 import os
 from collections.abc import Callable
-from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, as_completed, wait
 
 _POOL: list[ProcessPoolExecutor] = []
 _SHARED: dict = {}
@@ -85,16 +85,19 @@ def _call_shared(fn: Callable, item):
     return fn(item, **_SHARED)
 
 
-def run(fn: Callable, items: list, *, workers: int, bar=None, sizes: list | None = None, **shared) -> list:
-    """``fn(item, **shared)`` for every item, in item order, on this process and
-    ``workers - 1`` worker processes (the work holds the GIL: threads would not help).
+def run(fn: Callable, items: list, *, workers: int, bar=None, sizes: list | None = None, here: bool = True,
+        **shared) -> list:
+    """``fn(item, **shared)`` for every item, in item order, on ``workers`` processes:
+    this one and ``workers - 1`` worker processes, or (``here=False``, when this process
+    holds memory it cannot give back) ``workers`` worker processes. The work holds the
+    GIL: threads would not help.
 
     Each worker has two items queued; this process takes the next one whenever they are
     fed, so every process holds about one item at a time. With ``sizes`` (the items'
     work, in any unit), the largest go first, so that the processes finish together.
     ``bar``: a progress bar to advance by one per item.
     """
-    pool = _POOL[:max(0, min(start(workers), workers - 1))]
+    pool = _POOL[:max(0, min(start(workers + (not here)), workers - here))]
     for worker in pool:
         worker.submit(_share, shared)  # one process each: runs before the tasks sent after it
     results: list = [None] * len(items)
@@ -117,11 +120,13 @@ def run(fn: Callable, items: list, *, workers: int, bar=None, sizes: list | None
                 running[worker.submit(_call_shared, fn, items[i])] = (i, w)
                 queued[w] += 1
                 i = next(todo, None)
-        if i is not None:
+        if i is not None and here:
             results[i] = fn(items[i], **shared)
             if bar is not None:
                 bar.update()
             i = next(todo, None)
+        elif i is not None:
+            wait(running, return_when=FIRST_COMPLETED)
         for future in [f for f in running if f.done()]:
             collect(future)
     for future in as_completed(list(running)):

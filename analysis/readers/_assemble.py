@@ -219,7 +219,8 @@ def load_send_log(
     if store is not None and Path(store).is_dir():
         from ..store import partitions_for
 
-        partitions = partitions_for(store, *_touches(pd.concat(staged_parts, ignore_index=True)))
+        vendors, keys, ids = _touches(pd.concat(staged_parts, ignore_index=True), tz=tz)
+        partitions = partitions_for(store, vendors, {m for _, m in keys}, ids)
         if partitions:
             staging.add([_store_rows(Path(store), partitions)], None, vendor=vendor, tz=tz, source_tz=source_tz)
             staged_parts.insert(0, staged_parts.pop())  # the store's rows come first: the inputs are newer
@@ -237,22 +238,29 @@ def load_send_log(
     return LoadResult(log, rejects_df.drop(columns="_file"), summary, partitions, stages)
 
 
-def _touches(staged: pd.DataFrame) -> tuple[set, set, pa.Array]:
+def _touches(staged: pd.DataFrame, *, tz: str = DEFAULT_TZ) -> tuple[set, set, pa.Array]:
     """What staged rows can touch in the store (:func:`analysis.store.partitions_for`):
-    their vendors, the months of their submit and receipt times, and the message ids of
-    the rows without a submit time."""
+    their vendors; the ``(vendor, month)`` pairs of their submit and receipt times (local
+    months, ``YYYY-MM``); and the message ids of the rows without a submit time."""
     vendors = set(staged["vendor"].dropna().astype(str).unique())
-    months = set()
+    keys = set()
+    vendor_codes, names = pd.factorize(staged["vendor"].astype(object))
     for col in ("submit_time", "done_time"):
-        if col in staged:
-            times = pd.to_datetime(staged[col]).dropna()
-            months |= {f"{v // 100:04d}-{v % 100:02d}" for v in pd.unique((times.dt.year * 100 + times.dt.month).to_numpy())}
+        if col not in staged or not pd.api.types.is_datetime64_any_dtype(staged[col]):
+            continue
+        t = staged[col] if staged[col].dt.tz is not None else staged[col].dt.tz_localize(tz)
+        # distinct quarter hours first (every zone's offset is a whole number of them, so
+        # none straddles the start of a local month), then their local months
+        seen = pd.DataFrame({"v": vendor_codes, "q": t.dt.tz_convert("UTC").dt.floor("15min")}).dropna()
+        seen = seen[seen["v"] >= 0].drop_duplicates()
+        months = seen["q"].dt.tz_convert(tz).dt.strftime("%Y-%m")
+        keys |= set(zip(names[seen["v"].to_numpy()].astype(str), months, strict=True))
     ids = pa.array([], pa.string())
     if "message_id" in staged:
         submitted = staged["submit_time"].notna() if "submit_time" in staged else False
         orphans = staged["message_id"].notna() & ~submitted
         ids = pa.array(staged.loc[orphans, "message_id"].astype(str).unique(), pa.string())
-    return vendors, months, ids
+    return vendors, keys, ids
 
 
 @dataclass

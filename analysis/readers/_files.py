@@ -219,8 +219,9 @@ def read_raw(path: str | Path) -> RawFile:
     return chunks[0]
 
 
-#: Rows of a block that :func:`read_chunks` yields from a large CSV or Parquet file.
-CHUNK_ROWS = 200_000
+#: Rows of a block that :func:`read_chunks` yields from a large CSV or Parquet file (a
+#: block of CSV is at least one of :data:`BLOCK_BYTES`, about 90,000 rows of an export).
+CHUNK_ROWS = 100_000
 #: Bytes pyarrow parses at a time (a record longer than this cannot be read).
 BLOCK_BYTES = 16 << 20
 

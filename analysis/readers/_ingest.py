@@ -38,6 +38,7 @@ import pandas as pd
 import pyarrow as pa
 
 from ..schema import DEFAULT_TZ, validate
+from ..workers import release_memory
 from ._assemble import (
     Staging,
     _assemble,
@@ -55,8 +56,8 @@ from ._files import CHUNK_ROWS, RawFile, read_chunks
 #: whole buckets.
 FINE = 1024
 #: Rows a unit of the merge holds at most (but for one bucket larger than this): about
-#: 300 MB of a worker's memory.
-UNIT_ROWS = 250_000
+#: 600 MB of a worker's memory at its peak.
+UNIT_ROWS = 150_000
 #: Order of the store's rows: before every input row (the later row wins a merge).
 _STORE_ORDER = -(1 << 62)
 
@@ -86,23 +87,26 @@ class Spill:
     def __call__(self, st: pd.DataFrame) -> None:
         st["_order"] = np.arange(self.order, self.order + len(st), dtype=np.int64)
         self.order += len(st)
-        vendors, months, ids = _touches(st)
+        vendors, keys, ids = _touches(st, tz=self.tz)
         self.vendors |= vendors
-        self.months |= months
+        self.months |= {m for _, m in keys}
+        self.keys |= keys  # a message's month is that of one of its rows' times
         if len(ids):
             self.ids.append(ids)
-        self.keys |= _landing(st, self.tz)
         orphan = (st["_reject"].isna() & st["phone"].isna()).to_numpy()
         if orphan.any():
             self.orphans.append(st[orphan])
             st = st[~orphan]
-        bucket = (pd.util.hash_pandas_object(st["phone"].astype(object).fillna(""), index=False).to_numpy()
-                  % FINE).astype(np.int64)
+        from ..measures import phone_keys
+
+        bucket = phone_keys(st["phone"]) % FINE  # equal numbers, equal keys: one bucket
         order = np.argsort(bucket, kind="stable")
         offsets = np.concatenate([[0], np.cumsum(np.bincount(bucket, minlength=FINE))])
         path = self.folder / f"staged-{uuid.uuid4().hex}.arrow"
-        _write_arrow(_arrow_of(st.iloc[order]), path)
+        _write_arrow(_arrow_of(st).take(order), path)
         self.files.append((path, offsets, 0))
+        del st
+        release_memory()  # else what the blocks freed stays with this process and grows
 
     def extend(self, other: Spill, *, shift: int = 0) -> Spill:
         """Add another spill's rows after this one's (a Dask worker's), their file numbers
@@ -117,21 +121,6 @@ class Spill:
     def rows(self) -> np.ndarray:
         """Rows spilled in each bucket."""
         return sum((np.diff(o) for _, o, _ in self.files), np.zeros(FINE, dtype=np.int64))
-
-
-def _landing(st: pd.DataFrame, tz: str) -> set:
-    """The ``(vendor, month)`` partitions the messages of staged rows can land in: a
-    message's month is that of one of its rows' submit or receipt times (local)."""
-    out = set()
-    for col in ("submit_time", "done_time"):
-        if col in st:
-            times = pd.to_datetime(st[col])
-            if times.dt.tz is not None:
-                times = times.dt.tz_convert(tz)
-            ym = pd.DataFrame({"v": st["vendor"].astype(object), "ym": times.dt.year * 100 + times.dt.month})
-            ym = ym.dropna().drop_duplicates()
-            out |= {(str(v), f"{int(m) // 100:04d}-{int(m) % 100:02d}") for v, m in ym.itertuples(index=False)}
-    return out
 
 
 def _arrow_of(frame: pd.DataFrame) -> pa.Table:
@@ -324,9 +313,10 @@ def _run_units(units: list, *, workers: int, progress: bool, **shared) -> list[d
     from .. import workers as pool
 
     with tqdm(total=len(units), desc="merging", unit="unit", disable=None if progress and len(units) > 1 else True) as bar:
-        if workers > 1 and len(units) > 1:
+        if workers > 1 and len(units) > 1:  # this process keeps what staging left: workers only
+            pool.release_memory()
             return pool.run(merge_unit, units, workers=min(workers, len(units)), bar=bar, sizes=[u[3] for u in units],
-                            **shared)
+                            here=False, **shared)
         out = []
         for unit in units:
             out.append(merge_unit(unit, **shared))
@@ -356,6 +346,8 @@ def merge_unit(unit: tuple, *, files: list, tz: str, window: str, folder: Path) 
     path = Path(folder) / f"unit-{index:05d}.arrow"
     _write_arrow(store_arrow(log), path)
     counts, pairs = _file_counts(st)
+    del log, st
+    release_memory()  # as in staging: a worker's memory stays that of one unit
     lap("finish")
     return {"path": path, "rows": len(log), "late": _late_rejects(st), "counts": counts, "pairs": pairs,
             "seconds": seconds}
