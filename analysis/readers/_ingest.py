@@ -55,6 +55,10 @@ from ._files import CHUNK_ROWS, RawFile, read_chunks
 #: Hash buckets of the phone number that the spill files are ordered by; units are runs of
 #: whole buckets.
 FINE = 1024
+#: Buckets written as one record batch of a spill file: a unit reads the batches of its
+#: buckets (from disk, not memory-mapped: a mapped file's pages would count as the
+#: worker's memory while its rows are in use).
+GROUP = 8
 #: Rows a unit of the merge holds at most (but for one bucket larger than this): about
 #: 600 MB of a worker's memory at its peak.
 UNIT_ROWS = 150_000
@@ -103,7 +107,11 @@ class Spill:
         order = np.argsort(bucket, kind="stable")
         offsets = np.concatenate([[0], np.cumsum(np.bincount(bucket, minlength=FINE))])
         path = self.folder / f"staged-{uuid.uuid4().hex}.arrow"
-        _write_arrow(_arrow_of(st).take(order), path)
+        table = _arrow_of(st).take(order).combine_chunks()
+        with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
+            for start, stop in zip(offsets[:-1:GROUP], offsets[GROUP::GROUP], strict=True):  # a batch per group
+                part = table.slice(start, stop - start)  # one chunk, perhaps empty
+                writer.write_batch(pa.RecordBatch.from_arrays([c.chunk(0) for c in part.columns], schema=table.schema))
         self.files.append((path, offsets, 0))
         del st
         release_memory()  # else what the blocks freed stays with this process and grows
@@ -139,7 +147,7 @@ def _write_arrow(table: pa.Table, path: Path) -> None:
 
 
 def _read_arrow(path: Path) -> pa.Table:
-    return pa.ipc.open_file(pa.memory_map(str(path))).read_all()
+    return pa.ipc.open_file(str(path)).read_all()
 
 
 def stage_to_spill(item: tuple[int, list], *, folder: Path, tz: str = DEFAULT_TZ, **options) -> tuple[Staging, Spill]:
@@ -298,10 +306,14 @@ def _units(spill: Spill) -> list[tuple]:
 def _unit_rows(files: list, lo: int, hi: int, *, columns: list | None = None) -> pd.DataFrame:
     """The spilled rows of buckets ``lo`` to ``hi`` (excluded), from every spill file."""
     parts = []
+    first, last = lo // GROUP, (hi - 1) // GROUP  # the batches holding buckets lo to hi - 1
     for path, offsets, shift in files:
         start, stop = int(offsets[lo]), int(offsets[hi])
         if stop > start:
-            table = _read_arrow(path).slice(start, stop - start)
+            reader = pa.ipc.open_file(str(path))
+            batches = [reader.get_batch(g) for g in range(first, last + 1)]
+            base = int(offsets[first * GROUP])
+            table = pa.Table.from_batches(batches, schema=reader.schema).slice(start - base, stop - start)
             frame = (table.select(columns) if columns else table).to_pandas()
             parts.append(frame.assign(_file=frame["_file"] + shift) if shift and "_file" in frame else frame)
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns or [])
@@ -346,11 +358,12 @@ def merge_unit(unit: tuple, *, files: list, tz: str, window: str, folder: Path) 
     path = Path(folder) / f"unit-{index:05d}.arrow"
     _write_arrow(store_arrow(log), path)
     counts, pairs = _file_counts(st)
+    out = {"path": path, "rows": len(log), "late": _late_rejects(st), "counts": counts, "pairs": pairs,
+           "seconds": seconds}
     del log, st
     release_memory()  # as in staging: a worker's memory stays that of one unit
     lap("finish")
-    return {"path": path, "rows": len(log), "late": _late_rejects(st), "counts": counts, "pairs": pairs,
-            "seconds": seconds}
+    return out
 
 
 def _store_blocks(store: Path, parts: list) -> Iterator[RawFile]:
