@@ -129,7 +129,11 @@ def generate(n: int, seed: int = 1) -> pd.DataFrame:
 def _tree(pid: int) -> list[int]:
     """``pid`` and its descendants (Linux /proc)."""
     out = [pid]
-    for task in Path(f"/proc/{pid}/task").glob("*"):
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:  # it has just ended
+        return out
+    for task in tasks:
         try:
             children = (task / "children").read_text().split()
         except OSError:

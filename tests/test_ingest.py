@@ -9,12 +9,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import FIXTURES, demo_files
 
 from analysis import load_send_log, read_store
 from analysis.readers import _assemble, _files, _ingest, ingest_files, read_chunks
 from analysis.store import store_path, write_store
-
-from conftest import FIXTURES, demo_files
 
 ACCOUNT = ["rows_read", "loaded", "rejected", "duplicates", "messages", "control_chars"]
 
@@ -24,7 +23,7 @@ def small_blocks(monkeypatch):
     """Blocks of a few thousand rows and units of 2,000, so the demo's files are read
     in many blocks and merged in many units."""
     monkeypatch.setattr(_files, "BLOCK_BYTES", 1 << 15)
-    for module in (_files, _assemble, _ingest):
+    for module in (_files, _assemble):
         monkeypatch.setattr(module, "CHUNK_ROWS", 3000)
     monkeypatch.setattr(_ingest, "UNIT_ROWS", 2000)
     units, real = [], _ingest._units

@@ -20,10 +20,9 @@ time wins.
 
 from __future__ import annotations
 
-import itertools
 import time
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -477,19 +476,26 @@ def _link_by_phone_and_time(st: pd.DataFrame, ok: pd.Series, made: pd.Series) ->
     return ids.where(to.isna().to_numpy(), pd.Series(to.to_numpy(), index=ids.index, dtype=STRING))
 
 
-def _store_rows(store: Path, parts: list) -> RawFile:
-    """The store's files that new rows can touch (:class:`analysis.store.StorePart`) as one
-    more raw input, their vendor and month from the table's log."""
+def _store_blocks(store: Path, parts: list) -> Iterator[RawFile]:
+    """The store's files that new rows can touch (:class:`analysis.store.StorePart`) as
+    one more raw input in blocks, their vendor and month from the table's log."""
     import pyarrow.parquet as pq
 
-    frames = []
-    for p in parts:
-        names = [c for c in pq.read_schema(p.path).names if c != "phone_key"]  # made again on write
-        frame = pq.read_table(p.path, columns=names).to_pandas()
-        frames.append(frame.assign(vendor=p.vendor, month=p.month))
-    frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=COLUMNS)
-    frame["_line"] = np.arange(1, len(frame) + 1)
-    return RawFile(store, frame, "parquet")
+    line, i = 1, 0
+    for part in parts:
+        columns = [c for c in pq.read_schema(part.path).names if c != "phone_key"]  # made again on write
+        for batch in pq.ParquetFile(part.path).iter_batches(batch_size=CHUNK_ROWS, columns=columns):
+            frame = batch.to_pandas().assign(vendor=part.vendor, month=part.month)
+            frame["_line"] = np.arange(line, line + len(frame))
+            line += len(frame)
+            yield RawFile(store, frame, "parquet", chunk=i)
+            i += 1
+
+
+def _store_rows(store: Path, parts: list) -> RawFile:
+    """:func:`_store_blocks` as one raw input."""
+    frames = [b.frame for b in _store_blocks(store, parts)]
+    return RawFile(store, pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=COLUMNS), "parquet")
 
 
 def _assemble(st: pd.DataFrame, *, tz: str, window: str, lap=lambda name: None) -> tuple[pd.DataFrame, pd.DataFrame]:

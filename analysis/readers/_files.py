@@ -21,10 +21,10 @@ import codecs
 import csv
 import gzip
 import io
+import itertools
 import json
 import re
 import sys
-import itertools
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path

@@ -45,12 +45,13 @@ from ._assemble import (
     _concat_rejects,
     _file_counts,
     _late_rejects,
+    _store_blocks,
     _summary,
     _touches,
     _with_records,
     stage_files,
 )
-from ._files import CHUNK_ROWS, RawFile, read_chunks
+from ._files import read_chunks
 
 #: Hash buckets of the phone number that the spill files are ordered by; units are runs of
 #: whole buckets.
@@ -364,20 +365,6 @@ def merge_unit(unit: tuple, *, files: list, tz: str, window: str, folder: Path) 
     release_memory()  # as in staging: a worker's memory stays that of one unit
     lap("finish")
     return out
-
-
-def _store_blocks(store: Path, parts: list) -> Iterator[RawFile]:
-    """The store's files that new rows can touch (:class:`analysis.store.StorePart`) as
-    one more raw input in blocks, their vendor and month from the table's log."""
-    import pyarrow.parquet as pq
-
-    line = 1
-    for i, (p, batch) in enumerate((p, b) for p in parts for b in pq.ParquetFile(p.path).iter_batches(
-            batch_size=CHUNK_ROWS, columns=[c for c in pq.read_schema(p.path).names if c != "phone_key"])):
-        frame = batch.to_pandas().assign(vendor=p.vendor, month=p.month)  # phone_key is made again on write
-        frame["_line"] = np.arange(line, line + len(frame))
-        line += len(frame)
-        yield RawFile(store, frame, "parquet", chunk=i)
 
 
 def _raw_lines(infos: list[dict], store: Path, partitions: list, store_file: int | None):
