@@ -202,10 +202,27 @@ def main() -> None:
     work = args.work or Path(tempfile.mkdtemp(prefix="sms-ledger-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     n = args.n
-    print(f"generating {n:,} messages in {work} …", flush=True)
+    csv, export, parquet_root = work / "send_log.csv", work / "send_log.parquet", work / "parquet"
+    store = parquet_root / "send_log"
+    if args.work and export.exists() and (store / "_delta_log").is_dir():  # made by an earlier run: kept
+        import pyarrow.parquet as pq
+
+        times = pq.read_table(export, columns=["submit_time"]).column(0).to_pandas().dt.tz_convert(TZ)
+        weeks = sorted(times.dt.strftime("%G-W%V").unique())
+        n = len(times)
+        print(f"reusing the {n:,} messages in {work}", flush=True)
+    else:
+        weeks = _generate(n, csv, export, parquet_root)
+    week = weeks[-2]
+    _measure(args, work, n, csv, export, parquet_root, store, weeks, week)
+
+
+def _generate(n: int, csv: Path, export: Path, parquet_root: Path) -> list[str]:
+    """Write the log of ``n`` messages as the CSV, the Parquet export and the store;
+    returns its ISO weeks."""
+    print(f"generating {n:,} messages in {csv.parent} …", flush=True)
     t0 = time.perf_counter()
     log = generate(n)
-    csv = work / "send_log.csv"
     out = log.assign(submit_time=log["submit_time"].dt.strftime("%Y-%m-%d %H:%M:%S"),
                      done_time=log["done_time"].dt.strftime("%Y-%m-%d %H:%M:%S"))
     import pyarrow as pa
@@ -216,18 +233,20 @@ def main() -> None:
     del table
     import pyarrow.parquet as pq
 
-    export = work / "send_log.parquet"  # the same log as one canonical Parquet export
+    # the same log as one canonical Parquet export
     pq.write_table(pa.Table.from_pandas(log.drop(columns=["failure_reason"]), preserve_index=False), export)
     from analysis.store import write_store
 
-    parquet_root = work / "parquet"
     write_store(log, parquet_root)
-    store = parquet_root / "send_log"
     weeks = sorted(log["submit_time"].dt.strftime("%G-W%V").unique())
-    week = weeks[-2]
-    del log, out
     print(f"  generated in {time.perf_counter() - t0:.0f} s; CSV {csv.stat().st_size / 2**20:,.0f} MB", flush=True)
+    return weeks
 
+
+def _measure(args, work: Path, n: int, csv: Path, export: Path, parquet_root: Path, store: Path, weeks: list,
+             week: str) -> None:
+    for old in ("ingested", "ledgers", "ledgers-all", "ledgers-csv", "ledgers-parquet"):
+        shutil.rmtree(work / old, ignore_errors=True)  # each run measures an ingest into an empty store
     results = [
         run([PY, "-c", f"import pyarrow as pa, pyarrow.csv as c; h=open({str(csv)!r}).readline().strip().split(','); "
              f"c.read_csv({str(csv)!r}, convert_options=c.ConvertOptions(column_types={{k: pa.string() for k in h}}))"],
@@ -257,12 +276,14 @@ def main() -> None:
         run([*CLI, "weekly", str(csv), "--week", week, "--out", str(work / "ledgers-csv")],
             label=f"sms-ledger weekly {week} on the CSV export"),
         run([PY, "-c", "import duckdb, sys; duckdb.connect().execute(sys.argv[1])",
-             DUCKDB_SQL.format(source=f"read_csv('{csv}', timestampformat = '%Y-%m-%d %H:%M:%S')")],
+             DUCKDB_SQL.format(source=f"(SELECT *, NULL::VARCHAR AS failure_reason FROM read_csv('{csv}', "
+                                      "timestampformat = '%Y-%m-%d %H:%M:%S'))")],
             label="DuckDB, same aggregates from the CSV"),
         run([*CLI, "weekly", str(export), "--week", week, "--out", str(work / "ledgers-parquet")],
             label=f"sms-ledger weekly {week} on the Parquet export"),
         run([PY, "-c", "import duckdb, sys; duckdb.connect().execute(sys.argv[1])",
-             DUCKDB_SQL.format(source=f"read_parquet('{export}')")], label="DuckDB, same aggregates from the Parquet"),
+             DUCKDB_SQL.format(source=f"(SELECT *, NULL::VARCHAR AS failure_reason FROM read_parquet('{export}'))")],
+            label="DuckDB, same aggregates from the Parquet"),
         run([PY, "-c", PLAIN_PANDAS.format(csv=str(csv))], label="plain pandas (object dtypes, apply)"),
     ]
     check = check_equal(store, week)
