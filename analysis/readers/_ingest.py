@@ -328,8 +328,10 @@ def _run_units(units: list, *, workers: int, progress: bool, **shared) -> list[d
     with tqdm(total=len(units), desc="merging", unit="unit", disable=None if progress and len(units) > 1 else True) as bar:
         if workers > 1 and len(units) > 1:  # this process keeps what staging left: workers only
             pool.release_memory()
-            return pool.run(merge_unit, units, workers=min(workers, len(units)), bar=bar, sizes=[u[3] for u in units],
-                            here=False, **shared)
+            out = pool.run(merge_unit, units, workers=min(workers, len(units)), bar=bar, sizes=[u[3] for u in units],
+                           here=False, **shared)
+            pool.stop()  # the commit needs their memory (delta-rs holds each partition's rows until it writes it)
+            return out
         out = []
         for unit in units:
             out.append(merge_unit(unit, **shared))
