@@ -19,10 +19,11 @@ except metadata.PackageNotFoundError:  # a source tree that was never installed
 #: Where each public name lives; imported on first use (PEP 562), so ``import analysis``
 #: and the console command load matplotlib, openpyxl or papermill only when needed.
 _MODULES = {
+    "engine": ["compute", "ledger_source"],
     "enrichment": ["enrich"],
     "events": ["Inputs", "attach_events", "load_inputs", "read_events"],
     "excel": ["ledger_history", "read_ledger", "styled", "write_ledger"],
-    "ledgers": ["content_ledger", "failure_ledger", "quality_ledger", "weekly_ledgers"],
+    "ledgers": ["weekly_ledgers"],
     "compliance": ["check_send_windows", "check_templates"],
     "measures": [
         "arrival_rates",

@@ -342,7 +342,7 @@ def period_counts(log: pd.DataFrame, *, by: Sequence[str] = ("vendor", "carrier"
     flags = row_flags(d)
     blocked = d["failure_reason"].eq("content_blocked").to_numpy(dtype=bool, na_value=False)
     cols = {**{k: d[k] for k in keys}, "traffic": traffic, "period": d["period"], "submitted": 1,
-            "delivered": flags["ok"], "blocked": blocked, "originals": flags["original"], "first_ok": flags["first_ok"]}
+            "delivered": flags["delivered"], "blocked": blocked, "originals": flags["originals"], "first_ok": flags["first_ok"]}
     return sum_by(cols, [*keys, "traffic", "period"])
 
 

@@ -21,11 +21,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 
 from .measures import (
+    ARRIVAL_SUMS,
     FINAL_FAILURES,
     HOUR_NS,
     NAT,
@@ -42,18 +44,40 @@ from .measures import (
 )
 from .schema import STRING
 
-#: The group keys of each cube (the other columns are summed).
-KEYS = {
-    "quality": ["week", "vendor", "carrier"],
-    "latency": ["week", "vendor", "carrier", "kind", "bin"],
-    "daily": ["period", "vendor", "carrier", "province", "traffic"],
-    "failures": ["week", "carrier", "province", "failure_reason", "code"],
-    "content": ["week", "template_id", "category", "hour"],
-    "texts": ["week", "template_id", "category", "content"],
-    "billing": ["vendor", "month"],
-    "cost": ["week", "vendor", "carrier"],
-    "currencies": ["vendor", "currency"],
+#: What billing and cost count: messages, billable segments, and the export's own prices
+#: (``fee``: their sum, ``fee_n``: messages that had one).
+BILLING_SUMS = ("submitted", "delivered", "segments_submitted", "segments_delivered", "fee", "fee_n")
+
+
+class Table(NamedTuple):
+    """One table of partial sums: what a partition contributes, summed by ``keys`` (the
+    grain); the tables of many partitions merge by summing their ``sums`` again."""
+
+    keys: tuple[str, ...]
+    sums: tuple[str, ...]
+
+
+#: What each cube counts, per partition: the measures (:data:`analysis.ledgers.MEASURES`)
+#: name the tables they finish. ``quality``, ``cost`` and ``billing`` are sums of
+#: ``daily``'s one pass over the rows, so its pass counts what they need.
+#: ``failed`` (the failed messages, for the repeat-failure list) is rows, not sums.
+TABLES = {
+    "quality": Table(("week", "vendor", "carrier"), ("submitted", *ARRIVAL_SUMS, "accepted")),
+    "latency": Table(("week", "vendor", "carrier", "kind", "bin"), ("n",)),
+    "daily": Table(("period", "vendor", "carrier", "province", "traffic"),
+                   ("submitted", "delivered", "blocked", "originals", "first_ok")),
+    "failures": Table(("week", "carrier", "province", "failure_reason", "code"), ("failed",)),
+    "content": Table(("week", "template_id", "category", "hour"),
+                     ("sent", "delivered", "blocked", "linked", "clicks", "clicked", "conversions")),
+    "texts": Table(("week", "template_id", "category", "content"), ("n",)),
+    "billing": Table(("vendor", "month"), BILLING_SUMS),
+    "cost": Table(("week", "vendor", "carrier"), (*BILLING_SUMS, "clicks")),
+    "currencies": Table(("vendor", "currency"), ("n",)),
 }
+#: The group keys of each cube.
+KEYS = {name: list(t.keys) for name, t in TABLES.items()}
+#: The tables summed from the daily pass over the rows.
+_OF_DAILY = ("daily", "quality", "cost", "billing")
 
 
 @dataclass
@@ -96,7 +120,7 @@ class Source:
     files: list
 
 
-def partial_cubes(chunk: pd.DataFrame, *, events: dict | None = None, weeks=None) -> Cubes:
+def partial_cubes(chunk: pd.DataFrame, *, events: dict | None = None, weeks=None, tables=None) -> Cubes:
     """The cubes of one partition of the canonical log.
 
     ``events`` (``clicks``, ``replies``, ``complaints`` frames) are joined to the
@@ -105,18 +129,20 @@ def partial_cubes(chunk: pd.DataFrame, *, events: dict | None = None, weeks=None
     histograms, failures, templates, texts and failed messages (for the repeat-failure
     list), which a week's ledger shows for that week only. The counts per day and per
     week (quality, trend, alerts, billing) are kept for every week: they give the
-    baselines.
+    baselines. ``tables``: the cubes to make (names of :data:`TABLES` and ``failed``;
+    default all); the others are left empty.
     """
+    wanted = set(TABLES) | {"failed"} if tables is None else set(tables)
+    if unknown := wanted - set(TABLES) - {"failed"}:
+        raise ValueError(f"no such cube: {', '.join(sorted(unknown))}")
     if events and not {"clicks", "complained", "unsubscribed"} & set(chunk.columns):
         from .events import attach_events
 
         chunk = attach_events(chunk, **{k: v for k, v in events.items() if v is not None})
     n = len(chunk)
     t = chunk["submit_time"]
-    status = key_codes(chunk["status"])
-    failed = _among(status, FINAL_FAILURES)
     flags = row_flags(chunk)
-    ok = flags["ok"]
+    ok = flags["delivered"]
     seg = chunk["segments"].to_numpy(dtype="float64", na_value=1.0)
     # without the event files, their counts are a constant zero, not columns of zeros
     flag = {c: chunk[c].to_numpy(dtype=bool, na_value=False) if c in chunk else False
@@ -132,52 +158,62 @@ def partial_cubes(chunk: pd.DataFrame, *, events: dict | None = None, weeks=None
     del clock
     key = {c: key_codes(chunk[c]) for c in ("vendor", "carrier", "province", "template_id", "category")}
     detail = np.ones(n, dtype=bool) if weeks is None else _among(week, weeks)
-
     blocked = chunk["failure_reason"].eq("content_blocked").to_numpy(dtype=bool, na_value=False)
-    # one pass over the rows for everything counted per day, vendor, carrier and province:
-    # the daily, quality, cost and billing cubes are sums of it
-    fine = sum_by(dict(
-        period=Coded(day, days), vendor=key["vendor"], carrier=key["carrier"], province=key["province"],
-        traffic=traffic_of(chunk),
-        submitted=1, delivered=ok, blocked=blocked, final=flags["final"],
-        accepted=~chunk["failure_reason"].eq("platform_rejected").to_numpy(dtype=bool, na_value=False), originals=flags["original"],
-        **{k: flags[k] for k in ("first_ok", "any_ok", "timed", "fast", "attempt_timed", "attempt_fast")},
-        complained=flag["complained"], unsubscribed=flag["unsubscribed"], segments_submitted=seg,
-        segments_delivered=np.where(ok, seg, 0.0), clicks=clicks, fee=np.nan_to_num(fee), fee_n=np.isfinite(fee)),
-        KEYS["daily"])
-    fine_days = days.get_indexer(fine["period"])
-    fine = fine.assign(week=label_days(fine_days, days, "%G-W%V"), month=label_days(fine_days, days, "%Y-%m"))
-    quality = sum_by(fine[[*KEYS["quality"], *QUALITY_SUMS]], KEYS["quality"])
-    cost = sum_by(fine[[*KEYS["cost"], *BILLING_SUMS, "clicks"]], KEYS["cost"])
-    billing = sum_by(fine[[*KEYS["billing"], *BILLING_SUMS]], KEYS["billing"])
-    daily = fine[[*KEYS["daily"], "submitted", "delivered", "blocked", "originals", "first_ok"]]
+    out = {name: pd.DataFrame(columns=[*t.keys, *t.sums]) for name, t in TABLES.items()}
 
-    # two histograms: what the recipient waited (per original) and each attempt's latency
-    hists = []
-    for kind, seconds in (("recipient", flags["recipient_latency"]), ("attempt", flags["latency"])):
-        bins = latency_bins(seconds[detail])
-        h = sum_by(dict(week=week.take(detail), vendor=key["vendor"].take(detail), carrier=key["carrier"].take(detail),
-                        bin=Coded(bins, pd.RangeIndex(bins.max(initial=0) + 1)), n=1), ["week", "vendor", "carrier", "bin"])
-        hists.append(h[h["bin"].notna()].assign(kind=kind))  # undelivered: no bin
-    latency_cube = pd.concat(hists, ignore_index=True)[KEYS["latency"] + ["n"]].astype({"bin": np.int64})
-    linked = np.zeros(n, dtype=bool)  # only a message with a link can be clicked
-    linked[detail] = ok[detail] & has_link(chunk["content"][detail])
-    content = sum_by(dict(week=week, template_id=key["template_id"], category=key["category"], hour=hour, sent=1,
-                          delivered=ok, blocked=blocked, linked=linked, clicks=clicks, clicked=linked & flag["clicked"],
-                          conversions=linked & flag["converted"]), KEYS["content"], detail)
-    texts = sum_by(dict(week=week, template_id=key["template_id"], category=key["category"],
-                        content=chunk["content"], n=1), KEYS["texts"], detail & chunk["content"].notna().to_numpy())
+    if daily := [name for name in _OF_DAILY if name in wanted]:
+        # one pass over the rows for everything counted per day, vendor, carrier and
+        # province: the daily, quality, cost and billing cubes are sums of it
+        row = dict(
+            submitted=1, blocked=blocked,
+            accepted=~chunk["failure_reason"].eq("platform_rejected").to_numpy(dtype=bool, na_value=False),
+            **{k: flags[k] for k in ARRIVAL_SUMS if k in flags},
+            complained=flag["complained"], unsubscribed=flag["unsubscribed"], segments_submitted=seg,
+            segments_delivered=np.where(ok, seg, 0.0), clicks=clicks, fee=np.nan_to_num(fee), fee_n=np.isfinite(fee))
+        sums = list(dict.fromkeys(c for name in daily for c in TABLES[name].sums))
+        fine = sum_by(dict(period=Coded(day, days), vendor=key["vendor"], carrier=key["carrier"],
+                           province=key["province"], traffic=traffic_of(chunk), **{c: row[c] for c in sums}),
+                      KEYS["daily"])
+        fine_days = days.get_indexer(fine["period"])
+        fine = fine.assign(week=label_days(fine_days, days, "%G-W%V"), month=label_days(fine_days, days, "%Y-%m"))
+        for name in daily:
+            t = TABLES[name]
+            out[name] = fine[[*t.keys, *t.sums]] if name == "daily" else sum_by(fine[[*t.keys, *t.sums]], KEYS[name])
+    if "latency" in wanted:
+        # two histograms: what the recipient waited (per original) and each attempt's latency
+        hists = []
+        for kind, seconds in (("recipient", flags["recipient_latency"]), ("attempt", flags["latency"])):
+            bins = latency_bins(seconds[detail])
+            h = sum_by(dict(week=week.take(detail), vendor=key["vendor"].take(detail),
+                            carrier=key["carrier"].take(detail), bin=Coded(bins, pd.RangeIndex(bins.max(initial=0) + 1)),
+                            n=1), ["week", "vendor", "carrier", "bin"])
+            hists.append(h[h["bin"].notna()].assign(kind=kind))  # undelivered: no bin
+        out["latency"] = pd.concat(hists, ignore_index=True)[KEYS["latency"] + ["n"]].astype({"bin": np.int64})
+    if "content" in wanted:
+        linked = np.zeros(n, dtype=bool)  # only a message with a link can be clicked
+        linked[detail] = ok[detail] & has_link(chunk["content"][detail])
+        out["content"] = sum_by(dict(week=week, template_id=key["template_id"], category=key["category"], hour=hour,
+                                     sent=1, delivered=ok, blocked=blocked, linked=linked, clicks=clicks,
+                                     clicked=linked & flag["clicked"], conversions=linked & flag["converted"]),
+                                KEYS["content"], detail)
+    if "texts" in wanted:
+        out["texts"] = sum_by(dict(week=week, template_id=key["template_id"], category=key["category"],
+                                   content=chunk["content"], n=1), KEYS["texts"],
+                              detail & chunk["content"].notna().to_numpy())
     # the failure keys are made for the failed rows only (a few percent of the partition)
-    failed &= detail
+    failed = _among(key_codes(chunk["status"]), FINAL_FAILURES) & detail
 
     def failed_of(column: str) -> pd.Series:
         return pd.Series(chunk[column].array[failed])
 
-    code = failed_of("error_code").astype(object).fillna(failed_of("status_code").astype(object)).fillna("—")
-    reason = failed_of("failure_reason").astype(object).fillna("unknown")
-    failures = sum_by(dict(week=week.take(failed), carrier=key["carrier"].take(failed),
-                           province=key["province"].take(failed), failure_reason=reason, code=code, failed=1),
-                      KEYS["failures"])
+    if "failures" in wanted:
+        code = failed_of("error_code").astype(object).fillna(failed_of("status_code").astype(object)).fillna("—")
+        reason = failed_of("failure_reason").astype(object).fillna("unknown")
+        out["failures"] = sum_by(dict(week=week.take(failed), carrier=key["carrier"].take(failed),
+                                      province=key["province"].take(failed), failure_reason=reason, code=code,
+                                      failed=1), KEYS["failures"])
+    if "failed" not in wanted:
+        failed = np.zeros(n, dtype=bool)
     # text as Arrow strings: compact, and partitions concatenate without going to objects
     failed_rows = pd.DataFrame({
         "week": week.levels.take(week.codes[failed]).astype(STRING).array,
@@ -186,11 +222,10 @@ def partial_cubes(chunk: pd.DataFrame, *, events: dict | None = None, weeks=None
         **{c: failed_of(c).astype(STRING) for c in ("carrier", "province")},
         "failure_reason": failed_of("failure_reason").astype(object).fillna("unknown").astype(STRING),
         "submit_time": failed_of("submit_time")})
-    currencies = sum_by(dict(vendor=key["vendor"], currency=chunk["currency"] if "currency" in chunk else
-                             pd.Series(pd.NA, index=chunk.index, dtype=STRING), n=1), KEYS["currencies"])
-    return Cubes(quality=quality, latency=latency_cube, daily=daily, failures=failures, content=content, texts=texts,
-                 billing=billing, cost=cost, currencies=currencies, failed=failed_rows,
-                 events={c: c in chunk for c in ("complained", "unsubscribed", "clicked")},
+    if "currencies" in wanted:
+        out["currencies"] = sum_by(dict(vendor=key["vendor"], currency=chunk["currency"] if "currency" in chunk else
+                                        pd.Series(pd.NA, index=chunk.index, dtype=STRING), n=1), KEYS["currencies"])
+    return Cubes(**out, failed=failed_rows, events={c: c in chunk for c in ("complained", "unsubscribed", "clicked")},
                  weeks=None if weeks is None else tuple(sorted(weeks)))
 
 
@@ -198,13 +233,6 @@ def _among(coded: Coded, values) -> np.ndarray:
     """Rows whose value is one of ``values``."""
     found = coded.levels.get_indexer(list(values))
     return np.isin(coded.codes, found[found >= 0])
-
-
-#: What billing and cost count: messages, billable segments, and the export's own prices
-#: (``fee``: their sum, ``fee_n``: messages that had one).
-BILLING_SUMS = ["submitted", "delivered", "segments_submitted", "segments_delivered", "fee", "fee_n"]
-QUALITY_SUMS = ["submitted", "delivered", "final", "accepted", "originals", "first_ok", "any_ok", "timed", "fast",
-                "attempt_timed", "attempt_fast", "complained", "unsubscribed"]
 
 
 def merge_cubes(parts: list[Cubes]) -> Cubes:

@@ -69,7 +69,7 @@ def read_partition(part: StorePart, *, tz: str = DEFAULT_TZ, columns: list[str] 
 CUBE_COLUMNS = [c for c in COLUMNS if c not in ("message_id", "country", "city", "channel")]
 
 
-def _cubes_of(part: StorePart, events: dict | None, tz: str, weeks=None) -> Cubes:
+def _cubes_of(part: StorePart, events: dict | None, tz: str, weeks=None, tables=None) -> Cubes:
     keyed = "phone_key" in pq.read_schema(part.path).names
     # events are joined by phone too
     text = not keyed or bool(events) or weeks is None or part.month == "unknown" or part.month in _months_of(weeks)
@@ -77,7 +77,7 @@ def _cubes_of(part: StorePart, events: dict | None, tz: str, weeks=None) -> Cube
     frame = read_partition(part, tz=tz, columns=columns)
     frame["submit_time"] = frame["submit_time"].dt.tz_convert(tz)
     frame["done_time"] = frame["done_time"].dt.tz_convert(tz)
-    return partial_cubes(frame, events=events, weeks=weeks)
+    return partial_cubes(frame, events=events, weeks=weeks, tables=tables)
 
 
 def _phones_of(part: StorePart, phones_by_week: dict[str, set], tz: str) -> pd.DataFrame:
@@ -181,8 +181,9 @@ def stage_inputs(paths: list, *, folder: Path, engine: str = "pandas", scheduler
 
 
 def ledger_source(
-    inputs: Iterable,
+    inputs: Iterable | None = None,
     *,
+    vendors=None,
     engine: str = "pandas",
     scheduler: str | None = None,
     tz: str = DEFAULT_TZ,
@@ -192,10 +193,15 @@ def ledger_source(
     progress: bool = False,
     workers: int | None = None,
     weeks=None,
+    tables=None,
 ) -> Source:
-    """Read the inputs for the ledgers.
+    """Read the inputs for the ledgers: their partial sums, merged, and what else the
+    ledgers need (:class:`analysis.cubes.Source`), for :func:`compute` and
+    :func:`analysis.weekly_ledgers`.
 
-    When every send-log input is the Parquet store, the store is streamed partition by
+    ``inputs``: exports, the store, event files or folders (default:
+    :func:`analysis.config.default_inputs`, the store and the demo's event files);
+    ``vendors``: only those vendors' messages and bills. When every send-log input is the Parquet store, the store is streamed partition by
     partition (``engine="pandas"``: in ``workers`` processes, by default one per CPU up to
     :data:`analysis.workers.MAX_WORKERS` for a store of at least :data:`POOL_ROWS` rows, and this process
     for a smaller one) or on Dask (``engine="dask"``; ``scheduler`` is a cluster address,
@@ -203,7 +209,8 @@ def ledger_source(
     store first (:func:`analysis.readers.ingest_files`, streamed, in bounded memory) and
     read the same way; exports given beside a store are merged with it in memory
     (:func:`analysis.load_inputs`). ``weeks``: the ISO weeks
-    whose failed messages to keep for the repeat-failure list (default: all).
+    whose failed messages to keep for the repeat-failure list (default: all); ``tables``:
+    the cubes to make (:func:`analysis.cubes.partial_cubes`; default all).
 
     The worker processes are spawned, as with Dask's local cluster: a script that calls
     this on a large store runs it under ``if __name__ == "__main__":`` (or passes
@@ -211,7 +218,12 @@ def ledger_source(
     """
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {', '.join(ENGINES)}, not {engine!r}")
+    if not inputs:
+        from .config import default_inputs
+
+        inputs = default_inputs()
     inputs = list(inputs)
+    keep = None if not vendors else {str(v).lower() for v in ([vendors] if isinstance(vendors, str) else vendors)}
     files, in_folders = expand_inputs(inputs)
     logs, event_files = split_inputs(files)
     if not logs:
@@ -221,12 +233,13 @@ def ledger_source(
     if exports and stores:  # exports beside a store: merged with its rows in memory
         if engine == "dask":
             raise ValueError("--engine dask reads exports or a store, not both: ingest the exports first")
-        data = load_inputs(inputs, tz=tz, source_tz=source_tz, vendor=vendor, mapping=mapping, progress=progress)
-        return Source(cubes=partial_cubes(data.log, weeks=weeks), messages=lambda phones: sends_per_phone(data.log, phones),
+        data = load_inputs(inputs, vendors=vendors, tz=tz, source_tz=source_tz, vendor=vendor, mapping=mapping,
+                           progress=progress)
+        return Source(cubes=partial_cubes(data.log, weeks=weeks, tables=tables), messages=lambda phones: sends_per_phone(data.log, phones),
                       bill=data.bill, summary=data.summary, rejects=data.rejects, files=data.files)
     if not exports:
         return _store_source(stores, event_files, files, engine=engine, scheduler=scheduler, tz=tz,
-                             progress=progress, workers=workers, weeks=weeks)
+                             progress=progress, workers=workers, weeks=weeks, tables=tables, vendors=keep)
     # exports alone: ingested into a scratch store (streamed, in bounded memory), which is
     # then read as any store is; removed when the source is no longer used
     import shutil
@@ -241,7 +254,8 @@ def ledger_source(
         ingested = ingest_files(exports, scratch, vendor=vendor, mapping=mapping, tz=tz, source_tz=source_tz,
                                 skip_unknown=in_folders, progress=progress, workers=workers)
         source = _store_source([store_path(scratch)], event_files, files, engine=engine, scheduler=scheduler, tz=tz,
-                               progress=progress, workers=workers, weeks=weeks, ingested=ingested)
+                               progress=progress, workers=workers, weeks=weeks, tables=tables, vendors=keep,
+                               ingested=ingested)
     except BaseException:
         shutil.rmtree(scratch, ignore_errors=True)
         raise
@@ -250,7 +264,7 @@ def ledger_source(
 
 
 def _store_source(stores: list, event_files: dict, files: list, *, engine, scheduler, tz, progress, workers, weeks,
-                  ingested=None) -> Source:
+                  tables=None, vendors=None, ingested=None) -> Source:
     """:func:`ledger_source` of stores (``ingested``: the scratch store of exports, whose
     accounting is the ingest's, not the store's history)."""
     joined, read = read_event_files(event_files, tz=tz)
@@ -258,14 +272,16 @@ def _store_source(stores: list, event_files: dict, files: list, *, engine, sched
     partitions = [p for s in stores for p in store_partitions(s)]
     if not partitions and ingested is None:
         raise FileNotFoundError(f"{', '.join(map(str, stores))}: the store holds no partitions")
+    if vendors:
+        partitions = [p for p in partitions if p.vendor.lower() in vendors]
     rows = [p.rows for p in partitions]
     if workers is None:
         workers = default_workers() if sum(rows) >= POOL_ROWS else 1
     if partitions:
         cubes = merge_cubes(_run(_cubes_of, partitions, engine=engine, scheduler=scheduler, progress=progress,
-                                 workers=workers, sizes=rows, events=events, tz=tz, weeks=weeks))
+                                 workers=workers, sizes=rows, events=events, tz=tz, weeks=weeks, tables=tables))
     else:  # every row of the exports rejected: ledgers of nothing, the rejects say why
-        cubes = partial_cubes(conform(pd.DataFrame(columns=COLUMNS), tz=tz), weeks=weeks)
+        cubes = partial_cubes(conform(pd.DataFrame(columns=COLUMNS), tz=tz), weeks=weeks, tables=tables)
 
     def messages_streamed(phones_by_week):
         if not any(phones_by_week.values()):
@@ -284,4 +300,54 @@ def _store_source(stores: list, event_files: dict, files: list, *, engine, sched
     rejects = pd.concat([*([ingested.rejects] if ingested is not None else []), *[r.rejects for r in read]]
                         or [pd.DataFrame(columns=["file", "line", "reason", "reason_code", "record"])], ignore_index=True)
     bill = joined["bill"]
+    if vendors:
+        bill = bill[bill["vendor"].astype(str).str.lower().isin(vendors)].reset_index(drop=True)
     return Source(cubes=cubes, messages=messages_streamed, bill=bill, summary=summary, rejects=rejects, files=files)
+
+
+def compute(measures: Iterable[str], source, *, engine: str = "pandas", scheduler: str | None = None, weeks=None,
+            bill: pd.DataFrame | None = None, prices: dict[str, float] | None = None,
+            modes: dict[str, str] | None = None, **read) -> dict[str, pd.DataFrame]:
+    """Compute measures, the engine chosen at the end: each partition's partial sums,
+    merged, then each measure's finish step (:data:`analysis.ledgers.MEASURES`). Only the
+    sums the measures need are made.
+
+    Parameters
+    ----------
+    measures : names of :data:`analysis.ledgers.MEASURES`: ``quality``, ``trend``,
+        ``regions``, ``failures``, ``content``, ``billing``, ``cost``, ``alerts``.
+    source : a canonical send log in memory (one partition), the :func:`ledger_source`
+        of inputs, or inputs as it reads them (the store, exports, event files,
+        folders), streamed partition by partition.
+    engine, scheduler : where the partitions are summed (:func:`ledger_source`); a log in
+        memory is summed here.
+    weeks : ISO weeks whose detail (latency, failures, content) to keep; default all.
+    bill, prices, modes : the vendors' bills (default: the bill files among the inputs)
+        and contract terms, for ``billing`` and ``cost``.
+    **read : :func:`ledger_source`'s reading options (``tz``, ``vendor``, ``workers`` …).
+
+    Returns
+    -------
+    ``{name: DataFrame}``: each measure's frame, with the columns its finish step lists
+    (:func:`analysis.ledgers.quality_ledger`, :func:`~analysis.ledgers.failure_ledger` …).
+
+    Examples
+    --------
+    >>> compute(["quality"], log)["quality"]  # doctest: +SKIP
+    >>> compute(["quality", "failures"], ["data/interim/send_log"], engine="dask")  # doctest: +SKIP
+    """
+    from .ledgers import MEASURES, finish
+
+    names = [measures] if isinstance(measures, str) else list(measures)
+    if unknown := [n for n in names if n not in MEASURES]:
+        raise ValueError(f"no measure {', '.join(map(repr, unknown))} (measures: {', '.join(MEASURES)})")
+    tables = sorted({t for n in names for t in MEASURES[n].tables})
+    if isinstance(source, pd.DataFrame):
+        cubes = partial_cubes(source, weeks=weeks, tables=tables)
+    elif isinstance(source, Source):
+        cubes, bill = source.cubes, source.bill if bill is None else bill
+    else:
+        inputs = [source] if isinstance(source, (str, Path)) else source
+        read_from = ledger_source(inputs, engine=engine, scheduler=scheduler, weeks=weeks, tables=tables, **read)
+        cubes, bill = read_from.cubes, read_from.bill if bill is None else bill
+    return {n: finish(n, cubes, bill=bill, prices=prices, modes=modes) for n in names}

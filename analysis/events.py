@@ -324,13 +324,13 @@ def load_inputs(
     ``paths`` may hold export files, the Parquet store (``data/interim``) and folders
     (every export in them). Click, reply, complaint and bill files are recognised by
     their headers (:func:`event_kind`); everything else is read as a send log
-    (:func:`analysis.load_send_log`). With ``paths=None``, :func:`analysis.config.default_inputs`
+    (:func:`analysis.load_send_log`). With no ``paths``, :func:`analysis.config.default_inputs`
     (the store and the demo's event files). ``vendors`` keeps only those vendors' messages
     and bills; ``vendor``, ``mapping`` and ``source_tz`` are those of :func:`analysis.load_send_log`.
     """
     from .readers import load_send_log
 
-    if paths is None:
+    if not paths:
         from .config import default_inputs
 
         paths = default_inputs()

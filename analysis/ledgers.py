@@ -8,20 +8,23 @@ labels when it writes a workbook.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
 
 from .alerts import alerts_from_counts
-from .cubes import QUALITY_SUMS, Cubes, Source, partial_cubes
+from .cubes import TABLES, Cubes, Source, partial_cubes
 from .measures import (
     ALL,
     TARGET,
     arrival_from_sums,
     billing_terms,
+    bin_values,
     cost_table,
     failure_table,
     hist_quantiles,
@@ -44,13 +47,13 @@ SHEETS = ("summary", "quality", "trend", "regions", "failures", "repeat_failures
           "alerts")
 
 
-def quality_ledger(log_or_cubes, *, target: float = TARGET, baseline: int = 8) -> pd.DataFrame:
+def quality_ledger(cubes: Cubes, *, target: float = TARGET, baseline: int = 8) -> pd.DataFrame:
     """Quality monitoring (质量监测表): one row per week × vendor × carrier, with totals.
 
     Parameters
     ----------
-    log_or_cubes : canonical send log (with :func:`analysis.attach_events` columns for the
-        complaint and unsubscribe rates), or its :class:`analysis.cubes.Cubes`.
+    cubes : merged partial sums (a log's: ``compute(["quality"], log)``), their complaint
+        and unsubscribe rates from the :func:`analysis.attach_events` columns.
     target : the arrival target.
     baseline : how many earlier weeks of the group form its control limits.
 
@@ -69,12 +72,11 @@ def quality_ledger(log_or_cubes, *, target: float = TARGET, baseline: int = 8) -
       call something else "success" (:func:`vendor_success`), that figure, to reconcile
       its claim with the measured arrival.
     """
-    cubes = _cubes(log_or_cubes)
     by = ["vendor", "carrier"]
     parts = []
     for depth in range(len(by) + 1):
         keys = ["week", *by[:depth]]
-        sums = _sorted(sum_by(cubes.quality[[*keys, *QUALITY_SUMS]], keys), keys)
+        sums = _sorted(sum_by(cubes.quality[[*keys, *TABLES["quality"].sums]], keys), keys)
         for kind, prefix in (("recipient", "latency"), ("attempt", "attempt_latency")):
             hist = cubes.latency[cubes.latency["kind"].eq(kind)]
             q = hist_quantiles(hist, keys).rename(columns={"q0.5": f"{prefix}_p50_s", "q0.95": f"{prefix}_p95_s"})
@@ -104,7 +106,7 @@ def quality_ledger(log_or_cubes, *, target: float = TARGET, baseline: int = 8) -
     return q[["week", *by, *[c for c in q.columns if c not in {"week", *by}]]].reset_index(drop=True)
 
 
-def trend_table(log_or_cubes) -> pd.DataFrame:
+def trend_table(cubes: Cubes) -> pd.DataFrame:
     """Arrival per week and carrier across vendors, and in total (``carrier`` = ``All``).
 
     Returns
@@ -112,7 +114,6 @@ def trend_table(log_or_cubes) -> pd.DataFrame:
     DataFrame sorted by week and carrier: ``week``, ``carrier``, ``submitted``,
     ``delivered``, ``arrival_rate``, ``arrival_low``, ``arrival_high``.
     """
-    cubes = _cubes(log_or_cubes)
     by_carrier = sum_by(cubes.quality[["week", "carrier", "submitted", "delivered"]], ["week", "carrier"])
     total = cubes.quality.groupby("week")[["submitted", "delivered"]].sum().reset_index().assign(carrier=ALL)
     t = pd.concat([by_carrier, total], ignore_index=True)
@@ -161,7 +162,7 @@ def region_table(cubes: Cubes) -> pd.DataFrame:
     return out.assign(arrival_rate=out["delivered"] / out["submitted"], arrival_low=low, arrival_high=high)
 
 
-def failure_ledger(log_or_cubes, *, top: int = 3) -> pd.DataFrame:
+def failure_ledger(cubes: Cubes, *, top: int = 3) -> pd.DataFrame:
     """Failure tracing (问题溯源表): failures by week × carrier × province × reason.
 
     Returns
@@ -169,7 +170,6 @@ def failure_ledger(log_or_cubes, *, top: int = 3) -> pd.DataFrame:
     DataFrame, the :func:`analysis.failure_reasons` columns with ``week`` first, sorted by
     week then ``failed`` descending, plus ``share_of_week`` (of the week's failures).
     """
-    cubes = _cubes(log_or_cubes)
     by = ["week", "carrier", "province"]
     daily = cubes.daily.assign(week=iso_weeks(pd.to_datetime(cubes.daily["period"])).astype(object).to_numpy())
     submitted = sum_by(daily[[*by, "submitted"]], by)
@@ -186,14 +186,13 @@ def failure_ledger(log_or_cubes, *, top: int = 3) -> pd.DataFrame:
 USER_TRIGGERED = ("verification",)
 
 
-def content_ledger(log_or_cubes, *, min_linked: int = 30, alpha: float = 0.05) -> pd.DataFrame:
+def content_ledger(cubes: Cubes, *, min_linked: int = 30, alpha: float = 0.05) -> pd.DataFrame:
     """Content optimization (内容优化表): each template / copy variant per week.
 
     Parameters
     ----------
-    log_or_cubes : canonical send log (with the click columns of
-        :func:`analysis.attach_events` for the click and conversion figures; NaN
-        without), or its cubes.
+    cubes : merged partial sums, their click and conversion figures from the click
+        columns of :func:`analysis.attach_events` (NaN without).
     min_linked : an hour needs this many delivered messages with a link to be compared.
     alpha : significance of a best send hour, shared among the hours compared.
 
@@ -215,7 +214,6 @@ def content_ledger(log_or_cubes, *, min_linked: int = 30, alpha: float = 0.05) -
       ``min_linked``); missing when no hour does, and never for a user-triggered
       category (:data:`USER_TRIGGERED`).
     """
-    cubes = _cubes(log_or_cubes)
     keys = ["week", "template_id", "category"]
     sums = ["sent", "delivered", "blocked", "linked", "clicks", "clicked", "conversions"]
     c = _sorted(sum_by(cubes.content[[*keys, *sums]], keys), keys)
@@ -274,12 +272,84 @@ def _sorted(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     return frame.sort_values(keys, kind="stable", na_position="last").reset_index(drop=True)
 
 
-def _cubes(log_or_cubes) -> Cubes:
-    return log_or_cubes if isinstance(log_or_cubes, Cubes) else partial_cubes(log_or_cubes)
+def billing_ledger(cubes: Cubes, *, bill: pd.DataFrame | None = None, prices: dict[str, float] | None = None,
+                   modes: dict[str, str] | None = None) -> pd.DataFrame:
+    """Billing reconciliation (计费核对): per vendor × month, the segments submitted and
+    delivered, the amounts under each billing mode and the vendor's bill beside them
+    (:func:`analysis.measures.reconcile`, whose columns it returns)."""
+    return reconcile(cubes.billing, bill, prices=prices, modes=modes, currencies=vendor_currencies(cubes.currencies))
+
+
+def cost_ledger(cubes: Cubes, *, bill: pd.DataFrame | None = None, prices: dict[str, float] | None = None,
+                modes: dict[str, str] | None = None) -> pd.DataFrame:
+    """Cost per delivered message and per click, week × vendor × carrier, at the billing
+    terms the reconciliation finds (:func:`billing_ledger`): the
+    :func:`analysis.effective_cost` columns with ``week`` first."""
+    vendor_mode, price = billing_terms(billing_ledger(cubes, bill=bill, prices=prices, modes=modes),
+                                       prices=prices, modes=modes)
+    return cost_table(cubes.cost, by=["week", "vendor", "carrier"], modes=vendor_mode, prices=price,
+                      clicks=bool(cubes.events.get("clicked")), currencies=vendor_currencies(cubes.currencies))
+
+
+def latency_ledger(cubes: Cubes) -> pd.DataFrame:
+    """Latency distributions per week × vendor × carrier, from the histogram (see
+    :mod:`analysis.cubes` for its bound): what the recipient waited per original
+    (``kind`` ``recipient``) and each attempt's submission-to-receipt time (``attempt``).
+
+    Returns
+    -------
+    DataFrame sorted by the keys and ``seconds``: ``week``, ``vendor``, ``carrier``,
+    ``kind``, ``seconds`` (the bin's lower edge: whole seconds below an hour),
+    ``messages`` (delivered with a receipt time, in that bin).
+    """
+    keys = ["week", "vendor", "carrier", "kind"]
+    h = sum_by(cubes.latency[[*keys, "bin", "n"]], [*keys, "bin"])
+    h = h.assign(seconds=bin_values(h["bin"].to_numpy()), messages=h["n"].astype("int64"))
+    return _sorted(h, [*keys, "seconds"])[[*keys, "seconds", "messages"]]
+
+
+def alert_ledger(cubes: Cubes) -> pd.DataFrame:
+    """Drop alerts per day × vendor × carrier × province
+    (:func:`analysis.alerts.alerts_from_counts`, whose columns it returns)."""
+    return alerts_from_counts(cubes.daily)
+
+
+class Measure(NamedTuple):
+    """A measure, declared: the partial sums it reads (names of
+    :data:`analysis.cubes.TABLES`: each states its grain and what it sums per row) and its
+    finish step, ``finish(cubes) -> tidy frame``, over their merged sums. A ``billed``
+    measure's finish also takes the vendors' bills and contract terms (``bill=``,
+    ``prices=``, ``modes=``)."""
+
+    tables: tuple[str, ...]
+    finish: Callable[..., pd.DataFrame]
+    billed: bool = False
+
+
+#: Every measure of the ledgers, by name: :func:`analysis.compute` finishes them over a
+#: log in memory (one partition), a store streamed or a Dask cluster alike.
+MEASURES = {
+    "quality": Measure(("quality", "latency"), quality_ledger),
+    "latency": Measure(("latency",), latency_ledger),
+    "trend": Measure(("quality",), trend_table),
+    "regions": Measure(("daily",), region_table),
+    "failures": Measure(("daily", "failures"), failure_ledger),
+    "content": Measure(("content", "texts"), content_ledger),
+    "billing": Measure(("billing", "currencies"), billing_ledger, billed=True),
+    "cost": Measure(("billing", "cost", "currencies"), cost_ledger, billed=True),
+    "alerts": Measure(("daily",), alert_ledger),
+}
+
+
+def finish(name: str, cubes: Cubes, *, bill: pd.DataFrame | None = None, prices: dict | None = None,
+           modes: dict | None = None) -> pd.DataFrame:
+    """The measure ``name`` of :data:`MEASURES` over merged cubes."""
+    measure = MEASURES[name]
+    return measure.finish(cubes, bill=bill, prices=prices, modes=modes) if measure.billed else measure.finish(cubes)
 
 
 def weekly_ledgers(
-    log: pd.DataFrame,
+    source,
     week: str,
     *,
     bill: pd.DataFrame | None = None,
@@ -292,27 +362,30 @@ def weekly_ledgers(
 
     Parameters
     ----------
-    log : the whole send log available (earlier weeks give the baselines), with
+    source : the inputs' :func:`analysis.ledger_source` (the store streamed, or exports),
+        or a whole send log in memory (earlier weeks give the baselines), with
         :func:`analysis.attach_events` columns when there are events.
     week : ISO week, ``"2025-W18"``.
-    bill : vendor bills, for the billing sheet.
-    accounting : per-input row accounting (``LoadResult.summary``).
+    bill : vendor bills, for the billing sheet (a source brings its own).
+    accounting : per-input row accounting (``LoadResult.summary``; a source brings its own).
     prices, modes : contract prices and billing modes per vendor.
-    inputs : the input paths, recorded on the summary sheet.
+    inputs : the input paths, recorded on the summary sheet (a source brings its own).
 
     Returns
     -------
     dict with keys :data:`SHEETS`: ``summary`` (row accounting per input; the period,
-    version and inputs in ``attrs``), ``quality``, ``trend`` (arrival per carrier, all
-    vendors, and in total, for every week up to this one), ``failures``,
-    ``repeat_failures`` (numbers failing at least twice in the week, unmasked),
-    ``content``, ``billing`` (the months the week touches), ``cost`` (the week's cost per
-    delivered message and per click, vendor × carrier: :func:`analysis.effective_cost`),
-    ``alerts`` (drops that started or lasted in the week).
+    version, inputs and the week's and all weeks' messages in ``attrs``), ``quality``,
+    ``trend`` (arrival per carrier, all vendors, and in total, for every week up to this
+    one), ``failures``, ``repeat_failures`` (numbers failing at least twice in the week,
+    unmasked), ``content``, ``billing`` (the months the week touches), ``cost`` (the
+    week's cost per delivered message and per click, vendor × carrier:
+    :func:`analysis.effective_cost`), ``alerts`` (drops that started or lasted in the week).
     """
-    source = Source(cubes=partial_cubes(log), messages=lambda phones: sends_per_phone(log, phones),
-                    bill=bill if bill is not None else pd.DataFrame(), summary=accounting if accounting is not None
-                    else pd.DataFrame(), rejects=pd.DataFrame(), files=list(inputs))
+    if isinstance(source, pd.DataFrame):
+        log = source
+        source = Source(cubes=partial_cubes(log), messages=lambda phones: sends_per_phone(log, phones),
+                        bill=bill if bill is not None else pd.DataFrame(), summary=accounting if accounting is not None
+                        else pd.DataFrame(), rejects=pd.DataFrame(), files=list(inputs))
     return ledgers_of(source, [week], prices=prices, modes=modes)[week]
 
 
@@ -349,7 +422,7 @@ def ledgers_of(source, weeks=None, *, prices: dict | None = None, modes: dict | 
     from .workers import background
 
     # the alerts, the slowest sheet, on a worker process (when there is one) meanwhile
-    alerts = background(alerts_from_counts, source.cubes.daily)
+    alerts = background(alert_ledger, source.cubes)
     failed = source.cubes.failed
     # the repeat-failure list's second, narrow pass: sends to the week's failing phones
     messages = source.messages({w: repeat_candidates(failed[failed["week"].eq(w)]) for w in weeks})
@@ -373,24 +446,14 @@ def ledger_tables(
     from .workers import background
 
     # the alerts, the slowest sheet, on a worker process (when there is one) meanwhile
-    pending = alerts or background(alerts_from_counts, cubes.daily)
-    billing = reconcile(cubes.billing, bill, prices=prices, modes=modes, currencies=vendor_currencies(cubes.currencies))
-    vendor_mode, price = billing_terms(billing, prices=prices, modes=modes)
-    tables = {
-        "quality": quality_ledger(cubes),
-        "trend": trend_table(cubes),
-        "failures": failure_ledger(cubes),
-        "content": content_ledger(cubes),
-        "regions": region_table(cubes),
-    }
+    pending = alerts or background(alert_ledger, cubes)
+    tables = {name: finish(name, cubes, bill=bill, prices=prices, modes=modes) for name in MEASURES
+              if name not in ("alerts", "latency")}
     alerts = pending.result()
     return {
         **tables,
-        "billing": billing,
         "alerts": alerts.assign(_week=iso_weeks(pd.to_datetime(alerts["period"])).astype(object).to_numpy()),
         "alert_rules": alerts.attrs.get("rules", {}),
-        "terms": (vendor_mode, price),
-        "currencies": vendor_currencies(cubes.currencies),
     }
 
 
@@ -418,13 +481,13 @@ def ledgers_from_cubes(
     start = datetime.strptime(f"{week}-1", "%G-W%V-%u").date()
     end = datetime.strptime(f"{week}-7", "%G-W%V-%u").date()
     months = sorted({start.strftime("%Y-%m"), end.strftime("%Y-%m")})
-    vendor_mode, price = tables["terms"]
     summary = _accounting(accounting)
     summary.attrs = {
         "week": week,
         "start": start.isoformat(),
         "end": end.isoformat(),
         "messages": int(cubes.quality.loc[cubes.quality["week"].eq(week), "submitted"].sum()),
+        "messages_total": int(cubes.quality["submitted"].sum()),
         "inputs": "; ".join(Path(str(p)).name for p in inputs),
         "generated": datetime.now(ZoneInfo(DEFAULT_TZ)).strftime("%Y-%m-%d %H:%M"),  # the log's zone
         "time_zone": DEFAULT_TZ,
@@ -433,7 +496,6 @@ def ledgers_from_cubes(
     }
     trend, billing, alerts = tables["trend"], tables["billing"], tables["alerts"]
     failed = cubes.failed[cubes.failed["week"].eq(week)].drop(columns="week")
-    cost = cubes.cost[cubes.cost["week"].eq(week)]
     return {
         "summary": summary,
         "quality": _only(tables["quality"], week),
@@ -443,8 +505,7 @@ def ledgers_from_cubes(
         "content": _only(tables["content"], week),
         "regions": _only(tables["regions"], week),
         "billing": billing[billing["month"].isin(months)].reset_index(drop=True),
-        "cost": cost_table(cost, by=["vendor", "carrier"], modes=vendor_mode, prices=price,
-                           clicks=bool(cubes.events.get("clicked")), currencies=tables["currencies"]),
+        "cost": _only(tables["cost"], week).drop(columns="week"),
         "alerts": alerts[alerts["_week"].eq(week)].drop(columns="_week").reset_index(drop=True),
     }
 

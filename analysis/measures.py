@@ -421,8 +421,8 @@ def row_flags(log: pd.DataFrame) -> dict[str, np.ndarray]:
     -------
     dict of arrays aligned with ``log``:
 
-    * ``ok``: delivered; ``final``: not pending;
-    * ``original``: an original message (not a resend); ``first_ok``: an original
+    * ``delivered``; ``final``: not pending;
+    * ``originals``: an original message (not a resend); ``first_ok``: an original
       delivered on its first attempt; ``any_ok``: an original delivered on any attempt of
       its resend chain (:func:`resend_chains`);
     * ``latency``: seconds from this attempt's submission to its receipt (delivered,
@@ -452,7 +452,7 @@ def row_flags(log: pd.DataFrame) -> dict[str, np.ndarray]:
     np.minimum.at(first_done, chain[resent], done[resent])
     recipient = np.where(original & np.isfinite(first_done), (first_done - submit) / 1000, np.nan)
     return {
-        "ok": ok, "final": final, "original": original, "first_ok": original & ok, "any_ok": original & rescued,
+        "delivered": ok, "final": final, "originals": original, "first_ok": original & ok, "any_ok": original & rescued,
         "latency": latency, "attempt_timed": timed_ok, "attempt_fast": timed_ok & (latency <= FAST_SECONDS),
         "recipient_latency": recipient,
         "timed": original & (np.isfinite(recipient) | (~rescued & ~waiting)),
@@ -612,7 +612,7 @@ def _aggregate(work: pd.DataFrame, by: list[str], *, exact: bool = False) -> pd.
     integer group ids (quantiles of groups with a missing key do not align on a MultiIndex)."""
     gid = _grouped(work, by).ngroup().to_numpy()
     g = work.groupby(gid, sort=True)
-    sums = g[FLAG_SUMS].sum()
+    sums = g[ARRIVAL_SUMS].sum()
     sums.insert(0, "submitted", g.size())
     for column, prefix in (("recipient_latency", "latency"), ("latency", "attempt_latency")):
         if exact:
@@ -628,17 +628,18 @@ def _aggregate(work: pd.DataFrame, by: list[str], *, exact: bool = False) -> pd.
         first = ~pd.Series(gid).duplicated().to_numpy()
         keys = work.loc[first, by].set_axis(gid[first])
         sums = pd.concat([keys, sums], axis=1)
-    return sums.rename(columns={"ok": "delivered", "original": "originals"}).reset_index(drop=True)
+    return sums.reset_index(drop=True)
 
 
-#: The row flags that are summed per group (see :func:`row_flags`).
-FLAG_SUMS = ["ok", "final", "original", "first_ok", "any_ok", "timed", "fast", "attempt_timed", "attempt_fast",
-             "complained", "unsubscribed"]
+#: What the arrival measure sums per group besides the rows (``submitted``): the row
+#: flags of :func:`row_flags` and the event flags of :func:`analysis.attach_events`.
+ARRIVAL_SUMS = ["delivered", "final", "originals", "first_ok", "any_ok", "timed", "fast", "attempt_timed",
+                "attempt_fast", "complained", "unsubscribed"]
 
 
 def arrival_from_sums(out: pd.DataFrame, by: list[str], *, events: dict[str, bool]) -> pd.DataFrame:
     """The :func:`arrival_rates` columns from summed row flags (``submitted``,
-    ``delivered``, ``originals`` and the others of :data:`FLAG_SUMS`, with the latency
+    and the others of :data:`ARRIVAL_SUMS`, with the latency
     percentiles): the one finish step of the in-memory measure and the ledgers' partial
     aggregates alike. ``events``: whether complaints and unsubscribes were joined."""
     n = out["submitted"].to_numpy(dtype=float)

@@ -423,18 +423,22 @@ def plot_failure_pareto(failures: pd.DataFrame, *, lang: str = "zh", ax=None):
     return ax
 
 
-def plot_latency_ecdf(log: pd.DataFrame, *, by: str = "vendor", lang: str = "zh", ax=None):
-    """Empirical distribution of delivered messages' latency per group, log scale, with
-    the 10-minute line."""
-    ax = _ax(ax)
-    from .measures import latency_seconds
+def plot_latency_ecdf(latency: pd.DataFrame, *, by: str = "vendor", kind: str = "attempt", lang: str = "zh",
+                      ax=None):
+    """Cumulative share of delivered messages by latency per group, log scale, with the
+    10-minute line.
 
-    seconds = pd.Series(latency_seconds(log), index=log.index)
-    for key, s in seconds.groupby(log[by].astype(object), sort=True):
-        v = np.sort(s.dropna().clip(lower=0.5).to_numpy())
-        if len(v):
-            ax.step(v, np.arange(1, len(v) + 1) / len(v), where="post", color=color_of(key),
-                    label=label(key, lang))
+    ``latency``: the ``latency`` measure (``compute(["latency"], source)["latency"]``,
+    one week of it for a week's view); ``kind``: ``attempt`` (each attempt's
+    submission to receipt) or ``recipient`` (what the recipient waited, across resends).
+    """
+    ax = _ax(ax)
+    rows = latency[latency["kind"].eq(kind)]
+    counts = rows.groupby([rows[by].astype(object), "seconds"], sort=True)["messages"].sum()
+    for key, n in counts.groupby(level=0, sort=True):
+        if n.sum():
+            seconds = np.clip(n.index.get_level_values("seconds").to_numpy(dtype=float), 0.5, None)
+            ax.step(seconds, n.cumsum().to_numpy() / n.sum(), where="post", color=color_of(key), label=label(key, lang))
     ax.axvline(600, color="#d62728", linestyle="--", linewidth=1, label=_title("ten_min", lang))
     ax.set_xscale("log")
     ticks = [t for t in LATENCY_TICKS if t[0] <= max(ax.get_xlim()[1], 600)]

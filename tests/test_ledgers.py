@@ -6,9 +6,25 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import make_log
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from analysis import content_ledger, failure_ledger, quality_ledger, weekly_ledgers
+from analysis import compute, weekly_ledgers
+from analysis.cubes import merge_cubes, partial_cubes
+from analysis.ledgers import MEASURES, finish
 from analysis.measures import ALL
+
+
+def _quality(log):
+    return compute(["quality"], log)["quality"]
+
+
+def _failure(log):
+    return compute(["failures"], log)["failures"]
+
+
+def _content(log):
+    return compute(["content"], log)["content"]
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +41,7 @@ def two_weeks():
 
 
 def test_quality_totals_changes_and_limits(two_weeks):
-    q = quality_ledger(two_weeks)
+    q = _quality(two_weeks)
     assert list(q.columns[:3]) == ["week", "vendor", "carrier"]
     w19 = q[q["week"].eq("2025-W19")].set_index(["vendor", "carrier"])
     total = w19.loc[(ALL, ALL)]
@@ -42,7 +58,7 @@ def test_quality_totals_changes_and_limits(two_weeks):
 
 
 def test_failure_ledger_shares(two_weeks):
-    f = failure_ledger(two_weeks)
+    f = _failure(two_weeks)
     w19 = f[f["week"].eq("2025-W19")]
     assert w19["failed"].tolist() == [3]  # China Mobile unreachable; Unicom had none
     assert w19["share_of_week"].tolist() == [1.0]
@@ -50,7 +66,7 @@ def test_failure_ledger_shares(two_weeks):
 
 
 def test_content_ledger_without_clicks(two_weeks):
-    c = content_ledger(two_weeks)
+    c = _content(two_weeks)
     assert c.groupby("week")["sent"].sum().tolist() == [15, 15]
     assert c["click_through_rate"].isna().all()
 
@@ -63,7 +79,7 @@ def test_each_vendors_own_success_beside_the_measured_arrival():
              for _ in range(n)]
     rows += [{"vendor": "twilio", "status": s} for s, n in (("delivered", 5), ("pending", 3), ("failed", 2))
              for _ in range(n)]
-    q = quality_ledger(make_log(rows))
+    q = _quality(make_log(rows))
     q = q[q["carrier"].eq(ALL) & q["vendor"].ne(ALL)].set_index("vendor")
     assert q.loc["tencent", "vendor_definition"] == "submission_success"
     assert q.loc["tencent", "vendor_success_rate"] == pytest.approx(9 / 10)   # accepted / submitted
@@ -83,7 +99,7 @@ def test_click_through_counts_only_messages_with_a_link():
     rows = [{"template_id": "M1", "category": "marketing", "content": link, "clicked": i < 10} for i in range(50)]
     rows += [{"template_id": "M1", "category": "marketing", "content": plain} for _ in range(50)]
     rows += [{"template_id": "V1", "category": "verification", "content": "【商城】验证码123456"} for _ in range(20)]
-    c = content_ledger(_clicks(rows)).set_index("template_id")
+    c = _content(_clicks(rows)).set_index("template_id")
     assert c.loc["M1", "linked"] == 50 and c.loc["M1", "click_through_rate"] == pytest.approx(10 / 50)
     assert c.loc["V1", "linked"] == 0 and pd.isna(c.loc["V1", "click_through_rate"])
 
@@ -100,7 +116,7 @@ def test_a_best_send_hour_only_when_it_beats_the_others_significantly():
     clear = hours({10: 0.08, 12: 0.08, 15: 0.20, 18: 0.08})
     noise = hours({10: 0.09, 12: 0.10, 15: 0.11, 18: 0.09}, template="M2")
     codes = hours({10: 0.0, 12: 0.0, 15: 0.05, 18: 0.0}, category="verification", template="V1")
-    c = content_ledger(_clicks(clear + noise + codes)).set_index("template_id")
+    c = _content(_clicks(clear + noise + codes)).set_index("template_id")
     assert c.loc["M1", "best_send_hour"] == 15 and c.loc["M1", "best_hour_rate"] == pytest.approx(0.20)
     # the same decision by hand: 15:00 against the other hours pooled, one-sided, alpha / 4 hours
     z = (0.20 - 0.08) / np.sqrt(0.11 * 0.89 * (1 / 200 + 1 / 600))
@@ -112,7 +128,7 @@ def test_a_best_send_hour_only_when_it_beats_the_others_significantly():
 def test_best_send_hours_on_the_demo_sit_near_the_true_peak(demo_inputs):
     from analysis.simulation import CLICK_BY_HOUR
 
-    c = content_ledger(demo_inputs.log)
+    c = _content(demo_inputs.log)
     named = c.dropna(subset=["best_send_hour"])
     assert not named["category"].astype(str).eq("verification").any()
     # every hour named clicks at least 80% as well as the true best hour (15:00)
@@ -198,3 +214,65 @@ def test_the_exports_own_prices_feed_billing_and_cost(fixtures):
     assert cost["cost"].sum() == pytest.approx(by_hand)
     delivered = raw[raw["DeliveryStatus"].str.contains("accepted")]["MessageId"].nunique()
     assert cost["cost_per_delivered"].iloc[0] == pytest.approx(by_hand / delivered)
+
+
+@settings(max_examples=4, deadline=None)
+@given(parts=st.integers(2, 5), seed=st.integers(0, 2**32 - 1))
+def test_every_measure_of_merged_partitions_equals_the_whole(demo_inputs, parts, seed):
+    """Split the log at random into partitions (each phone's messages through a vendor in
+    one, as in the store): every measure finished over the partitions' merged sums equals
+    the measure of the whole log in memory, column by column."""
+    log = demo_inputs.log.drop(columns=["unsubscribed"])  # replies join by phone across vendors
+    group = log.groupby([log["vendor"].astype(str), log["phone"].astype(str)], sort=False).ngroup().to_numpy()
+    where = np.random.default_rng(seed).integers(0, parts, group.max() + 1)[group]
+    whole = compute(list(MEASURES), log, bill=demo_inputs.bill)
+    merged = merge_cubes([partial_cubes(log[where == i].reset_index(drop=True)) for i in range(parts)
+                          if (where == i).any()])
+    assert set(whole) == set(MEASURES)
+    for name, frame in whole.items():
+        assert len(frame), name  # the demo has rows for every measure: the comparison is not of empties
+        pd.testing.assert_frame_equal(finish(name, merged, bill=demo_inputs.bill), frame, check_dtype=False, obj=name)
+
+
+def test_compute_makes_only_the_sums_its_measures_need(two_weeks):
+    """``compute`` names its measures; a measure it was not asked for is not made, and an
+    unknown one is refused by name."""
+    out = compute(["trend"], two_weeks)
+    assert list(out) == ["trend"]
+    cubes = partial_cubes(two_weeks, tables=MEASURES["trend"].tables)
+    assert len(cubes.quality) and cubes.latency.empty and cubes.failures.empty and cubes.failed.empty
+    with pytest.raises(ValueError, match="no measure 'arrival'"):
+        compute(["arrival"], two_weeks)
+
+
+def test_latency_measure_counts_each_delivered_attempt_in_its_second():
+    """Hand count: delivered attempts land in whole-second bins below an hour (above it,
+    a bin 1% wide starts at most 1% below the latency); failed and receipt-less ones in
+    none."""
+    rows = [{"latency": s} for s in (5, 5, 30, 599, 601, 4000)]
+    rows += [{"status": "failed", "latency": 9}, {"latency": None}]
+    out = compute(["latency"], make_log(rows))["latency"]
+    attempt = out[out["kind"].eq("attempt")]
+    assert attempt["messages"].sum() == 6
+    assert attempt.set_index("seconds")["messages"].loc[[5, 30, 599, 601]].tolist() == [2, 1, 1, 1]
+    top = attempt["seconds"].max()
+    assert 4000 / 1.01 <= top <= 4000
+    # the recipient's wait: the same six originals (no resends here)
+    assert out[out["kind"].eq("recipient")]["messages"].sum() == 6
+
+
+def test_latency_measure_on_the_demo_matches_the_row_latencies(demo_inputs):
+    """A second path: each vendor's delivered attempts with a receipt time, and those
+    within 10 minutes, counted from the rows' own latencies, equal the histogram's."""
+    from analysis.measures import latency_seconds
+
+    log = demo_inputs.log
+    seconds = pd.Series(latency_seconds(log)).set_axis(log["vendor"].astype(str).to_numpy())
+    out = compute(["latency"], log)["latency"]
+    attempt = out[out["kind"].eq("attempt")].assign(vendor=lambda d: d["vendor"].astype(str))
+    timed = attempt.groupby("vendor")["messages"].sum()
+    fast = attempt[attempt["seconds"].le(600)].groupby("vendor")["messages"].sum()
+    assert timed.to_dict() == seconds.dropna().groupby(level=0).size().to_dict()
+    whole = (seconds.dropna() % 1 == 0).all()
+    assert whole  # the demo's receipts are whole seconds: the bins are exact
+    assert fast.to_dict() == seconds[seconds.le(600)].groupby(level=0).size().to_dict()

@@ -16,6 +16,7 @@ from analysis import (
     billing_reconciliation,
     click_through_lift,
     click_through_rates,
+    compute,
     effective_cost,
     failure_reasons,
     peak_variance,
@@ -175,15 +176,13 @@ def test_arrival_rates_equal_the_ledgers_with_millisecond_receipts(demo_inputs):
     """With receipt times to the millisecond, the in-memory measure and the quality ledger
     (partial aggregates) agree column by column, p50 and p95 included; ``exact=True``
     gives the latencies' own percentiles, within the histogram's stated bound above."""
-    from analysis.ledgers import quality_ledger
-
     log = demo_inputs.log.copy()
     ms = pd.to_timedelta(np.random.default_rng(3).integers(0, 1000, len(log)), unit="ms")
     log["done_time"] = log["done_time"] + ms
     keys = ["week", "vendor", "carrier"]
     ours = arrival_rates(log, by=keys)
     ours = ours.astype({k: object for k in keys}).set_index(keys)
-    ledger = quality_ledger(log)
+    ledger = compute(["quality"], log)["quality"]
     ledger = ledger[(ledger["vendor"] != "All") & (ledger["carrier"] != "All")].set_index(keys).loc[ours.index]
     shared = [c for c in ours.columns if c in ledger.columns]
     assert {"latency_p50_s", "latency_p95_s", "attempt_latency_p95_s", "first_attempt_rate"} <= set(shared)
