@@ -38,7 +38,6 @@ _MODULES = {
         "repeat_failures",
         "resend_honesty",
         "round_spread",
-        "wilson_interval",
         "with_rounds",
     ],
     "alerts": ["drop_alerts"],
@@ -62,6 +61,7 @@ _MODULES = {
     "report": ["cannot_show", "heading", "say"],
     "schema": ["COLUMNS", "FAILURE_REASONS", "LABELS", "STATUSES", "label"],
     "simulation": ["simulate", "simulate_trial"],
+    "stats": ["two_proportion_test", "wilson_interval"],
     "store": ["read_store", "write_store"],
     "trial": ["customer_concentration", "load_trial", "plan_trial", "trial_scorecard"],
 }

@@ -45,9 +45,9 @@ from .measures import (
     sum_by,
     traffic_of,
     trailing_sum,
-    two_proportion_test,
     with_keys,
 )
+from .stats import binom_cdf, binom_ppf, two_proportion_test
 
 #: Periods between a drift's days and the CUSUM's reference (which they would lower).
 DRIFT_LAG = 7
@@ -240,7 +240,7 @@ def _tested(counts: pd.DataFrame, by: list[str], *, family: pd.Series | None = N
         tested = (n >= least) & np.isfinite(p0) & (p0 > 0)
         with np.errstate(invalid="ignore", divide="ignore"):
             p_value = np.full(len(n), np.nan)
-            p_value[tested] = _binom_cdf(k[tested], n[tested], p0[tested])
+            p_value[tested] = binom_cdf(k[tested], n[tested], p0[tested])
             diff = 100 * (k / n - p0)
         q_value = _bh(p_value, periods["period"].to_numpy(), family)
         pchart = tested & (q_value <= fdr) & (diff <= -min_drop_pp)
@@ -257,7 +257,7 @@ def _tested(counts: pd.DataFrame, by: list[str], *, family: pd.Series | None = N
     drift = tested & (cusum > cusum_h)
     alarm = pchart | drift
     low = np.full(len(n), np.nan)  # the control limit, shown with each alarm (the slow inverse: only there)
-    low[alarm] = _binom_ppf(ALPHA, n[alarm], p0[alarm]) / n[alarm]
+    low[alarm] = binom_ppf(ALPHA, n[alarm], p0[alarm]) / n[alarm]
     periods = periods.assign(p_value=p_value, q_value=q_value, control_low=low, cusum=cusum, began=began,
                              diff_pp=diff, _alarm=alarm,
                              detector=np.select([pchart & drift, pchart, drift], ["both", "p-chart", "cusum"], ""))
@@ -422,19 +422,3 @@ def _run_start(periods: pd.DataFrame, keys: list[str], alarm: np.ndarray) -> np.
     run = np.cumsum(first) - 1
     starts = began[first]
     return np.where(alarm & (run >= 0), starts[np.maximum(run, 0)] if len(starts) else began, began)
-
-
-# scipy.stats.binom's cdf and ppf from scipy.special (scipy.stats takes half a second to import)
-def _binom_cdf(k: np.ndarray, n: np.ndarray, p: np.ndarray) -> np.ndarray:
-    from scipy import special
-
-    return special.bdtr(k.astype(np.int64), n.astype(np.int64), p)
-
-
-def _binom_ppf(q: float, n: np.ndarray, p: np.ndarray) -> np.ndarray:
-    from scipy import special
-
-    n = n.astype(np.int64)
-    k = np.ceil(special.bdtrik(q, n, p))
-    below = np.maximum(k - 1, 0)
-    return np.where(special.bdtr(below.astype(np.int64), n, p) >= q, below, k)

@@ -36,11 +36,10 @@ from .measures import (
     sends_per_phone,
     sum_by,
     trailing_sum,
-    two_proportion_test,
     vendor_currencies,
-    wilson_interval,
 )
 from .schema import DEFAULT_TZ
+from .stats import two_proportion_test, wilson_interval
 
 #: Sheets of a ledger workbook, in order.
 SHEETS = ("summary", "quality", "trend", "regions", "failures", "repeat_failures", "content", "billing", "cost",

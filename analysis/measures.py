@@ -17,18 +17,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from statistics import NormalDist
 from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 
 from .schema import STRING
+from .stats import critical_z, two_proportion_test, wilson_interval
 
 #: The arrival target the ledgers and the trial check against.
 TARGET = 0.98
-#: z for a two-sided 95% interval.
-Z95 = NormalDist().inv_cdf(0.975)
 TIME_KEYS = ("week", "month", "day", "hour", "weekday", "period")
 FINAL_FAILURES = ("failed", "expired", "rejected", "unknown")
 #: Marker of a total row in a ledger (``合计`` / ``All`` on display).
@@ -36,50 +34,6 @@ ALL = "All"
 DAY_NS = 86_400 * 10**9
 HOUR_NS = 3_600 * 10**9
 NAT = np.iinfo(np.int64).min
-
-
-def wilson_interval(k, n, *, z: float = Z95) -> tuple[np.ndarray, np.ndarray]:
-    """Wilson score interval of ``k`` successes in ``n`` trials (vectorised).
-
-    Returns ``(low, high)`` as float arrays; NaN where ``n`` is 0.
-
-    Examples
-    --------
-    >>> low, high = wilson_interval(10, 10)
-    >>> round(float(low), 3), float(high)
-    (0.722, 1.0)
-    """
-    k = np.asarray(k, dtype=float)
-    n = np.asarray(n, dtype=float)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        p = k / n
-        denom = 1 + z**2 / n
-        centre = (p + z**2 / (2 * n)) / denom
-        half = z * np.sqrt(p * (1 - p) / n + z**2 / (4 * n**2)) / denom
-    # the bounds are exactly 0 and 1 at the edges (no rounding crumbs)
-    low = np.where(n > 0, np.where(k <= 0, 0.0, np.clip(centre - half, 0, 1)), np.nan)
-    high = np.where(n > 0, np.where(k >= n, 1.0, np.clip(centre + half, 0, 1)), np.nan)
-    return low, high
-
-
-def two_proportion_test(k1, n1, k2, n2) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Pooled two-proportion z-test of ``k1/n1`` against ``k2/n2`` (vectorised).
-
-    Returns ``(z, p_value, cohens_h)``; ``cohens_h`` = 2·asin√p1 − 2·asin√p2 is the effect
-    size (0.2 small, 0.5 medium, 0.8 large).
-    """
-    from scipy import special
-
-    k1, n1, k2, n2 = (np.asarray(x, dtype=float) for x in (k1, n1, k2, n2))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        p1, p2 = k1 / n1, k2 / n2
-        pooled = (k1 + k2) / (n1 + n2)
-        se = np.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2))
-        z = np.where(se > 0, (p1 - p2) / se, 0.0)
-        p_value = 2 * special.ndtr(-np.abs(z))
-        h = 2 * np.arcsin(np.sqrt(p1)) - 2 * np.arcsin(np.sqrt(p2))
-    bad = (n1 == 0) | (n2 == 0)
-    return np.where(bad, np.nan, z), np.where(bad, np.nan, p_value), np.where(bad, np.nan, h)
 
 
 # --------------------------------------------------------------------------- keys
@@ -1038,11 +992,12 @@ def click_through_lift(log: pd.DataFrame, a=15, b=20, *, by: Sequence[str] = ())
         ra, rb = ka / na, kb / nb
         se = np.sqrt(1 / ka - 1 / na + 1 / kb - 1 / nb)
         ratio = ra / rb
-        _, p, _ = two_proportion_test(ka, na, kb, nb)
+        p = two_proportion_test(ka, na, kb, nb).pvalue
+        z = critical_z()
         out = pd.DataFrame({
             "hour_a": _hours_text(a), "linked_a": na.astype(int), "click_through_a": ra,
             "hour_b": _hours_text(b), "linked_b": nb.astype(int), "click_through_b": rb,
-            "lift": ratio - 1, "lift_low": ratio * np.exp(-Z95 * se) - 1, "lift_high": ratio * np.exp(Z95 * se) - 1,
+            "lift": ratio - 1, "lift_low": ratio * np.exp(-z * se) - 1, "lift_high": ratio * np.exp(z * se) - 1,
             "p_value": p,
         }, index=wide.index)
     return out.reset_index() if by else out.reset_index(drop=True)

@@ -28,9 +28,9 @@ from .measures import (
     arrival_rates,
     peak_windows,
     row_flags,
-    wilson_interval,
     with_rounds,
 )
+from .stats import wilson_interval
 
 STAGES = ("basic", "stress", "scenario")
 BASIC_CARRIERS = ("China Mobile", "China Unicom", "China Telecom", "Virtual")
@@ -53,24 +53,23 @@ def messages_needed(threshold: float = TARGET, *, rate: float = 1.0, confidence:
     """
     if rate <= threshold:
         return math.inf
-    z = float(special.ndtri(0.5 + confidence / 2))
+    ci = 1 - confidence  # the intervals' significance level
     lo, hi = 1, 1
-    while _lower(rate, hi, z) < threshold:
+    while _lower(rate, hi, ci) < threshold:
         lo, hi = hi, hi * 2
         if hi > 10**9:
             return math.inf
     while lo < hi:  # the bound rises with n at a fixed rate: bisect
         mid = (lo + hi) // 2
-        if _lower(rate, mid, z) >= threshold:
+        if _lower(rate, mid, ci) >= threshold:
             hi = mid
         else:
             lo = mid + 1
     return lo
 
 
-def _lower(rate: float, n: int, z: float) -> float:
-    low, _ = wilson_interval(rate * n, n, z=z)
-    return float(low)
+def _lower(rate: float, n: int, alpha: float) -> float:
+    return float(wilson_interval(rate * n, n, alpha=alpha).low)
 
 
 def plan_trial(
@@ -253,15 +252,15 @@ def trial_scorecard(
     per round, that would make an insufficient verdict conclusive; missing when no sample
     can), ``note`` (what was measured, in ``lang``).
     """
-    z = float(special.ndtri(0.5 + confidence / 2))
+    ci = 1 - confidence  # the intervals' significance level
     stage = trial_stages(log)
     rows: list[dict] = []
     for vendor, part in log.groupby(log["vendor"].astype(str), sort=True):
         st = stage.loc[part.index]
-        rows += _basic(vendor, part[st.eq("basic").to_numpy()], threshold, within, min_numbers, z, lang)
+        rows += _basic(vendor, part[st.eq("basic").to_numpy()], threshold, within, min_numbers, ci, lang)
         rows += _stress(vendor, part[st.eq("stress").to_numpy()], max_spread_pp, min_rounds, latency_factor, alpha,
                         power, lang)
-        rows += _scenario(vendor, part[st.ne("stress").to_numpy()], threshold, margin_pp, alpha, z, lang)
+        rows += _scenario(vendor, part[st.ne("stress").to_numpy()], threshold, margin_pp, alpha, ci, lang)
         rows += _resend(vendor, part, max_resend_gap, lang)
     return pd.DataFrame(rows, columns=COLUMNS)
 
@@ -279,7 +278,7 @@ def _first_attempt(part: pd.DataFrame, by: list[str]) -> pd.DataFrame:
     return r.assign(first_ok=(r["first_attempt_rate"] * r["originals"]).round().fillna(0).astype(int))
 
 
-def _basic(vendor, part, threshold, within, min_numbers, z, lang) -> list[dict]:
+def _basic(vendor, part, threshold, within, min_numbers, ci, lang) -> list[dict]:
     numbers = int(part["phone"].nunique())
     carriers = part["carrier"].astype(object).dropna().astype(str)
     covered = {c for c in BASIC_CARRIERS if c != "Virtual" and c in set(carriers)}
@@ -310,13 +309,13 @@ def _basic(vendor, part, threshold, within, min_numbers, z, lang) -> list[dict]:
                          _note("no_messages", lang), needed=messages_needed(threshold, rate=1.0)))
         return rows
     r = _first_attempt(part, []).iloc[0]
-    rows.append(_rate_verdict(vendor, "basic", "arrival", int(r["first_ok"]), int(r["originals"]), threshold, z,
+    rows.append(_rate_verdict(vendor, "basic", "arrival", int(r["first_ok"]), int(r["originals"]), threshold, ci,
                               lang, after=float(r["after_resend_rate"])))
     return rows
 
 
-def _rate_verdict(vendor, stage, criterion, k, n, threshold, z, lang, *, after) -> dict:
-    low, high = (float(x) for x in wilson_interval(k, n, z=z))
+def _rate_verdict(vendor, stage, criterion, k, n, threshold, ci, lang, *, after) -> dict:
+    low, high = (float(x) for x in wilson_interval(k, n, alpha=ci))
     rate = k / n
     note = _note("arrival", lang, k=k, n=n, rate=rate, low=low, high=high, after=after)
     needed = np.nan
@@ -326,7 +325,7 @@ def _rate_verdict(vendor, stage, criterion, k, n, threshold, z, lang, *, after) 
         verdict = "fail"
     else:
         verdict = "insufficient"
-        needed = messages_needed(threshold, rate=rate, confidence=2 * special.ndtr(z) - 1)
+        needed = messages_needed(threshold, rate=rate, confidence=1 - ci)
         note += _note("needed", lang, threshold=threshold, needed=int(needed)) if np.isfinite(needed) \
             else _note("never", lang, rate=rate, threshold=threshold)
     return _row(vendor, stage, criterion, rate, threshold, "rate", verdict, note, messages=n, low=low, high=high,
@@ -401,7 +400,7 @@ def _p_text(p: float) -> str:
     return "—" if not np.isfinite(p) else "< 0.001" if p < 0.001 else f"{p:.3f}"
 
 
-def _scenario(vendor, part, threshold, margin_pp, alpha, z, lang) -> list[dict]:
+def _scenario(vendor, part, threshold, margin_pp, alpha, ci, lang) -> list[dict]:
     cats = part.assign(category=part["category"].astype(object))
     cats = cats[cats["category"].isin(SCENARIOS).to_numpy()]
     r = _first_attempt(cats, ["category"]) if len(cats) else pd.DataFrame(columns=["category", "originals", "first_ok"])
@@ -422,7 +421,7 @@ def _scenario(vendor, part, threshold, margin_pp, alpha, z, lang) -> list[dict]:
     z90, z95 = float(special.ndtri(1 - alpha)), float(special.ndtri(1 - alpha / 2))
     equivalent = (diff - z90 * se > -margin) & (diff + z90 * se < margin)  # two one-sided tests
     apart = (diff + z95 * se < -margin) | (diff - z95 * se > margin)
-    _, high = wilson_interval(k, n, z=z)
+    high = wilson_interval(k, n, alpha=ci).high
     below = high < threshold
     note = _note("parity", lang, rates=", ".join(f"{_names([c], lang)} {x:.1%} ({int(m):,})"
                                                  for c, x, m in zip(r.index, rate, n, strict=True)),

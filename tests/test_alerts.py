@@ -162,11 +162,12 @@ def test_no_outage_no_switch_and_at_most_one_alarm_per_group_and_month(seed, tmp
 
 def test_binomial_tail_and_control_limit_match_scipy_stats():
     """The p-chart's binomial cdf and lower limit (from scipy.special) equal scipy.stats'."""
-    from analysis.alerts import ALPHA, _binom_cdf, _binom_ppf
+    from analysis.alerts import ALPHA
+    from analysis.stats import binom_cdf, binom_ppf
 
     rng = np.random.default_rng(3)
     n = rng.integers(1, 20_000, 5_000).astype(float)
     p = rng.uniform(0.5, 1.0, 5_000)
     k = np.floor(rng.random(5_000) * (n + 1))
-    np.testing.assert_allclose(_binom_cdf(k, n, p), stats.binom.cdf(k, n, p), rtol=1e-9, atol=1e-12)
-    np.testing.assert_array_equal(_binom_ppf(ALPHA, n, p), stats.binom.ppf(ALPHA, n, p))
+    np.testing.assert_allclose(binom_cdf(k, n, p), stats.binom.cdf(k, n, p), rtol=1e-9, atol=1e-12)
+    np.testing.assert_array_equal(binom_ppf(ALPHA, n, p), stats.binom.ppf(ALPHA, n, p))

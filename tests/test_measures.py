@@ -9,7 +9,6 @@ import pytest
 from conftest import make_log
 from hypothesis import given
 from hypothesis import strategies as st
-from scipy import stats
 
 from analysis import (
     arrival_rates,
@@ -25,43 +24,9 @@ from analysis import (
     round_spread,
     wilson_interval,
 )
-from analysis.measures import resend_chains, resend_honesty, rest_days, two_proportion_test
+from analysis.measures import resend_chains, resend_honesty, rest_days
 from analysis.normalize import infer_attempts
-
-# --------------------------------------------------------------------------- intervals and tests
-
-
-@pytest.mark.parametrize("k,n", [(0, 1), (10, 10), (7, 10), (980, 1000), (1, 3), (50, 51)])
-def test_wilson_matches_scipy(k, n):
-    low, high = wilson_interval(k, n)
-    ci = stats.binomtest(k, n).proportion_ci(confidence_level=0.95, method="wilson")
-    assert low == pytest.approx(ci.low, abs=1e-9)
-    assert high == pytest.approx(ci.high, abs=1e-9)
-
-
-def test_wilson_ten_of_ten_cannot_prove_98_percent():
-    low, _ = wilson_interval(10, 10)
-    assert 0.70 < low < 0.74  # DESIGN: about 72%
-
-
-@given(st.integers(0, 500), st.integers(0, 500))
-def test_wilson_bounds_contain_the_rate(k, extra):
-    n = k + extra
-    low, high = wilson_interval(k, n)
-    if n == 0:
-        assert np.isnan(low) and np.isnan(high)
-    else:
-        assert 0 <= low <= k / n <= high <= 1
-
-
-def test_two_proportion_test_matches_chi_square():
-    k1, n1, k2, n2 = 45, 100, 80, 120
-    z, p, h = two_proportion_test(k1, n1, k2, n2)
-    chi2, p_chi, _, _ = stats.chi2_contingency([[k1, n1 - k1], [k2, n2 - k2]], correction=False)
-    assert z**2 == pytest.approx(chi2)
-    assert p == pytest.approx(p_chi)
-    assert h == pytest.approx(2 * np.arcsin(np.sqrt(0.45)) - 2 * np.arcsin(np.sqrt(80 / 120)))
-
+from analysis.stats import two_proportion_test
 
 # --------------------------------------------------------------------------- arrival
 

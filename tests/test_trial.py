@@ -12,7 +12,7 @@ from conftest import make_log
 from scipy import stats
 
 from analysis import customer_concentration, load_trial, plan_trial, simulate_trial, trial_scorecard
-from analysis.measures import wilson_interval
+from analysis.stats import wilson_interval
 from analysis.trial import _exact_homogeneity, messages_needed, round_messages_needed, trial_stages
 
 
@@ -147,10 +147,9 @@ def test_scenario_parity_needs_equivalence_and_the_threshold():
 
 
 def test_messages_needed_by_bisection_matches_a_linear_search():
-    z = stats.norm.ppf(0.975)
     for threshold, rate in ((0.98, 1.0), (0.98, 0.995), (0.95, 0.99), (0.9, 0.97)):
         n = 1
-        while float(wilson_interval(rate * n, n, z=z)[0]) < threshold:
+        while float(wilson_interval(rate * n, n, alpha=0.05).low) < threshold:
             n += 1
         assert messages_needed(threshold, rate=rate) == n
     assert math.isinf(messages_needed(0.98, rate=0.98))
