@@ -12,6 +12,7 @@ the time zone) are sent to each worker once, not with every task.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import multiprocessing
 import os
@@ -71,14 +72,24 @@ def _share(shared: dict) -> None:
 
 def release_memory() -> None:
     """Return freed memory to the operating system (glibc keeps it for reuse otherwise)."""
-    import ctypes
-    import ctypes.util
     import gc
 
     gc.collect()
-    libc = ctypes.util.find_library("c")
-    if libc and hasattr(ctypes.CDLL(libc), "malloc_trim"):
-        ctypes.CDLL(libc).malloc_trim(0)
+    if trim := _malloc_trim():
+        trim(0)
+
+
+@functools.cache
+def _malloc_trim():
+    """glibc's ``malloc_trim``, looked up once among the symbols already loaded (not with
+    ``ctypes.util.find_library``, which runs ``ldconfig`` in a child process each time);
+    ``None`` elsewhere (musl, macOS, Windows)."""
+    import ctypes
+
+    try:
+        return ctypes.CDLL(None).malloc_trim
+    except (AttributeError, OSError, TypeError):
+        return None
 
 
 def _call_shared(fn: Callable, item):

@@ -39,3 +39,20 @@ def test_background_runs_here_without_workers(monkeypatch):
     failed = workers.background(_pid_and, "boom")
     with pytest.raises(ValueError, match="a task failed"):  # raised by result(), as from a worker
         failed.result()
+
+
+def test_giving_memory_back_starts_no_process(monkeypatch):
+    """``release_memory`` runs after every block and unit of an ingest: it must not start
+    a child (``ctypes.util.find_library`` runs ``ldconfig``), which would briefly show the
+    parent's whole memory a second time and cost a fork each call."""
+    import subprocess
+
+    from analysis import workers
+
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"a process was started: {args}")
+
+    workers._malloc_trim.cache_clear()
+    monkeypatch.setattr(subprocess, "Popen", refuse)
+    workers.release_memory()
+    assert workers._malloc_trim() is not None  # this is glibc Linux: the trim is there
