@@ -31,6 +31,22 @@ def test_the_five_notebooks_are_there():
                      "4.0-billing-reconciliation", "5.0-channel-trial"]
 
 
+#: The notebooks whose figures all come from merged sums: they stream the store.
+STREAMED = ("1.0-quality-overview", "2.0-failure-tracing", "4.0-billing-reconciliation")
+
+
+@pytest.mark.parametrize("path", BOOKS, ids=lambda p: p.stem)
+def test_ledger_notebooks_stream_the_store(path):
+    """The ledger notebooks read the inputs as the console command does (one streamed
+    pass, ``ledger_source``), never the whole log in memory; the others read the log for
+    their per-row figures."""
+    source = "\n".join(c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code")
+    if path.stem in STREAMED:
+        assert "sl.ledger_source(" in source and "load_inputs" not in source and "data.log" not in source
+    else:  # per-row figures (send hours, peaks, wording, the trial): the log in memory
+        assert "sl.load_inputs(" in source
+
+
 @pytest.mark.parametrize("path", BOOKS, ids=lambda p: p.stem)
 def test_notebook_form(path):
     nb = nbformat.read(path, as_version=4)
