@@ -461,6 +461,8 @@ def _link_by_phone_and_time(st: pd.DataFrame, ok: pd.Series, made: pd.Series) ->
     receipt with ``biz_id`` meets details exported without ``OutId``)."""
     key = ["vendor", "phone", "submit_time"]
     ids = st["message_id"]
+    if not made.to_numpy(dtype=bool).any():  # every row named its message: nothing to link
+        return ids
     rows = st.loc[ok & st["phone"].notna() & st["submit_time"].notna(), [*key, "message_id"]].astype(object)
     rows["_made"] = made[rows.index].to_numpy()
     given = rows[~rows["_made"]].drop_duplicates()
