@@ -38,15 +38,8 @@ from statistics import NormalDist
 import numpy as np
 import pandas as pd
 
-from .measures import (
-    ALL,
-    merge_on,
-    row_flags,
-    sum_by,
-    traffic_of,
-    trailing_sum,
-    with_keys,
-)
+from .kernel import merge_on, row_flags, sum_by, traffic_of, trailing_sum
+from .measures import ALL, with_keys
 from .stats import binom_cdf, binom_ppf, two_proportion_test
 
 #: Periods between a drift's days and the CUSUM's reference (which they would lower).

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .measures import LINK
+from .kernel import LINK
 from .normalize import count_segments
 
 WORDING = Path(__file__).parent / "data" / "wording.toml"

@@ -26,7 +26,7 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-from .measures import (
+from .kernel import (
     ARRIVAL_SUMS,
     FINAL_FAILURES,
     HOUR_NS,
@@ -120,11 +120,10 @@ class Source:
     files: list
 
 
-def partial_cubes(chunk: pd.DataFrame, *, events: dict | None = None, weeks=None, tables=None) -> Cubes:
-    """The cubes of one partition of the canonical log.
+def partial_cubes(chunk: pd.DataFrame, *, weeks=None, tables=None) -> Cubes:
+    """The cubes of one partition of the canonical log (with the columns of
+    :func:`analysis.attach_events` for the event counts).
 
-    ``events`` (``clicks``, ``replies``, ``complaints`` frames) are joined to the
-    partition first (:func:`analysis.attach_events`) unless it already has their columns.
     ``weeks``: the ISO weeks whose detail to keep (default: all): the latency
     histograms, failures, templates, texts and failed messages (for the repeat-failure
     list), which a week's ledger shows for that week only. The counts per day and per
@@ -135,10 +134,6 @@ def partial_cubes(chunk: pd.DataFrame, *, events: dict | None = None, weeks=None
     wanted = set(TABLES) | {"failed"} if tables is None else set(tables)
     if unknown := wanted - set(TABLES) - {"failed"}:
         raise ValueError(f"no such cube: {', '.join(sorted(unknown))}")
-    if events and not {"clicks", "complained", "unsubscribed"} & set(chunk.columns):
-        from .events import attach_events
-
-        chunk = attach_events(chunk, **{k: v for k, v in events.items() if v is not None})
     n = len(chunk)
     t = chunk["submit_time"]
     flags = row_flags(chunk)

@@ -19,8 +19,16 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .cubes import Cubes, Source, merge_cubes, partial_cubes
-from .events import expand_inputs, load_inputs, read_event_files, split_inputs, store_accounting
-from .measures import iso_weeks, sends_per_phone
+from .events import (
+    attach_events,
+    expand_inputs,
+    load_inputs,
+    read_event_files,
+    split_inputs,
+    store_accounting,
+)
+from .kernel import iso_weeks
+from .measures import sends_per_phone
 from .readers import LoadError
 from .schema import COLUMNS, DEFAULT_TZ, STRING, conform
 from .store import StorePart, store_partitions
@@ -77,7 +85,9 @@ def _cubes_of(part: StorePart, events: dict | None, tz: str, weeks=None, tables=
     frame = read_partition(part, tz=tz, columns=columns)
     frame["submit_time"] = frame["submit_time"].dt.tz_convert(tz)
     frame["done_time"] = frame["done_time"].dt.tz_convert(tz)
-    return partial_cubes(frame, events=events, weeks=weeks, tables=tables)
+    if events:
+        frame = attach_events(frame, **{k: v for k, v in events.items() if v is not None})
+    return partial_cubes(frame, weeks=weeks, tables=tables)
 
 
 def _phones_of(part: StorePart, phones_by_week: dict[str, set], tz: str) -> pd.DataFrame:

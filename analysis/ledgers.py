@@ -19,23 +19,18 @@ import pandas as pd
 
 from .alerts import alerts_from_counts
 from .cubes import TABLES, Cubes, Source, partial_cubes
+from .kernel import bin_values, hist_quantiles, iso_weeks, merge_on, sum_by, trailing_sum
 from .measures import (
     ALL,
     TARGET,
     arrival_from_sums,
     billing_terms,
-    bin_values,
     cost_table,
     failure_table,
-    hist_quantiles,
-    iso_weeks,
-    merge_on,
     reconcile,
     repeat_candidates,
     repeat_table,
     sends_per_phone,
-    sum_by,
-    trailing_sum,
     vendor_currencies,
 )
 from .schema import DEFAULT_TZ

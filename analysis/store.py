@@ -142,7 +142,7 @@ def store_arrow(log: pd.DataFrame) -> pa.Table:
     microseconds UTC, the ``month`` partition column (of the submit time, local) and
     ``phone_key`` (:func:`analysis.measures.phone_keys`: the cubes find resend chains by
     it without reading the numbers' text)."""
-    from .measures import phone_keys
+    from .kernel import phone_keys
 
     frame = log[[c for c in COLUMNS if c in log]].assign(
         phone_key=phone_keys(log["phone"]),

@@ -325,7 +325,7 @@ def check_equal(store: Path, week: str) -> dict:
     import duckdb
 
     from analysis.engine import ledger_source
-    from analysis.measures import hist_quantiles
+    from analysis.kernel import hist_quantiles
 
     con = duckdb.connect()
     con.execute(DUCKDB_SQL.format(source=_parquet_of(store)))

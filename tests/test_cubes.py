@@ -1,45 +1,13 @@
-"""Partial aggregates: histogram percentiles within the stated bound, merging equals the whole."""
+"""Partial aggregates: merging the partitions' cubes equals the whole's."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from analysis.cubes import KEYS, merge_cubes, partial_cubes
-from analysis.measures import HIST_EXACT, HIST_RATIO, bin_values, hist_quantiles, latency_bins
-
-
-def _hist(values):
-    bins = latency_bins(np.asarray(values, dtype=float))
-    return pd.DataFrame({"g": "a", "bin": bins, "n": 1})
-
-
-@given(st.lists(st.integers(0, HIST_EXACT - 1), min_size=1, max_size=300))
-def test_whole_seconds_below_an_hour_are_exact(values):
-    q = hist_quantiles(_hist(values), ["g"]).iloc[0]
-    assert q["q0.5"] == pytest.approx(np.percentile(values, 50))
-    assert q["q0.95"] == pytest.approx(np.percentile(values, 95))
-
-
-@settings(max_examples=200)
-@given(st.lists(st.floats(0, 7 * 86400, allow_nan=False), min_size=1, max_size=300))
-def test_any_latency_within_the_stated_bound(values):
-    q = hist_quantiles(_hist(values), ["g"]).iloc[0]
-    ordered = np.sort(values)
-    for p, col in ((50, "q0.5"), (95, "q0.95")):
-        exact = np.percentile(values, p)
-        above = ordered[int(np.ceil((len(values) - 1) * p / 100))]  # the order statistic above
-        bound = max(1.0, above * (1 - 1 / HIST_RATIO)) + 1e-6
-        assert exact - bound - 1e-9 <= q[col] <= exact + 1e-9
-
-
-def test_bins_round_trip_their_lower_edges():
-    b = np.array([0, 59, 3599, 3600, 3700, 4200])
-    assert (latency_bins(bin_values(b) + 1e-6) == b).all()
-    assert latency_bins(np.array([np.nan, -1.0])).tolist() == [-1, -1]
 
 
 def _rows(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:

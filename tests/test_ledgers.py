@@ -264,7 +264,7 @@ def test_latency_measure_counts_each_delivered_attempt_in_its_second():
 def test_latency_measure_on_the_demo_matches_the_row_latencies(demo_inputs):
     """A second path: each vendor's delivered attempts with a receipt time, and those
     within 10 minutes, counted from the rows' own latencies, equal the histogram's."""
-    from analysis.measures import latency_seconds
+    from analysis.kernel import latency_seconds
 
     log = demo_inputs.log
     seconds = pd.Series(latency_seconds(log)).set_axis(log["vendor"].astype(str).to_numpy())

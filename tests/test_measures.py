@@ -7,8 +7,6 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import make_log
-from hypothesis import given
-from hypothesis import strategies as st
 
 from analysis import (
     arrival_rates,
@@ -24,7 +22,8 @@ from analysis import (
     round_spread,
     wilson_interval,
 )
-from analysis.measures import resend_chains, resend_honesty, rest_days
+from analysis.kernel import resend_chains
+from analysis.measures import resend_honesty, rest_days
 from analysis.normalize import infer_attempts
 from analysis.stats import two_proportion_test
 
@@ -394,82 +393,3 @@ def test_billing_mode_of_each_demo_vendor(demo_inputs, demo):
     r = billing_reconciliation(demo_inputs.log, demo_inputs.bill).dropna(subset=["billing_mode"])
     found = r.groupby("vendor")["billing_mode"].agg(set).to_dict()
     assert found == {v: {m} for v, m in demo["billing"]["modes"].items()}
-
-
-@given(st.lists(st.tuples(st.integers(0, 3), st.integers(0, 100)), max_size=40), st.integers(1, 5))
-def test_trailing_sum_matches_pandas_rolling(rows, window):
-    from analysis.measures import trailing_sum
-
-    frame = pd.DataFrame(rows, columns=["g", "v"]).sort_values("g", kind="stable")
-    ours = trailing_sum(frame["v"], frame["g"], window)
-    theirs = frame.groupby("g")["v"].transform(lambda s: s.shift().rolling(window, min_periods=1).sum())
-    np.testing.assert_allclose(ours, theirs.to_numpy(dtype=float))
-
-
-@given(st.lists(st.tuples(st.sampled_from(["a", "b", None]), st.integers(0, 400), st.integers(0, 9)), max_size=60),
-       st.booleans())
-def test_sum_by_matches_pandas_groupby(rows, sparse):
-    """Both reductions (dense counting and np.unique for many key combinations) equal a
-    pandas groupby that keeps missing keys."""
-    from analysis.measures import sum_by
-
-    frame = pd.DataFrame(rows, columns=["k", "n", "v"]).astype({"k": "str"})
-    if sparse:  # a key with more distinct values than rows forces the np.unique path
-        frame["n"] = frame["n"] * 10**9
-    ours = sum_by({"k": frame["k"], "n": frame["n"].to_numpy(), "v": frame["v"].to_numpy(), "one": 1}, ["k", "n"])
-    theirs = frame.groupby(["k", "n"], dropna=False)["v"].agg(["sum", "size"]).reset_index()
-    assert len(ours) == len(theirs)
-    merged = ours.astype({"k": object}).fillna({"k": "-"}).merge(theirs.astype({"k": object}).fillna({"k": "-"}))
-    assert len(merged) == len(theirs)
-    assert (merged["v"] == merged["sum"]).all() and (merged["one"] == merged["size"]).all()
-
-
-@given(st.lists(st.tuples(st.integers(0, 2), st.integers(0, 1), st.integers(0, 20), st.integers(1, 3)),
-                min_size=1, max_size=40))
-def test_resend_chains_match_a_row_by_row_walk(rows):
-    """Each resend links to its closest earlier message (same vendor, phone, template)
-    and through it to the original: checked by walking the rows one by one."""
-    frame = pd.DataFrame(rows, columns=["phone", "template", "minute", "attempt"])
-    log = make_log([{"phone": f"+861380000000{p}", "template_id": f"T{t}", "submit": f"2025-05-06 10:{m:02d}:00",
-                     "attempt": a} for p, t, m, a in rows])
-    chain = resend_chains(log).tolist()
-    order = sorted(range(len(frame)), key=lambda i: (frame["minute"][i], i))
-    expected = {}
-    for i in order:
-        earlier = [j for j in order[: order.index(i)]
-                   if (frame["phone"][j], frame["template"][j]) == (frame["phone"][i], frame["template"][i])]
-        expected[i] = i if frame["attempt"][i] <= 1 or not earlier else expected[earlier[-1]]
-    assert chain == [expected[i] for i in range(len(frame))]
-
-
-@given(st.lists(st.one_of(st.none(), st.from_regex(r"\+[1-9][0-9]{0,17}", fullmatch=True),
-                          st.from_regex(r"\+?[0-9*]{1,16}", fullmatch=True), st.text(max_size=6)), max_size=30))
-def test_phone_keys_are_equal_exactly_when_the_numbers_are(phones):
-    """An E.164 number's key is its digits; two keys are equal exactly when the numbers
-    are; a missing number is 0."""
-    from analysis.measures import phone_keys
-    from analysis.schema import STRING
-
-    keys = phone_keys(pd.Series(phones, dtype=STRING))
-    for phone, key in zip(phones, keys, strict=True):
-        if phone is None:
-            assert key == 0
-        elif phone[:1] == "+" and phone[1:].isdigit() and phone[1:2] != "0" and phone.isascii():
-            assert key == int(phone[1:])
-        else:
-            assert key < 0
-    pairs = list(zip(phones, keys, strict=True))
-    assert all((a == b) == (ka == kb) for a, ka in pairs for b, kb in pairs)
-
-
-@given(st.lists(st.one_of(st.none(), st.integers(-2 * 10**9, 4 * 10**9)), min_size=1, max_size=50))
-def test_week_and_month_labels_match_strftime(seconds):
-    """Labels made once per day (dense day range or sparse) equal per-row strftime, NaT kept."""
-    from analysis.measures import _per_day, iso_weeks
-
-    t = pd.Series(pd.to_datetime([None if s is None else s for s in seconds], unit="s", utc=True))
-    t = t.dt.tz_convert("Asia/Shanghai")
-    for ours, fmt in ((iso_weeks(t), "%G-W%V"), (_per_day(t, "%Y-%m"), "%Y-%m")):
-        theirs = t.dt.strftime(fmt)
-        assert ours.astype(object).where(ours.notna(), None).tolist() == \
-            theirs.astype(object).where(theirs.notna(), None).tolist()

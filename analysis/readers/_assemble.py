@@ -218,7 +218,7 @@ def load_send_log(
     if store is not None and Path(store).is_dir():
         from ..store import partitions_for
 
-        vendors, keys, ids = _touches(pd.concat(staged_parts, ignore_index=True), tz=tz)
+        vendors, keys, ids = touched(pd.concat(staged_parts, ignore_index=True), tz=tz)
         partitions = partitions_for(store, vendors, {m for _, m in keys}, ids)
         if partitions:
             staging.add([_store_rows(Path(store), partitions)], None, vendor=vendor, tz=tz, source_tz=source_tz)
@@ -226,18 +226,18 @@ def load_send_log(
     lap("store")
     staged = pd.concat(staged_parts, ignore_index=True)
     staged["_order"] = np.arange(len(staged))
-    log, staged = _assemble(staged, tz=tz, window=resend_window, lap=lap)
-    rejects += _with_records(_late_rejects(staged), infos,
+    log, staged = merge_staged(staged, tz=tz, window=resend_window, lap=lap)
+    rejects += with_records(late_rejects(staged), infos,
                              lambda fileno, lines: raws[fileno].set_index("_line").loc[lines].reset_index())
-    rejects_df = _concat_rejects(rejects)
-    counts, pairs = _file_counts(staged)
-    summary = _summary(infos, [counts], [pairs], rejects_df)
+    rejects_df = concat_rejects(rejects)
+    counts, pairs = file_counts(staged)
+    summary = summarize(infos, [counts], [pairs], rejects_df)
     lap("merge")
     validate(log)  # the load boundary: what every measure may take for granted
     return LoadResult(log, rejects_df.drop(columns="_file"), summary, partitions, stages)
 
 
-def _touches(staged: pd.DataFrame, *, tz: str = DEFAULT_TZ) -> tuple[set, set, pa.Array]:
+def touched(staged: pd.DataFrame, *, tz: str = DEFAULT_TZ) -> tuple[set, set, pa.Array]:
     """What staged rows can touch in the store (:func:`analysis.store.partitions_for`):
     their vendors; the ``(vendor, month)`` pairs of their submit and receipt times (local
     months, ``YYYY-MM``); and the message ids of the rows without a submit time."""
@@ -426,7 +426,7 @@ def _total_rows(frame: pd.DataFrame) -> pd.Series:
     return pd.Series(np.where(hit, "total row of the export, not a message", None), index=frame.index, dtype=object)
 
 
-def _concat_rejects(parts: list) -> pd.DataFrame:
+def concat_rejects(parts: list) -> pd.DataFrame:
     frames = [p if isinstance(p, pd.DataFrame) else pd.DataFrame([p]) for p in parts]
     cols = ["_file", "file", "line", "reason", "record"]
     if not frames:
@@ -478,7 +478,7 @@ def _link_by_phone_and_time(st: pd.DataFrame, ok: pd.Series, made: pd.Series) ->
     return ids.where(to.isna().to_numpy(), pd.Series(to.to_numpy(), index=ids.index, dtype=STRING))
 
 
-def _store_blocks(store: Path, parts: list) -> Iterator[RawFile]:
+def store_blocks(store: Path, parts: list) -> Iterator[RawFile]:
     """The store's files that new rows can touch (:class:`analysis.store.StorePart`) as
     one more raw input in blocks, their vendor and month from the table's log."""
     import pyarrow.parquet as pq
@@ -495,12 +495,12 @@ def _store_blocks(store: Path, parts: list) -> Iterator[RawFile]:
 
 
 def _store_rows(store: Path, parts: list) -> RawFile:
-    """:func:`_store_blocks` as one raw input."""
-    frames = [b.frame for b in _store_blocks(store, parts)]
+    """:func:`store_blocks` as one raw input."""
+    frames = [b.frame for b in store_blocks(store, parts)]
     return RawFile(store, pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=COLUMNS), "parquet")
 
 
-def _assemble(st: pd.DataFrame, *, tz: str, window: str, lap=lambda name: None) -> tuple[pd.DataFrame, pd.DataFrame]:
+def merge_staged(st: pd.DataFrame, *, tz: str, window: str, lap=lambda name: None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Staged rows of every file -> canonical log; marks ``_reject`` / ``_dup`` on ``st``."""
     for c in ["submit_time", "done_time"]:
         if c not in st:
@@ -626,10 +626,10 @@ def _strip_control(st: pd.DataFrame) -> np.ndarray:
     return cleaned
 
 
-def _file_counts(st: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+def file_counts(st: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per file (``_file``) of merged staged rows: ``loaded``, ``duplicates``,
     ``messages`` and ``control_chars``; and the (file, vendor) pairs seen. Both add up
-    over groups of rows that share no message (:func:`_summary` sums them)."""
+    over groups of rows that share no message (:func:`summarize` sums them)."""
     loaded = st[st["_reject"].isna() & ~st["_dup"]]
     counts = pd.DataFrame({
         "loaded": loaded.groupby("_file").size(),
@@ -641,9 +641,9 @@ def _file_counts(st: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     return counts, pairs
 
 
-def _summary(infos: list[dict], counts: list[pd.DataFrame], pairs: list[pd.DataFrame],
+def summarize(infos: list[dict], counts: list[pd.DataFrame], pairs: list[pd.DataFrame],
              rejects: pd.DataFrame) -> pd.DataFrame:
-    """The per-file summary from the files' infos and the :func:`_file_counts` of every
+    """The per-file summary from the files' infos and the :func:`file_counts` of every
     group of rows merged."""
     info = pd.DataFrame(infos)
     files = pd.Series(range(len(info)))
@@ -658,16 +658,16 @@ def _summary(infos: list[dict], counts: list[pd.DataFrame], pairs: list[pd.DataF
     return info[["file", "layout", "vendor", "encoding", *_ACCOUNT, "messages", "control_chars"]]
 
 
-def _late_rejects(st: pd.DataFrame) -> pd.DataFrame:
+def late_rejects(st: pd.DataFrame) -> pd.DataFrame:
     """The rows rejected while merging (a message with no time, no phone …): ``_file``,
-    ``line``, ``reason``, their records still to be found (:func:`_with_records`)."""
+    ``line``, ``reason``, their records still to be found (:func:`with_records`)."""
     late = st["_reject"].notna() & ~st["_early"]
     return pd.DataFrame({"_file": st.loc[late, "_file"].to_numpy(), "line": st.loc[late, "_line"].to_numpy(),
                          "reason": st.loc[late, "_reject"].astype(str).to_numpy()})
 
 
-def _with_records(late: pd.DataFrame, infos: list[dict], raw_of) -> list[pd.DataFrame]:
-    """:func:`_late_rejects` with their files' names and raw records; ``raw_of(fileno,
+def with_records(late: pd.DataFrame, infos: list[dict], raw_of) -> list[pd.DataFrame]:
+    """:func:`late_rejects` with their files' names and raw records; ``raw_of(fileno,
     lines)`` gives the raw rows at those lines, in that order."""
     out = []
     for fileno, part in late.groupby("_file"):

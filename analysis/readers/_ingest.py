@@ -13,7 +13,7 @@ for the store, with the same rules and the same accounting:
    :data:`UNIT_ROWS` rows. Every row of a phone number falls in one unit, and with it
    every message, resend chain and phone-and-time link of that number; a row with no
    phone joins the unit that holds its message id. Each unit is merged into messages
-   (:func:`_assemble`, as in memory) on the worker processes, one unit per process at a
+   (:func:`merge_staged`, as in memory) on the worker processes, one unit per process at a
    time, and written to a spill file of the store's schema;
 4. **commit** -- the units' messages stream into one Delta commit that replaces the
    partitions read and adds the new ones (:func:`analysis.store.commit_tables`).
@@ -41,15 +41,15 @@ from ..schema import DEFAULT_TZ, validate
 from ..workers import release_memory
 from ._assemble import (
     Staging,
-    _assemble,
-    _concat_rejects,
-    _file_counts,
-    _late_rejects,
-    _store_blocks,
-    _summary,
-    _touches,
-    _with_records,
+    concat_rejects,
+    file_counts,
+    late_rejects,
+    merge_staged,
     stage_files,
+    store_blocks,
+    summarize,
+    touched,
+    with_records,
 )
 from ._files import read_chunks
 
@@ -92,7 +92,7 @@ class Spill:
     def __call__(self, st: pd.DataFrame) -> None:
         st["_order"] = np.arange(self.order, self.order + len(st), dtype=np.int64)
         self.order += len(st)
-        vendors, keys, ids = _touches(st, tz=self.tz)
+        vendors, keys, ids = touched(st, tz=self.tz)
         self.vendors |= vendors
         self.months |= {m for _, m in keys}
         self.keys |= keys  # a message's month is that of one of its rows' times
@@ -102,7 +102,7 @@ class Spill:
         if orphan.any():
             self.orphans.append(st[orphan])
             st = st[~orphan]
-        from ..measures import phone_keys
+        from ..kernel import phone_keys
 
         bucket = phone_keys(st["phone"]) % FINE  # equal numbers, equal keys: one bucket
         order = np.argsort(bucket, kind="stable")
@@ -238,7 +238,7 @@ def merge_spill(staging: Staging, spill: Spill, root: str | Path, *, vendor: str
             store_file = len(staging.infos)
             spill.order = _STORE_ORDER
             staging.sink = spill
-            for raw in _store_blocks(store, partitions):
+            for raw in store_blocks(store, partitions):
                 staging.add([raw], None, vendor=vendor, tz=tz, source_tz=source_tz)
         stages["store"] = time.perf_counter() - clock
         clock = time.perf_counter()
@@ -255,10 +255,10 @@ def merge_spill(staging: Staging, spill: Spill, root: str | Path, *, vendor: str
             stages["finish"] = stages["merge"] * busy["finish"] / sum(busy.values())
             stages["merge"] -= stages["finish"]
         late = pd.concat([m["late"] for m in merged], ignore_index=True) if merged else pd.DataFrame()
-        rejects = staging.rejects + (_with_records(late, staging.infos, _raw_lines(staging.infos, store, partitions,
+        rejects = staging.rejects + (with_records(late, staging.infos, _raw_lines(staging.infos, store, partitions,
                                                                                    store_file)) if len(late) else [])
-        rejects = _concat_rejects(rejects)
-        summary = _summary(staging.infos, [m["counts"] for m in merged], [m["pairs"] for m in merged], rejects)
+        rejects = concat_rejects(rejects)
+        summary = summarize(staging.infos, [m["counts"] for m in merged], [m["pairs"] for m in merged], rejects)
         messages = sum(m["rows"] for m in merged)
         result = Ingested(summary, rejects.drop(columns="_file"), partitions, messages, stages)
         if messages or partitions:  # every row rejected: nothing to store, the rejects say why
@@ -340,7 +340,7 @@ def _run_units(units: list, *, workers: int, progress: bool, **shared) -> list[d
 
 
 def merge_unit(unit: tuple, *, files: list, tz: str, window: str, folder: Path) -> dict:
-    """Merge one unit's staged rows into messages (:func:`_assemble`) and write them in
+    """Merge one unit's staged rows into messages (:func:`merge_staged`) and write them in
     the store's schema to a spill file. Returns its path, its messages, its late rejects,
     its per-file counts and the seconds of merging and finishing."""
     from ..store import store_arrow
@@ -356,12 +356,12 @@ def merge_unit(unit: tuple, *, files: list, tz: str, window: str, folder: Path) 
     parts = [_unit_rows(files, lo, hi)] if hi > lo else []
     st = pd.concat([*parts, *([orphans] if orphans is not None else [])], ignore_index=True)
     st = st.sort_values("_order", kind="stable", ignore_index=True)  # the store's rows first, then the files in order
-    log, st = _assemble(st, tz=tz, window=window, lap=lap)
+    log, st = merge_staged(st, tz=tz, window=window, lap=lap)
     validate(log)
     path = Path(folder) / f"unit-{index:05d}.arrow"
     _write_arrow(store_arrow(log), path)
-    counts, pairs = _file_counts(st)
-    out = {"path": path, "rows": len(log), "late": _late_rejects(st), "counts": counts, "pairs": pairs,
+    counts, pairs = file_counts(st)
+    out = {"path": path, "rows": len(log), "late": late_rejects(st), "counts": counts, "pairs": pairs,
            "seconds": seconds}
     del log, st
     release_memory()  # as in staging: a worker's memory stays that of one unit
@@ -370,10 +370,10 @@ def merge_unit(unit: tuple, *, files: list, tz: str, window: str, folder: Path) 
 
 
 def _raw_lines(infos: list[dict], store: Path, partitions: list, store_file: int | None):
-    """``raw_of(fileno, lines)`` for :func:`_with_records`: the files read again, block by
+    """``raw_of(fileno, lines)`` for :func:`with_records`: the files read again, block by
     block, for the few rows rejected while merging."""
     def raw_of(fileno: int, lines: np.ndarray) -> pd.DataFrame:
-        blocks = _store_blocks(store, partitions) if fileno == store_file else read_chunks(infos[fileno]["file"])
+        blocks = store_blocks(store, partitions) if fileno == store_file else read_chunks(infos[fileno]["file"])
         wanted = set(lines.tolist())
         found = [b.frame[b.frame["_line"].isin(wanted)] for b in blocks]
         rows = pd.concat(found, ignore_index=True).set_index("_line")
