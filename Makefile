@@ -32,8 +32,8 @@ demo: setup  ## generate the demo data set and run the main job on it
 test: setup  ## run the whole test suite
 	$(BIN)/python -m pytest
 
-test-fast: setup  ## the unit tests only: no notebooks, demo, Dask or real processes
-	$(BIN)/python -m pytest -m "not slow"
+test-fast: setup  ## the unit tests only: no notebooks, demo, Dask or real processes; one process per core
+	$(BIN)/python -m pytest -m "not slow" -n auto
 
 lab: setup  ## open the notebooks in JupyterLab with the project's environment
 	$(BIN)/python -m pip install --quiet -e ".[lab]"

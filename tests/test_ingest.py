@@ -53,6 +53,7 @@ def _same(result, reference, tmp_path: Path) -> None:
                                   reference.rejects.sort_values(key, ignore_index=True))
 
 
+@pytest.mark.slow  # the whole demo, twice
 def test_streamed_ingest_equals_the_in_memory_load(demo, tmp_path, small_blocks):
     files = _inputs(demo)
     reference = load_send_log(files)
@@ -63,6 +64,7 @@ def test_streamed_ingest_equals_the_in_memory_load(demo, tmp_path, small_blocks)
     _same(result, reference, tmp_path)
 
 
+@pytest.mark.slow  # the whole demo, twice
 def test_streamed_ingest_merges_with_the_store_as_the_in_memory_load(demo, tmp_path, small_blocks):
     files = demo_files(demo)
     first, second = files[::2], files[1::2]  # receipts in one half, their submissions in the other
