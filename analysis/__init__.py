@@ -22,8 +22,9 @@ _MODULES = {
     "engine": ["compute", "ledger_source"],
     "enrichment": ["enrich"],
     "events": ["Inputs", "attach_events", "load_inputs", "read_events"],
+    "kernel": ["peak_windows"],
     "excel": ["ledger_history", "read_ledger", "styled", "write_ledger"],
-    "ledgers": ["weekly_ledgers"],
+    "ledgers": ["LEDGER_MEASURES", "weekly_ledgers"],
     "compliance": ["check_send_windows", "check_templates"],
     "measures": [
         "arrival_rates",
@@ -34,7 +35,6 @@ _MODULES = {
         "failure_reasons",
         "in_week",
         "peak_variance",
-        "peak_windows",
         "repeat_failures",
         "resend_honesty",
         "round_spread",

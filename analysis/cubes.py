@@ -38,6 +38,7 @@ from .kernel import (
     label_days,
     latency_bins,
     local_clock,
+    peak_windows,
     row_flags,
     sum_by,
     traffic_of,
@@ -73,6 +74,11 @@ TABLES = {
     "billing": Table(("vendor", "month"), BILLING_SUMS),
     "cost": Table(("week", "vendor", "carrier"), (*BILLING_SUMS, "clicks")),
     "currencies": Table(("vendor", "currency"), ("n",)),
+    # send hours and peak windows, every week (not only the weeks of detail): the
+    # arrival and click-through by hour and the peak-window comparison
+    "hours": Table(("week", "vendor", "weekday", "hour", "window"),
+                   ("submitted", *ARRIVAL_SUMS, "linked", "clicked", "conversions")),
+    "windows": Table(("vendor", "window", "kind", "bin"), ("n",)),
 }
 #: The group keys of each cube.
 KEYS = {name: list(t.keys) for name, t in TABLES.items()}
@@ -82,9 +88,10 @@ _OF_DAILY = ("daily", "quality", "cost", "billing")
 
 @dataclass
 class Cubes:
-    """The count tables of one or many partitions (see :data:`KEYS`), the failed
-    messages (for the repeat-failure list), which event columns were present and the
-    weeks whose detail they keep (``None``: every week; :func:`partial_cubes`)."""
+    """The count tables of one or many partitions (see :data:`TABLES`), the failed
+    messages (for the repeat-failure list), which event columns were present, the weeks
+    whose detail they keep (``None``: every week; :func:`partial_cubes`) and which
+    tables were made."""
 
     quality: pd.DataFrame
     latency: pd.DataFrame
@@ -95,9 +102,14 @@ class Cubes:
     billing: pd.DataFrame
     cost: pd.DataFrame
     currencies: pd.DataFrame
+    hours: pd.DataFrame
+    windows: pd.DataFrame
     failed: pd.DataFrame
     events: dict = field(default_factory=dict)
     weeks: tuple | None = None
+    #: The tables made (the others are empty): :func:`analysis.ledgers.finish` refuses a
+    #: measure whose sums were not made.
+    made: tuple = ()
 
 
 @dataclass
@@ -128,8 +140,8 @@ def partial_cubes(chunk: pd.DataFrame, *, weeks=None, tables=None) -> Cubes:
     histograms, failures, templates, texts and failed messages (for the repeat-failure
     list), which a week's ledger shows for that week only. The counts per day and per
     week (quality, trend, alerts, billing) are kept for every week: they give the
-    baselines. ``tables``: the cubes to make (names of :data:`TABLES` and ``failed``;
-    default all); the others are left empty.
+    baselines; so are the send hours and peak windows. ``tables``: the cubes to make
+    (names of :data:`TABLES` and ``failed``; default all); the others are left empty.
     """
     wanted = set(TABLES) | {"failed"} if tables is None else set(tables)
     if unknown := wanted - set(TABLES) - {"failed"}:
@@ -156,15 +168,15 @@ def partial_cubes(chunk: pd.DataFrame, *, weeks=None, tables=None) -> Cubes:
     blocked = chunk["failure_reason"].eq("content_blocked").to_numpy(dtype=bool, na_value=False)
     out = {name: pd.DataFrame(columns=[*t.keys, *t.sums]) for name, t in TABLES.items()}
 
+    arrival = {k: flags[k] if k in flags else flag[k] for k in ARRIVAL_SUMS}
     if daily := [name for name in _OF_DAILY if name in wanted]:
         # one pass over the rows for everything counted per day, vendor, carrier and
         # province: the daily, quality, cost and billing cubes are sums of it
         row = dict(
             submitted=1, blocked=blocked,
             accepted=~chunk["failure_reason"].eq("platform_rejected").to_numpy(dtype=bool, na_value=False),
-            **{k: flags[k] for k in ARRIVAL_SUMS if k in flags},
-            complained=flag["complained"], unsubscribed=flag["unsubscribed"], segments_submitted=seg,
-            segments_delivered=np.where(ok, seg, 0.0), clicks=clicks, fee=np.nan_to_num(fee), fee_n=np.isfinite(fee))
+            **arrival, segments_submitted=seg, segments_delivered=np.where(ok, seg, 0.0), clicks=clicks,
+            fee=np.nan_to_num(fee), fee_n=np.isfinite(fee))
         sums = list(dict.fromkeys(c for name in daily for c in TABLES[name].sums))
         fine = sum_by(dict(period=Coded(day, days), vendor=key["vendor"], carrier=key["carrier"],
                            province=key["province"], traffic=traffic_of(chunk), **{c: row[c] for c in sums}),
@@ -175,15 +187,20 @@ def partial_cubes(chunk: pd.DataFrame, *, weeks=None, tables=None) -> Cubes:
             t = TABLES[name]
             out[name] = fine[[*t.keys, *t.sums]] if name == "daily" else sum_by(fine[[*t.keys, *t.sums]], KEYS[name])
     if "latency" in wanted:
-        # two histograms: what the recipient waited (per original) and each attempt's latency
-        hists = []
-        for kind, seconds in (("recipient", flags["recipient_latency"]), ("attempt", flags["latency"])):
-            bins = latency_bins(seconds[detail])
-            h = sum_by(dict(week=week.take(detail), vendor=key["vendor"].take(detail),
-                            carrier=key["carrier"].take(detail), bin=Coded(bins, pd.RangeIndex(bins.max(initial=0) + 1)),
-                            n=1), ["week", "vendor", "carrier", "bin"])
-            hists.append(h[h["bin"].notna()].assign(kind=kind))  # undelivered: no bin
-        out["latency"] = pd.concat(hists, ignore_index=True)[KEYS["latency"] + ["n"]].astype({"bin": np.int64})
+        out["latency"] = _histograms(flags, dict(week=week, vendor=key["vendor"], carrier=key["carrier"]), detail)
+    if {"hours", "windows"} & wanted:
+        window = key_codes(peak_windows(chunk))
+        everything = np.ones(n, dtype=bool)
+    if "hours" in wanted:
+        weekday = np.where(day >= 0, days.day_of_week.to_numpy()[np.maximum(day, 0)] if len(days) else 0, -1)
+        # only a delivered message with a link can be clicked (no click events: no links looked for)
+        linked = ok & has_link(chunk["content"]) if "clicked" in chunk else False
+        out["hours"] = sum_by(dict(week=week, vendor=key["vendor"], weekday=Coded(weekday, pd.RangeIndex(7)), hour=hour,
+                                   window=window, submitted=1, **arrival, linked=linked,
+                                   clicked=linked & flag["clicked"], conversions=linked & flag["converted"]),
+                              KEYS["hours"])
+    if "windows" in wanted:
+        out["windows"] = _histograms(flags, dict(vendor=key["vendor"], window=window), everything)
     if "content" in wanted:
         linked = np.zeros(n, dtype=bool)  # only a message with a link can be clicked
         linked[detail] = ok[detail] & has_link(chunk["content"][detail])
@@ -221,7 +238,20 @@ def partial_cubes(chunk: pd.DataFrame, *, weeks=None, tables=None) -> Cubes:
         out["currencies"] = sum_by(dict(vendor=key["vendor"], currency=chunk["currency"] if "currency" in chunk else
                                         pd.Series(pd.NA, index=chunk.index, dtype=STRING), n=1), KEYS["currencies"])
     return Cubes(**out, failed=failed_rows, events={c: c in chunk for c in ("complained", "unsubscribed", "clicked")},
-                 weeks=None if weeks is None else tuple(sorted(weeks)))
+                 weeks=None if weeks is None else tuple(sorted(weeks)), made=tuple(sorted(wanted)))
+
+
+def _histograms(flags: dict, keys: dict[str, Coded], rows: np.ndarray) -> pd.DataFrame:
+    """The two latency histograms of ``rows`` by ``keys`` (``kind``, ``bin``, ``n``):
+    what the recipient waited (per original) and each attempt's latency; an undelivered
+    message has no bin."""
+    hists = []
+    for kind, seconds in (("recipient", flags["recipient_latency"]), ("attempt", flags["latency"])):
+        bins = latency_bins(seconds[rows])
+        h = sum_by({**{k: c.take(rows) for k, c in keys.items()},
+                    "bin": Coded(bins, pd.RangeIndex(bins.max(initial=0) + 1)), "n": 1}, [*keys, "bin"])
+        hists.append(h[h["bin"].notna()].assign(kind=kind))
+    return pd.concat(hists, ignore_index=True)[[*keys, "kind", "bin", "n"]].astype({"bin": np.int64})
 
 
 def _among(coded: Coded, values) -> np.ndarray:
@@ -239,10 +269,11 @@ def merge_cubes(parts: list[Cubes]) -> Cubes:
         return parts[0]
     merged = {}
     for f in fields(Cubes):
-        if f.name in ("events", "weeks"):
+        if f.name in ("events", "weeks", "made"):
             continue
         frames = [getattr(p, f.name) for p in parts if len(getattr(p, f.name))]
         frame = pd.concat(frames, ignore_index=True) if frames else getattr(parts[0], f.name)
         merged[f.name] = frame if f.name == "failed" else sum_by(frame, KEYS[f.name])
     events = {k: any(p.events.get(k) for p in parts) for k in parts[0].events}
-    return Cubes(**merged, events=events, weeks=parts[0].weeks)
+    made = tuple(sorted(set.intersection(*(set(p.made) for p in parts))))
+    return Cubes(**merged, events=events, weeks=parts[0].weeks, made=made)

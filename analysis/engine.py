@@ -203,7 +203,7 @@ def ledger_source(
     progress: bool = False,
     workers: int | None = None,
     weeks=None,
-    tables=None,
+    measures=None,
 ) -> Source:
     """Read the inputs for the ledgers: their partial sums, merged, and what else the
     ledgers need (:class:`analysis.cubes.Source`), for :func:`compute` and
@@ -219,8 +219,10 @@ def ledger_source(
     store first (:func:`analysis.readers.ingest_files`, streamed, in bounded memory) and
     read the same way; exports given beside a store are merged with it in memory
     (:func:`analysis.load_inputs`). ``weeks``: the ISO weeks
-    whose failed messages to keep for the repeat-failure list (default: all); ``tables``:
-    the cubes to make (:func:`analysis.cubes.partial_cubes`; default all).
+    whose failed messages to keep for the repeat-failure list (default: all); ``measures``:
+    the measures the source will be finished into (names of
+    :data:`analysis.ledgers.MEASURES`; default the weekly ledgers',
+    :data:`~analysis.ledgers.LEDGER_MEASURES`): only their sums are made.
 
     The worker processes are spawned, as with Dask's local cluster: a script that calls
     this on a large store runs it under ``if __name__ == "__main__":`` (or passes
@@ -228,6 +230,9 @@ def ledger_source(
     """
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {', '.join(ENGINES)}, not {engine!r}")
+    from .ledgers import LEDGER_MEASURES, tables_of
+
+    tables = (*tables_of(LEDGER_MEASURES if measures is None else measures), "failed")
     if not inputs:
         from .config import default_inputs
 
@@ -324,8 +329,11 @@ def compute(measures: Iterable[str], source, *, engine: str = "pandas", schedule
 
     Parameters
     ----------
-    measures : names of :data:`analysis.ledgers.MEASURES`: ``quality``, ``trend``,
-        ``regions``, ``failures``, ``content``, ``billing``, ``cost``, ``alerts``.
+    measures : names of :data:`analysis.ledgers.MEASURES`: the weekly ledgers' ``quality``,
+        ``trend``, ``regions``, ``failures``, ``content``, ``billing``, ``cost``,
+        ``alerts``; ``latency`` (the histogram); ``peaks`` (peak windows against
+        off-peak), ``hours`` and ``weekday_hours`` (arrival and click-through by send
+        hour), over every week.
     source : a canonical send log in memory (one partition), the :func:`ledger_source`
         of inputs, or inputs as it reads them (the store, exports, event files,
         folders), streamed partition by partition.
@@ -346,18 +354,17 @@ def compute(measures: Iterable[str], source, *, engine: str = "pandas", schedule
     >>> compute(["quality"], log)["quality"]  # doctest: +SKIP
     >>> compute(["quality", "failures"], ["data/interim/send_log"], engine="dask")  # doctest: +SKIP
     """
-    from .ledgers import MEASURES, finish
+    from .ledgers import MEASURES, finish, tables_of
 
     names = [measures] if isinstance(measures, str) else list(measures)
     if unknown := [n for n in names if n not in MEASURES]:
         raise ValueError(f"no measure {', '.join(map(repr, unknown))} (measures: {', '.join(MEASURES)})")
-    tables = sorted({t for n in names for t in MEASURES[n].tables})
     if isinstance(source, pd.DataFrame):
-        cubes = partial_cubes(source, weeks=weeks, tables=tables)
+        cubes = partial_cubes(source, weeks=weeks, tables=tables_of(names))
     elif isinstance(source, Source):
         cubes, bill = source.cubes, source.bill if bill is None else bill
     else:
         inputs = [source] if isinstance(source, (str, Path)) else source
-        read_from = ledger_source(inputs, engine=engine, scheduler=scheduler, weeks=weeks, tables=tables, **read)
+        read_from = ledger_source(inputs, engine=engine, scheduler=scheduler, weeks=weeks, measures=names, **read)
         cubes, bill = read_from.cubes, read_from.bill if bill is None else bill
     return {n: finish(n, cubes, bill=bill, prices=prices, modes=modes) for n in names}

@@ -401,3 +401,70 @@ def has_link(content: pd.Series) -> np.ndarray:
     coded = key_codes(content)
     found = np.array([bool(LINK.search(str(t))) for t in coded.levels], dtype=bool)
     return np.where(coded.codes >= 0, found[np.maximum(coded.codes, 0)] if len(found) else False, False)
+
+
+#: The weekday peak by default: the seed's three stress rounds, 9:00, 9:30 and 10:00,
+#: each with its receipts (start inclusive, end exclusive, local time).
+PEAK_HOURS = ("09:00", "10:30")
+
+
+def rest_days(days: pd.DatetimeIndex) -> tuple[np.ndarray, np.ndarray]:
+    """Which of ``days`` fall in an official rest period and which are adjusted working
+    days (调休).
+
+    A rest period is the whole run of days off around a public holiday, as the State
+    Council's schedule publishes it: the statutory days, the days off taken in exchange
+    and the weekend days between or beside them (1–5 May 2025, not only 1, 2 and 5 May).
+    An adjusted working day is a weekend day worked in exchange. From the ``holidays``
+    calendar of China.
+
+    Returns
+    -------
+    ``(in_rest_period, adjusted_workday)``, boolean arrays aligned with ``days``.
+    """
+    import holidays
+
+    if not len(days):
+        return np.zeros(0, dtype=bool), np.zeros(0, dtype=bool)
+    lo, hi = days.min() - pd.Timedelta(days=12), days.max() + pd.Timedelta(days=12)
+    span = pd.date_range(lo, hi, freq="D")
+    cal = holidays.China(years=sorted(set(span.year)))
+    statutory = np.array([d in cal for d in span.date], dtype=bool)
+    working = np.array([cal.is_working_day(d) for d in span.date], dtype=bool)
+    run = np.cumsum(np.r_[True, working[1:] != working[:-1]])  # runs of working / non-working days
+    has_holiday = pd.Series(statutory).groupby(run).transform("any").to_numpy()
+    rest = ~working & has_holiday
+    adjusted = working & (span.day_of_week >= 5)
+    where = span.get_indexer(days)
+    return rest[where], adjusted[where]
+
+
+def peak_windows(log: pd.DataFrame, *, peak: tuple[str, str] = PEAK_HOURS) -> pd.Series:
+    """Which window each message was sent in, from the submit time.
+
+    ``holiday`` (any day of an official rest period, bridged days included:
+    :func:`rest_days`), ``adjusted_workday`` (a weekend day worked in exchange, 调休),
+    ``weekday_peak`` (``peak``, 09:00–10:30 by default, on a working day) or
+    ``off_peak``. Returns a categorical Series.
+    """
+    t = log["submit_time"]
+    days = t.dt.tz_localize(None).dt.normalize()
+    codes, uniques = pd.factorize(days)
+    rest, adjusted = rest_days(pd.DatetimeIndex(uniques))
+    kind = np.where(rest, 0, np.where(adjusted, 1, 2))
+    day_kind = np.where(codes >= 0, kind[np.maximum(codes, 0)] if len(kind) else 3, 3)
+    weekend = (t.dt.day_of_week >= 5).to_numpy(dtype=bool, na_value=False)
+    minute = (t.dt.hour * 60 + t.dt.minute).to_numpy(dtype=float, na_value=np.nan)
+    start, end = (_clock_minutes(x) for x in peak)
+    in_peak = (minute >= start) & (minute < end)
+    window = np.where(day_kind == 0, "holiday", np.where(day_kind == 1, "adjusted_workday",
+                      np.where((day_kind == 2) & ~weekend & in_peak, "weekday_peak", "off_peak")))
+    return pd.Series(pd.Categorical(window, categories=PEAK_WINDOWS), index=log.index, name="window")
+
+
+def _clock_minutes(hhmm: str) -> int:
+    h, _, m = hhmm.partition(":")
+    return int(h) * 60 + int(m or 0)
+
+
+PEAK_WINDOWS = ["weekday_peak", "holiday", "adjusted_workday", "off_peak"]

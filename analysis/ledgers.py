@@ -19,12 +19,22 @@ import pandas as pd
 
 from .alerts import alerts_from_counts
 from .cubes import TABLES, Cubes, Source, partial_cubes
-from .kernel import bin_values, hist_quantiles, iso_weeks, merge_on, sum_by, trailing_sum
+from .kernel import (
+    ARRIVAL_SUMS,
+    bin_values,
+    hist_quantiles,
+    iso_weeks,
+    merge_on,
+    sum_by,
+    trailing_sum,
+)
 from .measures import (
     ALL,
     TARGET,
     arrival_from_sums,
     billing_terms,
+    click_through_from_sums,
+    compare_windows,
     cost_table,
     failure_table,
     reconcile,
@@ -70,13 +80,8 @@ def quality_ledger(cubes: Cubes, *, target: float = TARGET, baseline: int = 8) -
     parts = []
     for depth in range(len(by) + 1):
         keys = ["week", *by[:depth]]
-        sums = _sorted(sum_by(cubes.quality[[*keys, *TABLES["quality"].sums]], keys), keys)
-        for kind, prefix in (("recipient", "latency"), ("attempt", "attempt_latency")):
-            hist = cubes.latency[cubes.latency["kind"].eq(kind)]
-            q = hist_quantiles(hist, keys).rename(columns={"q0.5": f"{prefix}_p50_s", "q0.95": f"{prefix}_p95_s"})
-            sums = merge_on(sums, q, keys, how="left")
-        level = arrival_from_sums(sums, keys, events={"complained": cubes.events.get("complained", False),
-                                                      "unsubscribed": cubes.events.get("unsubscribed", False)})
+        sums = _arrival_sums(cubes.quality[[*keys, *TABLES["quality"].sums]], cubes.latency, keys)
+        level = arrival_from_sums(sums, keys, events=_events(cubes))
         if "vendor" in keys:
             level = level.assign(**vendor_success(sums))
         parts.append(level.assign(**{k: ALL for k in by[depth:]}))
@@ -302,6 +307,58 @@ def latency_ledger(cubes: Cubes) -> pd.DataFrame:
     return _sorted(h, [*keys, "seconds"])[[*keys, "seconds", "messages"]]
 
 
+def peak_ledger(cubes: Cubes) -> pd.DataFrame:
+    """Arrival and latency in each peak window against off-peak, per vendor, over every
+    week: the :func:`analysis.peak_variance` columns (by vendor)."""
+    keys = ["vendor", "window"]
+    sums = _arrival_sums(cubes.hours[[*keys, "submitted", *ARRIVAL_SUMS]], cubes.windows, keys)
+    return compare_windows(arrival_from_sums(sums, keys, events=_events(cubes)), ["vendor"])
+
+
+def hour_ledger(cubes: Cubes) -> pd.DataFrame:
+    """Arrival and click-through by send hour, over every week and vendor.
+
+    Returns
+    -------
+    DataFrame sorted by ``hour``: ``hour``, ``submitted``, ``delivered``,
+    ``arrival_rate``, ``arrival_low``, ``arrival_high``, and the
+    :func:`analysis.click_through_rates` columns (NaN without click events).
+    """
+    return _send_hours(cubes, ["hour"])
+
+
+def weekday_hour_ledger(cubes: Cubes) -> pd.DataFrame:
+    """:func:`hour_ledger` by weekday (0 = Monday) × send hour."""
+    return _send_hours(cubes, ["weekday", "hour"])
+
+
+def _send_hours(cubes: Cubes, keys: list[str]) -> pd.DataFrame:
+    out = _sorted(sum_by(cubes.hours[[*keys, "submitted", "delivered", "linked", "clicked", "conversions"]], keys), keys)
+    out = out[out[keys].notna().all(axis=1)].reset_index(drop=True)  # no send time: no hour
+    low, high = wilson_interval(out["delivered"], out["submitted"])
+    out = click_through_from_sums(out.assign(arrival_rate=out["delivered"] / out["submitted"], arrival_low=low,
+                                             arrival_high=high))
+    if not cubes.events.get("clicked"):
+        out[["linked", "clicked", "conversions"]] = pd.NA
+        out[[c for c in out.columns if c.startswith(("click_through", "conversion_"))]] = np.nan
+    return out.astype({k: "int64" for k in keys})
+
+
+def _arrival_sums(sums: pd.DataFrame, hist: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """Row flags summed per ``keys``, with the latency percentiles of their histograms
+    (``kind`` ``recipient`` and ``attempt``): what :func:`analysis.measures.arrival_from_sums`
+    finishes."""
+    out = _sorted(sum_by(sums, keys), keys)
+    for kind, prefix in (("recipient", "latency"), ("attempt", "attempt_latency")):
+        q = hist_quantiles(hist[hist["kind"].eq(kind)], keys)
+        out = merge_on(out, q.rename(columns={"q0.5": f"{prefix}_p50_s", "q0.95": f"{prefix}_p95_s"}), keys, how="left")
+    return out
+
+
+def _events(cubes: Cubes) -> dict[str, bool]:
+    return {"complained": cubes.events.get("complained", False), "unsubscribed": cubes.events.get("unsubscribed", False)}
+
+
 def alert_ledger(cubes: Cubes) -> pd.DataFrame:
     """Drop alerts per day × vendor × carrier × province
     (:func:`analysis.alerts.alerts_from_counts`, whose columns it returns)."""
@@ -332,13 +389,33 @@ MEASURES = {
     "billing": Measure(("billing", "currencies"), billing_ledger, billed=True),
     "cost": Measure(("billing", "cost", "currencies"), cost_ledger, billed=True),
     "alerts": Measure(("daily",), alert_ledger),
+    "peaks": Measure(("hours", "windows"), peak_ledger),
+    "hours": Measure(("hours",), hour_ledger),
+    "weekday_hours": Measure(("hours",), weekday_hour_ledger),
 }
+#: The measures of the weekly ledger workbook (:func:`ledgers_of`): what
+#: :func:`analysis.ledger_source` reads for by default.
+LEDGER_MEASURES = ("quality", "trend", "regions", "failures", "content", "billing", "cost", "alerts")
+
+
+def tables_of(measures) -> tuple[str, ...]:
+    """The partial sums the measures need (names of :data:`analysis.cubes.TABLES`)."""
+    return tuple(sorted({t for m in measures for t in MEASURES[m].tables}))
 
 
 def finish(name: str, cubes: Cubes, *, bill: pd.DataFrame | None = None, prices: dict | None = None,
            modes: dict | None = None) -> pd.DataFrame:
-    """The measure ``name`` of :data:`MEASURES` over merged cubes."""
+    """The measure ``name`` of :data:`MEASURES` over merged cubes.
+
+    Raises
+    ------
+    ValueError
+        When the cubes were made without the sums the measure needs.
+    """
     measure = MEASURES[name]
+    if missing := [t for t in measure.tables if t not in cubes.made]:
+        raise ValueError(f"the {name!r} measure needs the {', '.join(missing)} sums, which this source was not "
+                         f"read for: read it with ledger_source(..., measures=[..., {name!r}])")
     return measure.finish(cubes, bill=bill, prices=prices, modes=modes) if measure.billed else measure.finish(cubes)
 
 
@@ -409,6 +486,9 @@ def ledgers_of(source, weeks=None, *, prices: dict | None = None, modes: dict | 
     missing = [w for w in weeks if w not in found]
     if missing:
         raise ValueError(f"no messages in week {', '.join(missing)} (weeks in the input: {', '.join(found) or 'none'})")
+    if "failed" not in source.cubes.made:
+        raise ValueError("this source was read without the failed messages the repeat-failure list needs: "
+                         "read it with ledger_source(...) and its default measures")
     kept = source.cubes.weeks
     if kept is not None and set(weeks) - set(kept):
         raise ValueError(f"the source keeps the detail of week {', '.join(kept)} only: read it with "
@@ -416,7 +496,7 @@ def ledgers_of(source, weeks=None, *, prices: dict | None = None, modes: dict | 
     from .workers import background
 
     # the alerts, the slowest sheet, on a worker process (when there is one) meanwhile
-    alerts = background(alert_ledger, source.cubes)
+    alerts = background(alerts_from_counts, source.cubes.daily)  # the daily counts only: the worker gets a copy
     failed = source.cubes.failed
     # the repeat-failure list's second, narrow pass: sends to the week's failing phones
     messages = source.messages({w: repeat_candidates(failed[failed["week"].eq(w)]) for w in weeks})
@@ -440,9 +520,9 @@ def ledger_tables(
     from .workers import background
 
     # the alerts, the slowest sheet, on a worker process (when there is one) meanwhile
-    pending = alerts or background(alert_ledger, cubes)
-    tables = {name: finish(name, cubes, bill=bill, prices=prices, modes=modes) for name in MEASURES
-              if name not in ("alerts", "latency")}
+    pending = alerts or background(alerts_from_counts, cubes.daily)
+    tables = {name: finish(name, cubes, bill=bill, prices=prices, modes=modes) for name in LEDGER_MEASURES
+              if name != "alerts"}
     alerts = pending.result()
     return {
         **tables,

@@ -23,6 +23,7 @@ import pandas as pd
 from .kernel import (
     ARRIVAL_SUMS,
     FINAL_FAILURES,
+    PEAK_WINDOWS,
     equals,
     has_link,
     hist_quantiles,
@@ -30,6 +31,7 @@ from .kernel import (
     key_codes,
     latency_bins,
     merge_on,
+    peak_windows,
     per_day,
     row_flags,
 )
@@ -228,7 +230,8 @@ def _aggregate(work: pd.DataFrame, by: list[str], *, exact: bool = False) -> pd.
     if by:
         first = ~pd.Series(gid).duplicated().to_numpy()
         keys = work.loc[first, by].set_axis(gid[first])
-        sums = pd.concat([keys, sums], axis=1)
+        # sorted by the keys (a groupby's group numbers need not follow its sort order)
+        sums = pd.concat([keys, sums], axis=1).sort_values(by, kind="stable", na_position="last")
     return sums.reset_index(drop=True)
 
 
@@ -412,89 +415,30 @@ def repeat_table(failed_rows: pd.DataFrame, messages: pd.Series, *, min_failures
 # --------------------------------------------------------------------------- peak times
 
 
-#: The weekday peak by default: the seed's three stress rounds, 9:00, 9:30 and 10:00,
-#: each with its receipts (start inclusive, end exclusive, local time).
-PEAK_HOURS = ("09:00", "10:30")
-
-
-def rest_days(days: pd.DatetimeIndex) -> tuple[np.ndarray, np.ndarray]:
-    """Which of ``days`` fall in an official rest period and which are adjusted working
-    days (调休).
-
-    A rest period is the whole run of days off around a public holiday, as the State
-    Council's schedule publishes it: the statutory days, the days off taken in exchange
-    and the weekend days between or beside them (1–5 May 2025, not only 1, 2 and 5 May).
-    An adjusted working day is a weekend day worked in exchange. From the ``holidays``
-    calendar of China.
-
-    Returns
-    -------
-    ``(in_rest_period, adjusted_workday)``, boolean arrays aligned with ``days``.
-    """
-    import holidays
-
-    if not len(days):
-        return np.zeros(0, dtype=bool), np.zeros(0, dtype=bool)
-    lo, hi = days.min() - pd.Timedelta(days=12), days.max() + pd.Timedelta(days=12)
-    span = pd.date_range(lo, hi, freq="D")
-    cal = holidays.China(years=sorted(set(span.year)))
-    statutory = np.array([d in cal for d in span.date], dtype=bool)
-    working = np.array([cal.is_working_day(d) for d in span.date], dtype=bool)
-    run = np.cumsum(np.r_[True, working[1:] != working[:-1]])  # runs of working / non-working days
-    has_holiday = pd.Series(statutory).groupby(run).transform("any").to_numpy()
-    rest = ~working & has_holiday
-    adjusted = working & (span.day_of_week >= 5)
-    where = span.get_indexer(days)
-    return rest[where], adjusted[where]
-
-
-def peak_windows(log: pd.DataFrame, *, peak: tuple[str, str] = PEAK_HOURS) -> pd.Series:
-    """Which window each message was sent in, from the submit time.
-
-    ``holiday`` (any day of an official rest period, bridged days included:
-    :func:`rest_days`), ``adjusted_workday`` (a weekend day worked in exchange, 调休),
-    ``weekday_peak`` (``peak``, 09:00–10:30 by default, on a working day) or
-    ``off_peak``. Returns a categorical Series.
-    """
-    t = log["submit_time"]
-    days = t.dt.tz_localize(None).dt.normalize()
-    codes, uniques = pd.factorize(days)
-    rest, adjusted = rest_days(pd.DatetimeIndex(uniques))
-    kind = np.where(rest, 0, np.where(adjusted, 1, 2))
-    day_kind = np.where(codes >= 0, kind[np.maximum(codes, 0)] if len(kind) else 3, 3)
-    weekend = (t.dt.day_of_week >= 5).to_numpy(dtype=bool, na_value=False)
-    minute = (t.dt.hour * 60 + t.dt.minute).to_numpy(dtype=float, na_value=np.nan)
-    start, end = (_clock_minutes(x) for x in peak)
-    in_peak = (minute >= start) & (minute < end)
-    window = np.where(day_kind == 0, "holiday", np.where(day_kind == 1, "adjusted_workday",
-                      np.where((day_kind == 2) & ~weekend & in_peak, "weekday_peak", "off_peak")))
-    return pd.Series(pd.Categorical(window, categories=PEAK_WINDOWS), index=log.index, name="window")
-
-
-def _clock_minutes(hhmm: str) -> int:
-    h, _, m = hhmm.partition(":")
-    return int(h) * 60 + int(m or 0)
-
-
-PEAK_WINDOWS = ["weekday_peak", "holiday", "adjusted_workday", "off_peak"]
-
-
 def peak_variance(log: pd.DataFrame, *, by: Sequence[str] = ("vendor",)) -> pd.DataFrame:
     """Arrival and latency in each peak window against off-peak sends of the same group.
 
     Returns
     -------
-    DataFrame, one row per group × ``window`` (:func:`peak_windows`; ``weekday_peak``,
-    ``holiday``, ``adjusted_workday``, ``off_peak``), sorted by the keys then window:
-
-    * the :func:`arrival_rates` columns;
-    * ``diff_pp``: arrival minus off-peak arrival, in percentage points;
-    * ``z``, ``p_value``: pooled two-proportion test against off-peak; ``cohens_h``: the
-      effect size; ``latency_p50_change_s``: median latency minus off-peak's.
-      These are NaN on the ``off_peak`` row.
+    DataFrame, one row per group × ``window`` (:func:`analysis.peak_windows`;
+    ``weekday_peak``, ``holiday``, ``adjusted_workday``, ``off_peak``), sorted by the
+    keys then window (:func:`compare_windows`).
     """
     by = list(by)
-    rates = arrival_rates(log.assign(window=peak_windows(log)), by=[*by, "window"])
+    return compare_windows(arrival_rates(log.assign(window=peak_windows(log)), by=[*by, "window"]), by)
+
+
+def compare_windows(rates: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    """Each peak window's arrival against off-peak's in the same group: the finish of
+    :func:`peak_variance` and of the ``peaks`` measure alike.
+
+    ``rates``: :func:`arrival_rates` columns per ``by`` × ``window``. Returns them with
+    ``diff_pp`` (arrival minus off-peak arrival, in percentage points), ``z``,
+    ``p_value`` (pooled two-proportion test against off-peak), ``cohens_h`` (the effect
+    size) and ``latency_p50_change_s`` (median latency minus off-peak's), NaN on the
+    ``off_peak`` row; sorted by the keys then window.
+    """
+    rates = rates.assign(window=pd.Categorical(rates["window"].astype(str), categories=PEAK_WINDOWS))
     base = rates[rates["window"].eq("off_peak")].drop(columns="window")
     base = base[[*by, "submitted", "delivered", "arrival_rate", "latency_p50_s"]].rename(
         columns=lambda c: c if c in by else f"base_{c}")
@@ -583,7 +527,12 @@ def click_through_rates(log: pd.DataFrame, *, by: Sequence[str] = ("hour",)) -> 
     linked = equals(d["status"], "delivered") & has_link(d["content"])
     work = (d[by] if by else pd.DataFrame(index=d.index)).assign(
         linked=linked, clicked=linked & _flag(d, "clicked"), conversions=linked & _flag(d, "converted"))
-    out = _finish(_grouped(work, by)[["linked", "clicked", "conversions"]].sum(), by)
+    return click_through_from_sums(_finish(_grouped(work, by)[["linked", "clicked", "conversions"]].sum(), by))
+
+
+def click_through_from_sums(out: pd.DataFrame) -> pd.DataFrame:
+    """The :func:`click_through_rates` columns from summed ``linked``, ``clicked`` and
+    ``conversions``: the finish of the in-memory measure and the ``hours`` measures alike."""
     return _with_interval(_with_interval(out, "clicked", "linked", "click_through"), "conversions", "linked", "conversion")
 
 
@@ -597,7 +546,10 @@ def _with_interval(out: pd.DataFrame, k: str, n: str, name: str) -> pd.DataFrame
 def click_through_lift(log: pd.DataFrame, a=15, b=20, *, by: Sequence[str] = ()) -> pd.DataFrame:
     """Lift of the click-through of send hour(s) ``a`` over ``b``: rate_a / rate_b − 1.
 
-    ``a`` and ``b`` are an hour or a ``(start, end)`` pair of hours (end excluded).
+    ``log``: a canonical log with click events, or its counts per send hour (the
+    ``hours`` measure, or :func:`click_through_rates` by ``[*by, "hour"]``: ``hour``,
+    ``linked``, ``clicked``). ``a`` and ``b`` are an hour or a ``(start, end)`` pair of
+    hours (end excluded).
 
     Returns
     -------
@@ -608,11 +560,11 @@ def click_through_lift(log: pd.DataFrame, a=15, b=20, *, by: Sequence[str] = ())
     ``p_value`` (two-proportion test).
     """
     by = list(by)
-    hour = log["submit_time"].dt.hour
-    side = pd.Series(np.where(_in_hours(hour, a), "a", np.where(_in_hours(hour, b), "b", None)), index=log.index)
-    rates = click_through_rates(log.assign(side=side)[side.notna().to_numpy()], by=[*by, "side"])
+    hours = log if {"hour", "linked", "clicked"} <= set(log.columns) else click_through_rates(log, by=[*by, "hour"])
+    side = np.where(_in_hours(hours["hour"], a), "a", np.where(_in_hours(hours["hour"], b), "b", None))
+    rates = hours.assign(side=side)[pd.notna(side)]
     wide = rates.pivot_table(index=by or None, columns="side", values=["linked", "clicked"], aggfunc="sum", observed=True) \
-        if by else rates.set_index("side")[["linked", "clicked"]].unstack().to_frame().T
+        if by else rates.groupby("side")[["linked", "clicked"]].sum().unstack().to_frame().T
     wide.columns = [f"{v}_{s}" for v, s in wide.columns]
     for col in ("linked_a", "clicked_a", "linked_b", "clicked_b"):
         if col not in wide:

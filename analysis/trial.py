@@ -23,8 +23,8 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
-from .kernel import row_flags
-from .measures import TARGET, arrival_rates, peak_windows, with_rounds
+from .kernel import peak_windows, row_flags
+from .measures import TARGET, arrival_rates, with_rounds
 from .stats import wilson_interval
 
 STAGES = ("basic", "stress", "scenario")

@@ -276,3 +276,39 @@ def test_latency_measure_on_the_demo_matches_the_row_latencies(demo_inputs):
     whole = (seconds.dropna() % 1 == 0).all()
     assert whole  # the demo's receipts are whole seconds: the bins are exact
     assert fast.to_dict() == seconds[seconds.le(600)].groupby(level=0).size().to_dict()
+
+
+def test_send_hour_and_peak_measures_equal_the_in_memory_functions(demo_inputs):
+    """The ``peaks``, ``hours`` and ``weekday_hours`` measures (partial sums, merged,
+    finished) give what the in-memory functions compute from the rows, column by column;
+    the lift from the hour counts is the lift from the log."""
+    from analysis import arrival_rates, click_through_lift, click_through_rates, peak_variance
+
+    log = demo_inputs.log
+    out = compute(["peaks", "hours", "weekday_hours"], log)
+    ours, theirs = out["peaks"], peak_variance(log)
+    assert len(ours) == len(theirs) >= 8  # four vendors, every window
+    for col in theirs.columns:
+        a, b = ours[col], theirs[col]
+        if col in ("vendor", "window"):
+            assert a.astype(str).tolist() == b.astype(str).tolist(), col
+        else:
+            np.testing.assert_allclose(a.to_numpy(dtype=float), b.to_numpy(dtype=float), err_msg=col)
+    for name, keys in (("hours", ["hour"]), ("weekday_hours", ["weekday", "hour"])):
+        frame = out[name].set_index(keys)
+        clicks = click_through_rates(log, by=keys).astype({k: "int64" for k in keys}).set_index(keys)
+        arrival = arrival_rates(log, by=keys).astype({k: "int64" for k in keys}).set_index(keys)  # sorted by its keys
+        assert frame.index.equals(clicks.index) and frame.index.equals(arrival.index), name
+        for col in clicks.columns:
+            np.testing.assert_allclose(frame[col].to_numpy(dtype=float), clicks[col].to_numpy(dtype=float), err_msg=col)
+        for col in ("submitted", "delivered", "arrival_rate", "arrival_low", "arrival_high"):
+            np.testing.assert_allclose(frame[col].to_numpy(dtype=float), arrival[col].to_numpy(dtype=float), err_msg=col)
+    pd.testing.assert_frame_equal(click_through_lift(out["hours"], 15, 20), click_through_lift(log, 15, 20))
+
+
+def test_a_measure_whose_sums_were_not_read_is_refused(demo_inputs):
+    """A source read for some measures refuses another, by name, instead of finishing
+    empty sums into zeros."""
+    cubes = partial_cubes(demo_inputs.log, tables=MEASURES["trend"].tables)
+    with pytest.raises(ValueError, match="'peaks' measure needs the hours, windows sums"):
+        finish("peaks", cubes)

@@ -17,13 +17,12 @@ from analysis import (
     effective_cost,
     failure_reasons,
     peak_variance,
-    peak_windows,
     repeat_failures,
     round_spread,
     wilson_interval,
 )
 from analysis.kernel import resend_chains
-from analysis.measures import resend_honesty, rest_days
+from analysis.measures import resend_honesty
 from analysis.normalize import infer_attempts
 from analysis.stats import two_proportion_test
 
@@ -271,54 +270,6 @@ def test_repeat_failures():
 
 
 # --------------------------------------------------------------------------- peak times
-
-
-def test_peak_windows_use_the_holiday_calendar():
-    log = make_log([
-        {"submit": "2025-05-01 09:30"},  # Labour Day
-        {"submit": "2025-04-27 09:30"},  # Sunday worked in exchange (调休)
-        {"submit": "2025-05-06 09:30"},  # ordinary Tuesday, peak hour
-        {"submit": "2025-05-06 10:29"},  # the seed's third stress round (10:00) is still peak
-        {"submit": "2025-05-06 10:30"},  # same day after the peak
-        {"submit": "2025-05-10 09:30"},  # Saturday off
-        {"submit": "2025-10-01 09:00"},  # National Day
-        {"submit": "2025-05-03 09:30"},  # a Saturday inside the Labour Day rest period
-    ])
-    assert peak_windows(log).tolist() == ["holiday", "adjusted_workday", "weekday_peak", "weekday_peak", "off_peak",
-                                          "off_peak", "holiday", "holiday"]
-    assert peak_windows(log, peak=("09:00", "10:00")).iloc[3] == "off_peak"
-
-
-#: The State Council's published holiday schedules (国务院办公厅关于节假日安排的通知) for
-#: 2024, 2025 and 2026: every rest period (first and last day off) and every adjusted
-#: working day, typed from the notices, not from the calendar the code uses.
-REST_PERIODS = {
-    2024: [("2023-12-30", "2024-01-01"), ("2024-02-10", "2024-02-17"), ("2024-04-04", "2024-04-06"),
-           ("2024-05-01", "2024-05-05"), ("2024-06-08", "2024-06-10"), ("2024-09-15", "2024-09-17"),
-           ("2024-10-01", "2024-10-07")],
-    2025: [("2025-01-01", "2025-01-01"), ("2025-01-28", "2025-02-04"), ("2025-04-04", "2025-04-06"),
-           ("2025-05-01", "2025-05-05"), ("2025-05-31", "2025-06-02"), ("2025-10-01", "2025-10-08")],
-    2026: [("2026-01-01", "2026-01-03"), ("2026-02-15", "2026-02-23"), ("2026-04-04", "2026-04-06"),
-           ("2026-05-01", "2026-05-05"), ("2026-06-19", "2026-06-21"), ("2026-09-25", "2026-09-27"),
-           ("2026-10-01", "2026-10-07")],
-}
-ADJUSTED_WORKDAYS = {
-    2024: ["2024-02-04", "2024-02-18", "2024-04-07", "2024-04-28", "2024-05-11", "2024-09-14", "2024-09-29",
-           "2024-10-12"],
-    2025: ["2025-01-26", "2025-02-08", "2025-04-27", "2025-09-28", "2025-10-11"],
-    2026: ["2026-01-04", "2026-02-14", "2026-02-28", "2026-05-09", "2026-09-20", "2026-10-10"],
-}
-
-
-@pytest.mark.parametrize("year", [2024, 2025, 2026])
-def test_rest_periods_match_the_published_schedule(year):
-    days = pd.date_range(f"{year}-01-01", f"{year}-12-31", freq="D")
-    rest, adjusted = rest_days(days)
-    published = set()
-    for first, last in REST_PERIODS[year]:
-        published |= {d for d in pd.date_range(first, last, freq="D") if d.year == year}
-    assert set(days[rest]) == published
-    assert sorted(days[adjusted].strftime("%Y-%m-%d")) == ADJUSTED_WORKDAYS[year]
 
 
 def test_peak_variance_against_off_peak():
