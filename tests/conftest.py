@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -11,12 +13,25 @@ import pytest
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
+#: The caches' folder when this process made it (removed at the end).
+_CACHE: list[Path] = []
+
+
 def pytest_configure(config):
-    """The suite's caches (the phone-prefix table, matplotlib's font list) live in the
-    checkout's git-ignored ``.cache/``, not the user's home; subprocesses inherit them."""
-    cache = Path(__file__).resolve().parent.parent / ".cache"
+    """The suite's caches (the phone-prefix table, matplotlib's font list) live in a
+    temporary folder, not the user's home; subprocesses and pytest-xdist's workers inherit
+    it, and it is removed when the run ends."""
+    if "SMS_LEDGER_TEST_CACHE" not in os.environ:
+        _CACHE.append(Path(tempfile.mkdtemp(prefix="sms-ledger-tests-")))
+        os.environ["SMS_LEDGER_TEST_CACHE"] = str(_CACHE[0])
+    cache = Path(os.environ["SMS_LEDGER_TEST_CACHE"])
     os.environ.setdefault("SMS_LEDGER_CACHE", str(cache / "sms-ledger"))
     os.environ.setdefault("MPLCONFIGDIR", str(cache / "matplotlib"))
+
+
+def pytest_unconfigure(config):
+    for folder in _CACHE:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
