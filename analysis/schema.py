@@ -7,6 +7,8 @@ snake_case; the Chinese and English display labels used by Excel and charts live
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pandas as pd
 
@@ -431,25 +433,54 @@ VALUE_RULES = {
 def validate(log: pd.DataFrame) -> None:
     """Raise ``ValueError`` unless ``log`` has exactly the canonical columns and dtypes and
     no row has a problem of :data:`VALUE_RULES`; the error lists every problem found, with
-    how many rows have it and the first of them."""
-    if list(log.columns) != list(COLUMNS):
-        raise ValueError(f"not a canonical send log: columns {list(log.columns)}")
-    for col, dtype in COLUMNS.items():
-        got = log[col].dtype
-        if dtype is None:
-            ok = isinstance(got, pd.DatetimeTZDtype)
-        elif isinstance(dtype, pd.CategoricalDtype):
-            ok = isinstance(got, pd.CategoricalDtype) and list(got.categories) == list(dtype.categories)
-        elif dtype == "category":
-            ok = isinstance(got, pd.CategoricalDtype)
-        else:
-            ok = got == dtype
-        if not ok:
-            raise ValueError(f"column {col!r} has dtype {got}, expected {dtype}")
-    broken = []
-    for rule, rows_of in VALUE_RULES.items():
-        rows = np.flatnonzero(np.asarray(rows_of(log), dtype=bool))
-        if len(rows):
-            broken.append(f"{rule}: {len(rows):,} rows (first: row {rows[0]})")
-    if broken:
-        raise ValueError("not a valid send log: " + "; ".join(broken))
+    how many rows have it and the first of them. Checked with pandera's lazy validation
+    (:func:`log_schema`), which collects every failure before it raises."""
+    import pandera.errors
+
+    try:
+        log_schema().validate(log, lazy=True)
+    except pandera.errors.SchemaErrors as err:
+        raise ValueError("not a valid send log: " + "; ".join(_problems(err.failure_cases))) from None
+
+
+@functools.cache
+def log_schema():
+    """The canonical send log as a ``pandera`` schema: :data:`COLUMNS` in order, their
+    dtypes (the times any tz-aware timestamp), and :data:`VALUE_RULES` as checks on the
+    rows."""
+    import pandera.pandas as pa
+
+    def tz_aware(s: pd.Series) -> bool:
+        return isinstance(s.dtype, pd.DatetimeTZDtype)
+
+    columns = {c: pa.Column(None, checks=pa.Check(tz_aware, name="not a tz-aware timestamp"), nullable=True)
+               if d is None else pa.Column(pd.CategoricalDtype() if d == "category" else d, nullable=True)
+               for c, d in COLUMNS.items()}
+    rules = [pa.Check(lambda log, rows_of=rows_of: pd.Series(~np.asarray(rows_of(log), dtype=bool), index=log.index),
+                      name=rule) for rule, rows_of in VALUE_RULES.items()]
+    return pa.DataFrameSchema(columns, checks=rules, strict=True, ordered=True, coerce=False)
+
+
+def _problems(cases: pd.DataFrame) -> list[str]:
+    """pandera's failure cases as one phrase per problem: a column missing, extra, out of
+    place or of the wrong dtype, or a value rule with how many rows break it and the
+    first (a rule that could not run for a missing column is not repeated)."""
+    out = []
+    for check, part in cases.groupby("check", dropna=False, sort=False):
+        rows = pd.to_numeric(part["index"], errors="coerce").dropna().astype(int).unique()
+        if check in VALUE_RULES:
+            if len(rows):
+                out.append(f"{check}: {len(rows):,} rows (first: row {rows.min()})")
+            continue
+        for column, case in part.drop_duplicates(["column", "check"])[["column", "failure_case"]].itertuples(index=False):
+            if str(check).startswith("dtype("):
+                out.append(f"column {column!r} has dtype {case}, expected {check[6:-1]}")
+            elif check == "column_in_dataframe":
+                out.append(f"column {case!r} is missing")
+            elif check == "column_in_schema":
+                out.append(f"column {case!r} is not a canonical column")
+            elif check == "column_ordered":
+                out.append(f"column {case!r} is out of the canonical order")
+            else:
+                out.append(f"column {column!r}: {check}")
+    return out

@@ -19,11 +19,19 @@ def test_empty_log_is_valid_and_tz_aware():
     assert list(log["status"].cat.categories) == ["delivered", "failed", "expired", "rejected", "unknown", "pending"]
 
 
-def test_validate_rejects_wrong_dtype():
+def test_validate_rejects_wrong_dtype_columns_and_order():
+    """pandera checks the frame's form lazily: every problem is named in one error."""
     log = empty_log()
     log["segments"] = log["segments"].astype("float64")
-    with pytest.raises(ValueError, match="segments"):
-        validate(log)
+    log["submit_time"] = log["submit_time"].dt.tz_localize(None)
+    with pytest.raises(ValueError) as err:
+        validate(log.drop(columns="fee").assign(extra=1))
+    message = str(err.value)
+    for problem in ("column 'segments' has dtype float64, expected 'Int16'", "column 'fee' is missing",
+                    "column 'extra' is not a canonical column", "column 'submit_time': not a tz-aware timestamp"):
+        assert problem in message, problem
+    with pytest.raises(ValueError, match="out of the canonical order"):
+        validate(empty_log()[list(COLUMNS)[::-1]])
 
 
 def test_validate_lists_every_problem_of_the_values():
