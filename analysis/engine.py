@@ -211,7 +211,9 @@ def ledger_source(
 
     ``inputs``: exports, the store, event files or folders (default:
     :func:`analysis.config.default_inputs`, the store and the demo's event files);
-    ``vendors``: only those vendors' messages and bills. When every send-log input is the Parquet store, the store is streamed partition by
+    ``vendors``: only those vendors' messages and bills.
+
+    When every send-log input is the Parquet store, the store is streamed partition by
     partition (``engine="pandas"``: in ``workers`` processes, by default one per CPU up to
     :data:`analysis.workers.MAX_WORKERS` for a store of at least :data:`POOL_ROWS` rows, and this process
     for a smaller one) or on Dask (``engine="dask"``; ``scheduler`` is a cluster address,
