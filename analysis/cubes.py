@@ -147,7 +147,6 @@ def partial_cubes(chunk: pd.DataFrame, *, weeks=None, tables=None) -> Cubes:
     if unknown := wanted - set(TABLES) - {"failed"}:
         raise ValueError(f"no such cube: {', '.join(sorted(unknown))}")
     n = len(chunk)
-    t = chunk["submit_time"]
     flags = row_flags(chunk)
     ok = flags["delivered"]
     seg = chunk["segments"].to_numpy(dtype="float64", na_value=1.0)
@@ -158,7 +157,7 @@ def partial_cubes(chunk: pd.DataFrame, *, weeks=None, tables=None) -> Cubes:
     fee = chunk["fee"].to_numpy(dtype=float, na_value=np.nan) if "fee" in chunk else np.full(n, np.nan)
     # every key as integer codes, made once: no Python strings per row; a row's week is
     # its day's week
-    clock = local_clock(t)
+    clock = local_clock(chunk["submit_time"])
     day, days = day_codes(clock)
     week = key_codes(pd.Series(label_days(day, days, "%G-W%V")))
     hour = Coded(np.where(clock == NAT, -1, (clock // HOUR_NS) % 24).astype(np.int8), pd.RangeIndex(24))
@@ -166,7 +165,7 @@ def partial_cubes(chunk: pd.DataFrame, *, weeks=None, tables=None) -> Cubes:
     key = {c: key_codes(chunk[c]) for c in ("vendor", "carrier", "province", "template_id", "category")}
     detail = np.ones(n, dtype=bool) if weeks is None else _among(week, weeks)
     blocked = chunk["failure_reason"].eq("content_blocked").to_numpy(dtype=bool, na_value=False)
-    out = {name: pd.DataFrame(columns=[*t.keys, *t.sums]) for name, t in TABLES.items()}
+    out = {name: pd.DataFrame(columns=[*table.keys, *table.sums]) for name, table in TABLES.items()}
 
     arrival = {k: flags[k] if k in flags else flag[k] for k in ARRIVAL_SUMS}
     if daily := [name for name in _OF_DAILY if name in wanted]:
@@ -184,8 +183,8 @@ def partial_cubes(chunk: pd.DataFrame, *, weeks=None, tables=None) -> Cubes:
         fine_days = days.get_indexer(fine["period"])
         fine = fine.assign(week=label_days(fine_days, days, "%G-W%V"), month=label_days(fine_days, days, "%Y-%m"))
         for name in daily:
-            t = TABLES[name]
-            out[name] = fine[[*t.keys, *t.sums]] if name == "daily" else sum_by(fine[[*t.keys, *t.sums]], KEYS[name])
+            columns = [*TABLES[name].keys, *TABLES[name].sums]
+            out[name] = fine[columns] if name == "daily" else sum_by(fine[columns], KEYS[name])
     if "latency" in wanted:
         out["latency"] = _histograms(flags, dict(week=week, vendor=key["vendor"], carrier=key["carrier"]), detail)
     if {"hours", "windows"} & wanted:

@@ -1,6 +1,7 @@
 """The kernel every measure is built on: integer-coded keys and fast sums, calendar
 codes, resend chains, latencies and their histogram, and the row flags every measure
-counts (:func:`row_flags`). Arrays in, arrays out; nothing here knows a ledger.
+counts (:func:`row_flags`), and the peak windows of the Chinese calendar. Arrays in,
+arrays out; nothing here knows a ledger.
 """
 
 from __future__ import annotations
@@ -13,15 +14,11 @@ import pandas as pd
 
 from .schema import STRING
 
+#: The final statuses that are failures (not ``delivered``, not ``pending``).
 FINAL_FAILURES = ("failed", "expired", "rejected", "unknown")
-
-
 DAY_NS = 86_400 * 10**9
-
-
 HOUR_NS = 3_600 * 10**9
-
-
+#: A missing time as int64 nanoseconds.
 NAT = np.iinfo(np.int64).min
 
 
