@@ -165,6 +165,7 @@ def partial_cubes(chunk: pd.DataFrame, *, weeks=None, tables=None) -> Cubes:
     key = {c: key_codes(chunk[c]) for c in ("vendor", "carrier", "province", "template_id", "category")}
     detail = np.ones(n, dtype=bool) if weeks is None else _among(week, weeks)
     blocked = chunk["failure_reason"].eq("content_blocked").to_numpy(dtype=bool, na_value=False)
+    links = None  # which rows' text holds a link, when every row's is looked at (the send hours)
     out = {name: pd.DataFrame(columns=[*table.keys, *table.sums]) for name, table in TABLES.items()}
 
     arrival = {k: flags[k] if k in flags else flag[k] for k in ARRIVAL_SUMS}
@@ -193,7 +194,8 @@ def partial_cubes(chunk: pd.DataFrame, *, weeks=None, tables=None) -> Cubes:
     if "hours" in wanted:
         weekday = np.where(day >= 0, days.day_of_week.to_numpy()[np.maximum(day, 0)] if len(days) else 0, -1)
         # only a delivered message with a link can be clicked (no click events: no links looked for)
-        linked = ok & has_link(chunk["content"]) if "clicked" in chunk else False
+        links = has_link(chunk["content"]) if "clicked" in chunk else None
+        linked = ok & links if links is not None else False
         out["hours"] = sum_by(dict(week=week, vendor=key["vendor"], weekday=Coded(weekday, pd.RangeIndex(7)), hour=hour,
                                    window=window, submitted=1, **arrival, linked=linked,
                                    clicked=linked & flag["clicked"], conversions=linked & flag["converted"]),
@@ -202,7 +204,7 @@ def partial_cubes(chunk: pd.DataFrame, *, weeks=None, tables=None) -> Cubes:
         out["windows"] = _histograms(flags, dict(vendor=key["vendor"], window=window), everything)
     if "content" in wanted:
         linked = np.zeros(n, dtype=bool)  # only a message with a link can be clicked
-        linked[detail] = ok[detail] & has_link(chunk["content"][detail])
+        linked[detail] = ok[detail] & (links[detail] if links is not None else has_link(chunk["content"][detail]))
         out["content"] = sum_by(dict(week=week, template_id=key["template_id"], category=key["category"], hour=hour,
                                      sent=1, delivered=ok, blocked=blocked, linked=linked, clicks=clicks,
                                      clicked=linked & flag["clicked"], conversions=linked & flag["converted"]),

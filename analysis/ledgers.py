@@ -42,9 +42,10 @@ from .measures import (
     repeat_table,
     sends_per_phone,
     vendor_currencies,
+    with_interval,
 )
 from .schema import DEFAULT_TZ
-from .stats import two_proportion_test, wilson_interval
+from .stats import two_proportion_test
 
 #: Sheets of a ledger workbook, in order.
 SHEETS = ("summary", "quality", "trend", "regions", "failures", "repeat_failures", "content", "billing", "cost",
@@ -117,8 +118,7 @@ def trend_table(cubes: Cubes) -> pd.DataFrame:
     total = cubes.quality.groupby("week")[["submitted", "delivered"]].sum().reset_index().assign(carrier=ALL)
     t = pd.concat([by_carrier, total], ignore_index=True)
     t["carrier"] = t["carrier"].astype(object)
-    low, high = wilson_interval(t["delivered"], t["submitted"])
-    t = t.assign(arrival_rate=t["delivered"] / t["submitted"], arrival_low=low, arrival_high=high)
+    t = with_interval(t, "delivered", "submitted", "arrival")
     t = t.sort_values(["week", "carrier"], kind="stable", na_position="last")
     return t[["week", "carrier", "submitted", "delivered", "arrival_rate", "arrival_low", "arrival_high"]].reset_index(drop=True)
 
@@ -156,9 +156,8 @@ def region_table(cubes: Cubes) -> pd.DataFrame:
     """
     daily = cubes.daily.assign(week=iso_weeks(pd.to_datetime(cubes.daily["period"])).astype(object).to_numpy())
     keys = ["week", "carrier", "province"]
-    out = _sorted(sum_by(daily[[*keys, "submitted", "delivered"]], keys), keys)
-    low, high = wilson_interval(out["delivered"], out["submitted"])
-    return out.assign(arrival_rate=out["delivered"] / out["submitted"], arrival_low=low, arrival_high=high)
+    return with_interval(_sorted(sum_by(daily[[*keys, "submitted", "delivered"]], keys), keys), "delivered",
+                         "submitted", "arrival")
 
 
 def failure_ledger(cubes: Cubes, *, top: int = 3) -> pd.DataFrame:
@@ -219,16 +218,10 @@ def content_ledger(cubes: Cubes, *, min_linked: int = 30, alpha: float = 0.05) -
     text = cubes.texts.sort_values(["n", "content"], ascending=[False, True], kind="stable")
     text = text.drop_duplicates(keys)[[*keys, "content"]]
     out = merge_on(c, text, keys, how="left")
-    low, high = wilson_interval(out["delivered"], out["sent"])
-    out = out.assign(arrival_rate=out["delivered"] / out["sent"], arrival_low=low, arrival_high=high,
-                     blocked_rate=out["blocked"] / out["sent"])
+    out = with_interval(out, "delivered", "sent", "arrival").assign(blocked_rate=out["blocked"] / out["sent"])
     rates = {"click_through": "clicked", "conversion": "conversions"}
     if cubes.events.get("clicked"):
-        linked = out["linked"].where(out["linked"] > 0)
-        for name, k in rates.items():
-            lo, hi = wilson_interval(out[k], linked)
-            out[f"{name}_rate"] = out[k] / linked
-            out[f"{name}_low"], out[f"{name}_high"] = lo, hi
+        out = click_through_from_sums(out)
         out = merge_on(out, _best_hours(cubes.content, keys, min_linked=min_linked, alpha=alpha), keys, how="left")
         out["best_send_hour"] = out["best_send_hour"].astype("Int64")
     else:
@@ -335,9 +328,7 @@ def weekday_hour_ledger(cubes: Cubes) -> pd.DataFrame:
 def _send_hours(cubes: Cubes, keys: list[str]) -> pd.DataFrame:
     out = _sorted(sum_by(cubes.hours[[*keys, "submitted", "delivered", "linked", "clicked", "conversions"]], keys), keys)
     out = out[out[keys].notna().all(axis=1)].reset_index(drop=True)  # no send time: no hour
-    low, high = wilson_interval(out["delivered"], out["submitted"])
-    out = click_through_from_sums(out.assign(arrival_rate=out["delivered"] / out["submitted"], arrival_low=low,
-                                             arrival_high=high))
+    out = click_through_from_sums(with_interval(out, "delivered", "submitted", "arrival"))
     if not cubes.events.get("clicked"):
         out[["linked", "clicked", "conversions"]] = pd.NA
         out[[c for c in out.columns if c.startswith(("click_through", "conversion_"))]] = np.nan

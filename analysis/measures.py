@@ -533,10 +533,12 @@ def click_through_rates(log: pd.DataFrame, *, by: Sequence[str] = ("hour",)) -> 
 def click_through_from_sums(out: pd.DataFrame) -> pd.DataFrame:
     """The :func:`click_through_rates` columns from summed ``linked``, ``clicked`` and
     ``conversions``: the finish of the in-memory measure and the ``hours`` measures alike."""
-    return _with_interval(_with_interval(out, "clicked", "linked", "click_through"), "conversions", "linked", "conversion")
+    return with_interval(with_interval(out, "clicked", "linked", "click_through"), "conversions", "linked", "conversion")
 
 
-def _with_interval(out: pd.DataFrame, k: str, n: str, name: str) -> pd.DataFrame:
+def with_interval(out: pd.DataFrame, k: str, n: str, name: str) -> pd.DataFrame:
+    """``out`` with the rate ``k / n`` as ``{name}_rate`` (missing where ``n`` is 0) and
+    its 95% Wilson interval, ``{name}_low`` and ``{name}_high``: every rate's finish."""
     low, high = wilson_interval(out[k], out[n])
     with np.errstate(invalid="ignore", divide="ignore"):
         rate = out[k] / out[n].where(out[n] > 0)
