@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from .distinct import per_distinct
 from .schema import STRING
 
 # --- statuses -------------------------------------------------------------------------
@@ -142,11 +143,15 @@ def map_status(raw: pd.Series, table: dict[str, str], *, upper: bool = False) ->
 
     Missing raw values stay missing (the caller decides what an absent status means).
     """
-    key = raw.astype(STRING).str.strip()
-    key = key.str.upper() if upper else key.str.lower()
     table = {(k.upper() if upper else k.lower()): v for k, v in table.items()}
-    mapped = key.map(table)
-    return mapped.where(mapped.notna() | key.isna(), "unknown").astype(object)
+
+    def mapped(raw: pd.Series) -> pd.Series:
+        key = raw.astype(STRING).str.strip()
+        key = key.str.upper() if upper else key.str.lower()
+        out = key.map(table)
+        return out.where(out.notna() | key.isna(), "unknown").astype(object)
+
+    return per_distinct(mapped, raw)
 
 
 def classify_failures(
@@ -169,6 +174,10 @@ def classify_failures(
         missing for delivered and pending rows.
     """
     table = VENDOR_REASONS.get(vendor or "", {})
+    return per_distinct(lambda *codes: _classify(*codes, table=table), status.astype(object), status_code, error_code)
+
+
+def _classify(status: pd.Series, status_code: pd.Series, error_code: pd.Series, *, table: dict):
     err = error_code.astype(STRING).str.strip()
     stat = status_code.astype(STRING).str.strip()
     reason = err.map(table) if table else pd.Series(pd.NA, index=status.index, dtype=object)

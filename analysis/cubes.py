@@ -26,15 +26,14 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
+from .distinct import Coded, key_codes
 from .kernel import (
     ARRIVAL_SUMS,
     FINAL_FAILURES,
     HOUR_NS,
     NAT,
-    Coded,
     day_codes,
     has_link,
-    key_codes,
     label_days,
     latency_bins,
     local_clock,

@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 import phonenumbers
 
+from .distinct import per_distinct
 from .schema import CARRIERS, PROVINCES, STRING
 
 #: Virtual-operator prefixes and their host network (the MIIT's 170/171/16x allocations).
@@ -159,9 +160,12 @@ def normalize_carriers(raw: pd.Series) -> pd.Series:
 
     Unrecognised names (foreign networks) are kept as written.
     """
+    return per_distinct(_carriers, raw)
+
+
+def _carriers(raw: pd.Series) -> pd.Series:
     s = raw.astype(STRING).str.strip()
-    key = s.str.lower()
-    mapped = key.map({k.lower(): v for k, v in _CARRIER_ALIASES.items()})
+    mapped = s.str.lower().map({k.lower(): v for k, v in _CARRIER_ALIASES.items()})
     return mapped.fillna(s).astype(object).where(s.notna())
 
 
@@ -170,6 +174,10 @@ def normalize_provinces(raw: pd.Series) -> pd.Series:
 
     Unrecognised names are kept as written.
     """
+    return per_distinct(_provinces, raw)
+
+
+def _provinces(raw: pd.Series) -> pd.Series:
     s = raw.astype(STRING).str.strip()
     short = s.str.replace(_PROVINCE_SUFFIXES, "", regex=True)
     by_zh = {zh: en for en, zh in PROVINCES.items()}
@@ -188,10 +196,14 @@ def enrich(log: pd.DataFrame) -> pd.DataFrame:
     DataFrame
         A copy of ``log`` with those three columns filled where the prefix tells.
     """
-    phone = log["phone"].astype(STRING)
-    mobile = phone.str.fullmatch(r"\+861[3-9]\d{9}").fillna(False).to_numpy(dtype=bool)
     out = log.copy()
-    if not mobile.any():
+    cols = ["carrier", "province", "city"]
+    missing = np.zeros(len(log), dtype=bool)
+    for col in cols:
+        missing |= log[col].isna().to_numpy(dtype=bool) if col in log else True
+    phone = log["phone"].astype(STRING)
+    mobile = missing & phone.str.fullmatch(r"\+861[3-9]\d{9}").fillna(False).to_numpy(dtype=bool)
+    if not mobile.any():  # nothing to fill
         return out
     # prefixes as integers: one np.unique, one positional take, no per-row Python
     digits = phone.where(mobile).str.slice(3, 10)
@@ -199,14 +211,15 @@ def enrich(log: pd.DataFrame) -> pd.DataFrame:
     uniq, codes = np.unique(number, return_inverse=True)
     codes = np.where(number >= 0, codes, -1)
     table = prefix_table([str(u) for u in uniq if u >= 0]).reindex([str(u) for u in uniq])
-    for col in ["carrier", "province", "city"]:
+    for col in cols:
         # categorical result: codes per distinct prefix, taken per row
         per_prefix = pd.Categorical(table[col].to_numpy(dtype=object))
         row_codes = np.where(codes >= 0, per_prefix.codes[codes.clip(min=0)], -1)
         looked = pd.Series(pd.Categorical.from_codes(row_codes, per_prefix.categories), index=log.index)
         current = out[col] if col in out else pd.Series(pd.NA, index=log.index, dtype=object)
+        fill = current.isna().to_numpy(dtype=bool) & (row_codes >= 0)
         if current.isna().all():
             out[col] = looked
-        else:
-            out[col] = current.astype(object).where(current.notna(), looked.astype(object))
+        elif fill.any():
+            out[col] = current.astype(object).where(~fill, looked.astype(object))
     return out

@@ -7,11 +7,10 @@ arrays out; nothing here knows a ledger.
 from __future__ import annotations
 
 import re
-from typing import NamedTuple
-
 import numpy as np
 import pandas as pd
 
+from .distinct import Coded, key_codes, pa_array
 from .schema import STRING
 
 #: The final statuses that are failures (not ``delivered``, not ``pending``).
@@ -133,42 +132,6 @@ def resend_chains(log: pd.DataFrame) -> pd.Series:
     starts = np.concatenate([[True], ~same]) | (attempt[rows][order] <= 1)
     out[rows[order]] = rows[order[starts][np.cumsum(starts) - 1]]
     return pd.Series(out, index=log.index, name="chain")
-
-
-class Coded(NamedTuple):
-    """A key column as integer ``codes`` (-1 for missing) into its distinct ``levels``."""
-
-    codes: np.ndarray
-    levels: pd.Index
-
-    def take(self, rows) -> Coded:
-        """The rows selected by a mask or positions."""
-        return Coded(self.codes[rows], self.levels)
-
-
-def key_codes(s: pd.Series) -> Coded:
-    """A key column as :class:`Coded`, without building Python strings per row (Arrow
-    text is hashed by pyarrow)."""
-    if isinstance(s.dtype, pd.CategoricalDtype):
-        codes, uniques = s.cat.codes.to_numpy(), s.cat.categories
-    elif isinstance(s.dtype, pd.StringDtype) and s.dtype.storage == "pyarrow" and len(s):
-        import pyarrow.compute as pc
-
-        encoded = pc.dictionary_encode(pa_array(s))
-        codes = encoded.indices.fill_null(-1).to_numpy().astype(np.int64)
-        uniques = pd.Index(encoded.dictionary.to_pandas(types_mapper=lambda _: s.dtype))
-    else:
-        codes, uniques = pd.factorize(s, use_na_sentinel=True)
-        codes = np.asarray(codes, dtype=np.int64)
-    return Coded(codes, pd.Index(uniques))
-
-
-def pa_array(s: pd.Series):
-    """The pyarrow array behind an Arrow-backed Series (one chunk)."""
-    import pyarrow as pa
-
-    arr = pa.array(s.array)
-    return arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
 
 
 def latency_seconds(log: pd.DataFrame) -> np.ndarray:

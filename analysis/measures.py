@@ -20,6 +20,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from .distinct import key_codes
 from .kernel import (
     ARRIVAL_SUMS,
     FINAL_FAILURES,
@@ -28,7 +29,6 @@ from .kernel import (
     has_link,
     hist_quantiles,
     iso_weeks,
-    key_codes,
     latency_bins,
     merge_on,
     peak_windows,

@@ -295,6 +295,8 @@ def infer_attempts(log: pd.DataFrame, *, window: str | pd.Timedelta = "30min") -
     """
     window = pd.Timedelta(window)
     given = log["attempt"].astype("Int16") if "attempt" in log else pd.Series(pd.NA, index=log.index, dtype="Int16")
+    if given.notna().all():  # every attempt given: nothing to infer
+        return given
     key_tpl = log["content"].astype(STRING).fillna(log["template_id"].astype(STRING))
     frame = pd.DataFrame(
         {

@@ -12,6 +12,8 @@ import functools
 import numpy as np
 import pandas as pd
 
+from .distinct import per_distinct
+
 DEFAULT_TZ = "Asia/Shanghai"
 #: What a spreadsheet takes for the start of a formula (OWASP's CSV-injection list): text
 #: from an export that starts so is written as text, never as a formula.
@@ -403,11 +405,12 @@ def conform(frame: pd.DataFrame, *, tz: str = DEFAULT_TZ) -> pd.DataFrame:
         elif col == "time_source":  # a log made elsewhere has its send times from submissions
             out[col] = values.astype(object).where(values.notna(), "submission").astype(dtype)
         elif isinstance(dtype, pd.CategoricalDtype):
-            out[col] = values.astype(object).astype(dtype)
+            out[col] = per_distinct(lambda v, dtype=dtype: v.astype(object).astype(dtype), values)
         elif dtype == "category":
-            out[col] = values.astype(STRING).astype("category")
+            out[col] = per_distinct(lambda v: v.astype(STRING).astype("category"), values)
         elif dtype in ("Int16", "float64"):
-            out[col] = pd.to_numeric(values.astype(object), errors="coerce").astype(dtype)
+            out[col] = per_distinct(lambda v, dtype=dtype: pd.to_numeric(v.astype(object), errors="coerce").astype(dtype),
+                                    values)
         else:
             out[col] = values.astype(dtype)
     return pd.DataFrame(out, index=pd.RangeIndex(n))

@@ -142,11 +142,14 @@ def store_arrow(log: pd.DataFrame) -> pa.Table:
     microseconds UTC, the ``month`` partition column (of the submit time, local) and
     ``phone_key`` (:func:`analysis.measures.phone_keys`: the cubes find resend chains by
     it without reading the numbers' text)."""
-    from .kernel import phone_keys
+    from .kernel import per_day, phone_keys
+
+    def months(times: pd.Series) -> pd.Series:
+        return per_day(times, "%Y-%m").astype(object)
 
     frame = log[[c for c in COLUMNS if c in log]].assign(
         phone_key=phone_keys(log["phone"]),
-        month=log["submit_time"].dt.strftime("%Y-%m").fillna(log["done_time"].dt.strftime("%Y-%m")).fillna("unknown"))
+        month=months(log["submit_time"]).fillna(months(log["done_time"])).fillna("unknown"))
     table = pa.Table.from_pandas(frame, preserve_index=False)
     fields = []
     for f in table.schema:

@@ -33,6 +33,7 @@ from tqdm import tqdm
 
 from ..codes import classify_failures
 from ..enrichment import enrich, normalize_carriers, normalize_provinces
+from ..distinct import per_distinct
 from ..normalize import (
     count_segments,
     country_of,
@@ -536,12 +537,11 @@ def merge_staged(st: pd.DataFrame, *, tz: str, window: str, lap=lambda name: Non
     rows = st[ok & ~st["_dup"]].copy()
     rows["_final"] = rows["status"].isin(FINAL_STATUSES)
     rows["_rank"] = rows["time_source"].map(_RANK).fillna(0).where(rows["submit_time"].notna(), len(_RANK))
-    rows = rows.sort_values([*key, "_final", "done_time", "_order"], ascending=[True, True, False, False, False],
-                            na_position="last", kind="stable")
-    multi = rows.duplicated(key, keep=False)
+    multi = rows.duplicated(key, keep=False).to_numpy()
     cols = [c for c in rows.columns if not c.startswith("_")]
-    single = rows.loc[~multi, cols]
-    several = rows.loc[multi]
+    single = rows.loc[~multi, cols]  # a whole message in one row (the log is sorted when finished)
+    several = rows.loc[multi].sort_values([*key, "_final", "done_time", "_order"],
+                                          ascending=[True, True, False, False, False], na_position="last", kind="stable")
     merged = several[cols].groupby(key, sort=False, observed=True).first()
     # the send time comes from the best source: submission, a receipt's submit date, none
     best = several.sort_values([*key, "_rank", "_order"], kind="stable").groupby(key, sort=False).first()
@@ -591,12 +591,10 @@ def _finish(log: pd.DataFrame, *, tz: str, window: str) -> pd.DataFrame:
             log[c] = pd.NA
     log["carrier"] = normalize_carriers(log["carrier"])
     log["province"] = normalize_provinces(log["province"])
-    cat = log["category"].astype(STRING).str.strip().str.lower()
-    by_label = {LABELS[lang][c].lower(): c for lang in LABELS for c in CATEGORIES}
-    cat = cat.astype(object).where(cat.isin(CATEGORIES), cat.map(by_label))
-    log["category"] = cat.where(cat.notna(), infer_categories(log["content"]))
-    seg = pd.to_numeric(log["segments"], errors="coerce").astype("Int16")
-    log["segments"] = seg.fillna(count_segments(log["content"]))
+    cat = per_distinct(_category, log["category"])
+    log["category"] = cat.where(cat.notna(), per_distinct(infer_categories, log["content"]))
+    seg = per_distinct(lambda s: pd.to_numeric(s, errors="coerce").astype("Int16"), log["segments"])
+    log["segments"] = seg.fillna(per_distinct(count_segments, log["content"]))
     log["country"] = log["country"].astype(object).where(log["country"].notna(), country_of(log["phone"].astype(STRING)))
     log = enrich(log)
     log["submit_time"] = log["submit_time"].astype(pd.DatetimeTZDtype("ms", tz))
@@ -604,6 +602,13 @@ def _finish(log: pd.DataFrame, *, tz: str, window: str) -> pd.DataFrame:
     log["attempt"] = infer_attempts(log, window=window)
     log = conform(log, tz=tz)
     return log.sort_values(["submit_time", "vendor", "message_id"], kind="stable").reset_index(drop=True)
+
+
+def _category(given: pd.Series) -> pd.Series:
+    """Categories as written (a code or a zh / en label) -> canonical, else missing."""
+    cat = given.astype(STRING).str.strip().str.lower()
+    by_label = {LABELS[lang][c].lower(): c for lang in LABELS for c in CATEGORIES}
+    return cat.astype(object).where(cat.isin(CATEGORIES), cat.map(by_label))
 
 
 #: Control characters (C0 but tab and newline, DEL, C1): a NUL or ESC in a template

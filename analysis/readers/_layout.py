@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from ..distinct import per_distinct
 from ..normalize import parse_times
 from ..schema import STRING
 
@@ -143,7 +144,7 @@ def staged(raw: pd.DataFrame, tz: str, *, times: dict[str, tuple[pd.Series, dict
 
 def to_number(s: pd.Series) -> pd.Series:
     """Numbers from strings; unreadable values become missing."""
-    return pd.to_numeric(s, errors="coerce")
+    return per_distinct(lambda v: pd.to_numeric(v, errors="coerce"), s)
 
 
 #: Status words of console exports and API fields, Chinese and English.

@@ -1,0 +1,79 @@
+"""Integer codes of a column's distinct values, and row-wise steps run once per
+distinct value (:func:`per_distinct`): the cost of normalising an export is that of
+its distinct codes, statuses, names and numbers, not of its rows. The lowest layer:
+numpy, pandas and pyarrow only.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+import pandas as pd
+
+
+class Coded(NamedTuple):
+    """A key column as integer ``codes`` (-1 for missing) into its distinct ``levels``."""
+
+    codes: np.ndarray
+    levels: pd.Index
+
+    def take(self, rows) -> Coded:
+        """The rows selected by a mask or positions."""
+        return Coded(self.codes[rows], self.levels)
+
+
+def key_codes(s: pd.Series) -> Coded:
+    """A key column as :class:`Coded`, without building Python strings per row (Arrow
+    text is hashed by pyarrow)."""
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        codes, uniques = s.cat.codes.to_numpy(), s.cat.categories
+    elif isinstance(s.dtype, pd.StringDtype) and s.dtype.storage == "pyarrow" and len(s):
+        import pyarrow.compute as pc
+
+        encoded = pc.dictionary_encode(pa_array(s))
+        codes = encoded.indices.fill_null(-1).to_numpy().astype(np.int64)
+        uniques = pd.Index(encoded.dictionary.to_pandas(types_mapper=lambda _: s.dtype))
+    else:
+        codes, uniques = pd.factorize(s, use_na_sentinel=True)
+        codes = np.asarray(codes, dtype=np.int64)
+    return Coded(codes, pd.Index(uniques))
+
+
+def per_distinct(fn, *columns: pd.Series):
+    """``fn(*columns)`` computed once per distinct row of the columns and taken back to
+    every row: a row-wise step at the cost of its distinct values (codes, statuses,
+    carrier names and numbers repeat in every export).
+
+    ``fn`` takes Series (the distinct rows, missing values included, on a fresh
+    index) and returns a Series or a tuple of them aligned with its input; the result
+    has the same shape, aligned with ``columns``.
+
+    Examples
+    --------
+    >>> per_distinct(lambda v: v.str.upper(), pd.Series(["a", "b", "a"])).tolist()
+    ['A', 'B', 'A']
+    """
+    index = columns[0].index
+    combined = np.zeros(len(index), dtype=np.int64)
+    for c in columns:
+        coded = key_codes(c)
+        width = len(coded.levels) + 1
+        if combined.max(initial=0) >= (1 << 62) // width:  # keep the mixed-radix code in int64
+            combined = np.unique(combined, return_inverse=True)[1].astype(np.int64)
+        combined = combined * width + (coded.codes + 1)
+    _, first, inverse = np.unique(combined, return_index=True, return_inverse=True)
+    out = fn(*(c.iloc[first].reset_index(drop=True) for c in columns))
+
+    def back(r: pd.Series) -> pd.Series:
+        return r.iloc[inverse.ravel()].set_axis(index)
+
+    return tuple(back(r) for r in out) if isinstance(out, tuple) else back(out)
+
+
+def pa_array(s: pd.Series):
+    """The pyarrow array behind an Arrow-backed Series (one chunk)."""
+    import pyarrow as pa
+
+    arr = pa.array(s.array)
+    return arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
