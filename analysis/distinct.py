@@ -60,13 +60,15 @@ def per_distinct(fn, *columns: pd.Series):
         coded = key_codes(c)
         width = len(coded.levels) + 1
         if combined.max(initial=0) >= (1 << 62) // width:  # keep the mixed-radix code in int64
-            combined = np.unique(combined, return_inverse=True)[1].astype(np.int64)
+            combined = pd.factorize(combined)[0].astype(np.int64)
         combined = combined * width + (coded.codes + 1)
-    _, first, inverse = np.unique(combined, return_index=True, return_inverse=True)
+    inverse, _ = pd.factorize(combined)  # hashed; codes in the order they first appear
+    before = np.maximum.accumulate(np.concatenate([[-1], inverse[:-1]]))
+    first = np.flatnonzero(inverse > before)  # where each code first appears
     out = fn(*(c.iloc[first].reset_index(drop=True) for c in columns))
 
     def back(r: pd.Series) -> pd.Series:
-        return r.iloc[inverse.ravel()].set_axis(index)
+        return r.iloc[inverse].set_axis(index)
 
     return tuple(back(r) for r in out) if isinstance(out, tuple) else back(out)
 

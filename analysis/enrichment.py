@@ -26,8 +26,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import phonenumbers
+import pyarrow as pa
+import pyarrow.compute as pc
 
-from .distinct import per_distinct
+from .distinct import pa_array, per_distinct
 from .schema import CARRIERS, PROVINCES, STRING
 
 #: Virtual-operator prefixes and their host network (the MIIT's 170/171/16x allocations).
@@ -206,8 +208,9 @@ def enrich(log: pd.DataFrame) -> pd.DataFrame:
     if not mobile.any():  # nothing to fill
         return out
     # prefixes as integers: one np.unique, one positional take, no per-row Python
-    digits = phone.where(mobile).str.slice(3, 10)
-    number = pd.to_numeric(digits, errors="coerce").fillna(-1).to_numpy(dtype="int64")
+    number = np.full(len(log), -1, dtype=np.int64)
+    digits = pc.utf8_slice_codeunits(pa_array(phone).filter(mobile), 3, 10)  # the 7-digit prefix
+    number[mobile] = pc.cast(digits, pa.int64()).to_numpy()
     uniq, codes = np.unique(number, return_inverse=True)
     codes = np.where(number >= 0, codes, -1)
     table = prefix_table([str(u) for u in uniq if u >= 0]).reindex([str(u) for u in uniq])
