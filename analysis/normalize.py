@@ -46,6 +46,14 @@ def normalize_phones(raw: pd.Series, *, default_plus: bool = False) -> tuple[pd.
         ``phone`` is E.164 (missing where rejected); ``reason`` is missing where parsed.
     """
     s = raw.astype(STRING).str.strip()
+    plain = s.str.fullmatch(r"(\+?86)?1[3-9][0-9]{9}").fillna(False).to_numpy(dtype=bool)
+    if plain.any():  # the common case at once: a Chinese mobile, bare or with +86 / 86
+        out = pd.Series(pd.NA, index=s.index, dtype=STRING)
+        out[plain] = "+86" + s[plain].str.slice(-11)
+        reason = pd.Series(pd.NA, index=s.index, dtype=object)
+        if not plain.all():
+            out[~plain], reason[~plain] = normalize_phones(raw[~plain], default_plus=default_plus)
+        return out, reason
     sci = s.str.fullmatch(_SCI).fillna(False)
     s = s.str.replace(r"\.0+$", "", regex=True).str.replace(f"[{_SPACE}\\-().]", "", regex=True)
     s = s.str.replace(r"^00", "+", regex=True)

@@ -34,6 +34,7 @@ from tqdm import tqdm
 from ..codes import classify_failures
 from ..enrichment import enrich, normalize_carriers, normalize_provinces
 from ..distinct import per_distinct
+from ..kernel import day_codes, local_clock
 from ..normalize import (
     count_segments,
     country_of,
@@ -248,13 +249,13 @@ def touched(staged: pd.DataFrame, *, tz: str = DEFAULT_TZ) -> tuple[set, set, pa
     for col in ("submit_time", "done_time"):
         if col not in staged or not pd.api.types.is_datetime64_any_dtype(staged[col]):
             continue
-        t = staged[col] if staged[col].dt.tz is not None else staged[col].dt.tz_localize(tz)
-        # distinct quarter hours first (every zone's offset is a whole number of them, so
-        # none straddles the start of a local month), then their local months
-        seen = pd.DataFrame({"v": vendor_codes, "q": t.dt.tz_convert("UTC").dt.floor("15min")}).dropna()
-        seen = seen[seen["v"] >= 0].drop_duplicates()
-        months = seen["q"].dt.tz_convert(tz).dt.strftime("%Y-%m")
-        keys |= set(zip(names[seen["v"].to_numpy()].astype(str), months, strict=True))
+        t = staged[col].dt.tz_convert(tz) if staged[col].dt.tz is not None else staged[col].dt.tz_localize(tz)
+        # distinct (vendor, local day) pairs first, then the days' months
+        day, calendar = day_codes(local_clock(t))
+        pair = vendor_codes.astype(np.int64) * (len(calendar) + 1) + day
+        pair = np.unique(pair[(vendor_codes >= 0) & (day >= 0)])
+        v, d = np.divmod(pair, len(calendar) + 1)
+        keys |= set(zip(names[v].astype(str), calendar[d].strftime("%Y-%m"), strict=True))
     ids = pa.array([], pa.string())
     if "message_id" in staged:
         submitted = staged["submit_time"].notna() if "submit_time" in staged else False
