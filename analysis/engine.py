@@ -157,10 +157,11 @@ def stage_inputs(paths: list, *, folder: Path, engine: str = "pandas", scheduler
     same ``(Staging, Spill)`` either way, ready for :func:`analysis.readers.merge_spill`.
     A remote cluster's workers must see the files and ``folder`` at the same absolute
     paths (a shared disk)."""
-    from .readers import stage_to_spill
+    from .readers import stage_to_spill, staging_workers
 
-    if engine == "pandas":
-        return stage_to_spill((0, list(paths)), folder=folder, progress=progress, **options)
+    if engine == "pandas":  # a large input: this process reads, the worker processes stage
+        return stage_to_spill((0, list(paths)), folder=folder, progress=progress, workers=staging_workers(paths),
+                              **options)
     given = [str(p) for p in paths]
     absolute = [Path(p).resolve() for p in paths]
     chunks, size = [[]], 0

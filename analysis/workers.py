@@ -16,7 +16,8 @@ import functools
 import importlib
 import multiprocessing
 import os
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, as_completed, wait
 
 _POOL: list[ProcessPoolExecutor] = []
@@ -145,6 +146,36 @@ def run(fn: Callable, items: list, *, workers: int, bar=None, sizes: list | None
     for worker in pool:
         worker.submit(_share, {})  # let go of the shared arguments
     return results
+
+
+def stream(fn: Callable, items: Iterable, *, workers: int, **shared) -> Iterator:
+    """``fn(item, **shared)`` for every item, on ``workers`` worker processes, yielded in
+    item order while this process goes on producing the items (reading a file, say).
+    At most two items per worker are sent and not yet collected, so an input larger
+    than memory streams through."""
+    pool = _POOL[:min(start(workers + 1), workers)]
+    for worker in pool:
+        worker.submit(_share, shared)
+    sent: deque[tuple[Future, int]] = deque()
+    held = [0] * len(pool)
+    try:
+        for item in items:
+            while min(held) >= 2:  # every worker busy: collect the oldest first
+                future, w = sent.popleft()
+                held[w] -= 1
+                yield future.result()
+            w = held.index(min(held))
+            sent.append((pool[w].submit(_call_shared, fn, item), w))
+            held[w] += 1
+        while sent:
+            future, w = sent.popleft()
+            held[w] -= 1
+            yield future.result()
+    finally:
+        for future, _ in sent:
+            future.cancel()
+        for worker in pool:
+            worker.submit(_share, {})
 
 
 def background(fn: Callable, *args) -> Future:

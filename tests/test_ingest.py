@@ -96,6 +96,41 @@ def test_receipts_without_a_phone_find_their_message_in_any_unit(tmp_path, small
     _same(result, load_send_log(files), tmp_path)
 
 
+def test_blocks_staged_on_the_workers_as_here(tmp_path, small_blocks, monkeypatch):
+    """Worker processes stage the blocks this process reads: the same store, accounting
+    and rejects (a malformed row, a bad phone, receipts with no phone) as staging here."""
+    from analysis import workers
+
+    sent_blocks, stream = [], workers.stream
+
+    def spy(fn, items, **kw):
+        for out in stream(fn, items, **kw):
+            sent_blocks.append(fn.__name__)
+            yield out
+
+    monkeypatch.setattr(workers, "stream", spy)
+
+    n = 8000
+    ids = [f"w{i}" for i in range(n)]
+    sent = pd.date_range("2025-05-06 08:00", periods=n, freq="5s", tz="Asia/Shanghai")
+    phones = [f"+8613{i:09d}" for i in range(n)]
+    phones[17] = "12345"  # rejected while staging
+    lines = [f"tencent,{m},{p},888,{t:%Y-%m-%d %H:%M:%S}" for m, p, t in zip(ids, phones, sent, strict=True)]
+    lines.insert(40, "tencent,broken")  # malformed: rejected by the reader
+    (tmp_path / "sent.csv").write_text("vendor,message_id,phone,template_id,submit_time\n" + "\n".join(lines) + "\n")
+    pd.DataFrame({"UserReceiveTime": ((sent - pd.Timestamp(0, tz="UTC")) // pd.Timedelta("1s") + 3), "SerialNo": ids,
+                  "ReportStatus": "SUCCESS"}).to_csv(tmp_path / "receipts.csv", index=False)
+    files = [tmp_path / "sent.csv", tmp_path / "receipts.csv"]
+    here = ingest_files(files, tmp_path / "here", workers=1)
+    assert not sent_blocks
+    there = ingest_files(files, tmp_path / "there", workers=2)
+    assert len(sent_blocks) > 3 and set(sent_blocks) == {"spill_block"}  # every block went to a worker
+    pd.testing.assert_frame_equal(read_store(tmp_path / "there"), read_store(tmp_path / "here"))
+    pd.testing.assert_frame_equal(there.summary, here.summary)
+    pd.testing.assert_frame_equal(there.rejects, here.rejects)
+    assert set(here.rejects["line"]) == {19, 42} and here.summary["rows_read"].sum() == 2 * n + 1
+
+
 @pytest.mark.slow
 def test_streamed_ingest_on_two_processes(demo, tmp_path, small_blocks):
     files = demo_files(demo)

@@ -579,7 +579,7 @@ def test_a_line_bomb_is_refused_at_its_first_line(tmp_path):
         for _ in range(40):
             fh.write(b"1" * (1 << 20))
     message, peak = _peak_rss_reading(path)
-    assert message == f"{path}: line 2 (or one within the next 16 MiB): a record longer than 1 MiB, the limit for " \
+    assert message == f"{path}: line 2 (or one within the next 4 MiB): a record longer than 1 MiB, the limit for " \
                       "one line: the file is damaged or not an export"
     assert peak < 500, peak
     z = zlib.compressobj(9, zlib.DEFLATED, 31)

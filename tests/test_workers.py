@@ -1,5 +1,5 @@
 """Worker processes: every item once, in order, shared arguments sent once per worker,
-errors raised here, and background work on a worker."""
+errors raised here, streamed items read ahead boundedly, and background work on a worker."""
 
 from __future__ import annotations
 
@@ -31,6 +31,26 @@ def test_run_gives_every_item_in_order_across_processes():
     processes = [p for w in workers._POOL for p in w._processes.values()]
     workers.stop()
     assert workers._POOL == [] and processes and not any(p.is_alive() for p in processes)
+
+
+@pytest.mark.slow
+def test_stream_gives_every_item_in_order_while_reading_ahead_at_most_two_each():
+    read = []
+
+    def items():
+        for i in range(30):
+            read.append(i)
+            yield i
+
+    seen = []
+    for pid, value in workers.stream(_pid_and, items(), workers=2, offset=1000):
+        assert len(read) - len(seen) <= 5  # two per worker sent, and the one just read
+        seen.append(value)
+        assert pid != os.getpid()  # worker processes only: this one reads
+    assert seen == [i + 1000 for i in range(30)]
+    with pytest.raises(ValueError, match="a task failed"):
+        list(workers.stream(_pid_and, iter([1, "boom", 3]), workers=2))
+    workers.stop()
 
 
 def test_background_runs_here_without_workers(monkeypatch):

@@ -287,46 +287,50 @@ class Staging:
         """Stage files that share one header and format together (their layout follows
         from the header): the cost of many small exports is then the cost of one. A later
         block of a file read in blocks (``chunk`` 1, 2 …) adds to the file staged last."""
-        more = bool(batch[0].chunk)  # a later block of the file staged last
-        if more and self.infos[-1]["layout"] == "skipped":
+        block = self.prepare(batch, layout, vendor=vendor)
+        if block is None:
             return
-        first = len(self.infos) - 1 if more else len(self.infos)
-        frame = batch[0].frame if len(batch) == 1 else pd.concat([r.frame for r in batch], ignore_index=True)
-        try:
-            st, lay = _stage_file(RawFile(batch[0].path, frame, batch[0].kind, batch[0].encoding), vendor=vendor,
-                                  layout=layout, tz=tz, source_tz=source_tz)
-        except LoadError as exc:
-            if all(r.path in self.skip_unknown for r in batch) and "unrecognised layout" in str(exc):
-                for r in batch:
-                    warnings.warn(f"{r.path}: skipped, not an export this project reads", stacklevel=3)
-                    self.infos.append({"file": str(r.path), "layout": "skipped", "vendor": None, "encoding": None,
-                                       "rows_read": 0})
-                    self.raws.append(pd.DataFrame())
-                return
-            raise LoadError(f"{batch[0].path}: {exc}") from None
-        st["_file"] = np.repeat(np.arange(first, first + len(batch)), [len(r.frame) for r in batch])
-        for fileno, raw in enumerate(batch, start=first):
-            if more:
-                self.infos[fileno]["rows_read"] += len(raw.frame) + len(raw.bad)
-            else:
-                self.raws.append(raw.frame if self.sink is None else None)
-                self.infos.append({"file": str(raw.path), "layout": lay.name if lay else "empty",
-                                   "vendor": lay.vendor if lay else None, "encoding": raw.encoding,
-                                   "rows_read": len(raw.frame) + len(raw.bad)})
-            for line, reason, text in raw.bad:
-                self.rejects.append({"_file": fileno, "file": str(raw.path), "line": line, "reason": reason,
-                                     "record": text})
-        bad = st["_reject"].notna().to_numpy()
-        if bad.any():
-            filenos = st["_file"].to_numpy()[bad]
-            self.rejects.append(pd.DataFrame({"_file": filenos, "file": [self.infos[f]["file"] for f in filenos],
-                                              "line": st.loc[bad, "_line"].to_numpy(),
-                                              "reason": st.loc[bad, "_reject"].astype(str).to_numpy(),
-                                              "record": records_json(frame.loc[st.index[bad]])}))
+        st, rejects = stage_block(block, vendor=vendor, tz=tz, source_tz=source_tz)
+        if rejects is not None:
+            self.rejects.append(rejects)
         if self.sink is None:
             self.parts.append(st)
         else:
             self.sink(st)
+
+    def prepare(self, batch: list[RawFile], layout, *, vendor) -> Block | None:
+        """The accounting of a batch of files (or a later block of the file staged last)
+        and its layout, before it is staged (:func:`stage_block`, here or on a worker);
+        ``None`` for a file skipped as not an export."""
+        more = bool(batch[0].chunk)  # a later block of the file staged last
+        if more and self.infos[-1]["layout"] == "skipped":
+            return None
+        first = len(self.infos) - 1 if more else len(self.infos)
+        frame = batch[0].frame if len(batch) == 1 else pd.concat([r.frame for r in batch], ignore_index=True)
+        raw = RawFile(batch[0].path, frame, batch[0].kind, batch[0].encoding)
+        try:
+            lay = _layout_of(raw, vendor=vendor, layout=layout)
+        except LoadError as exc:
+            if all(r.path in self.skip_unknown for r in batch) and "unrecognised layout" in str(exc):
+                for r in batch:
+                    warnings.warn(f"{r.path}: skipped, not an export this project reads", stacklevel=4)
+                    self.infos.append({"file": str(r.path), "layout": "skipped", "vendor": None, "encoding": None,
+                                       "rows_read": 0})
+                    self.raws.append(pd.DataFrame())
+                return None
+            raise LoadError(f"{batch[0].path}: {exc}") from None
+        for fileno, r in enumerate(batch, start=first):
+            if more:
+                self.infos[fileno]["rows_read"] += len(r.frame) + len(r.bad)
+            else:
+                self.raws.append(r.frame if self.sink is None else None)
+                self.infos.append({"file": str(r.path), "layout": lay.name if lay else "empty",
+                                   "vendor": lay.vendor if lay else None, "encoding": r.encoding,
+                                   "rows_read": len(r.frame) + len(r.bad)})
+            for line, reason, text in r.bad:
+                self.rejects.append({"_file": fileno, "file": str(r.path), "line": line, "reason": reason,
+                                     "record": text})
+        return Block(raw, lay, first, [len(r.frame) for r in batch], [str(r.path) for r in batch])
 
     def extend(self, other: Staging) -> Staging:
         """Append another staging's files after this one's (their numbers shifted)."""
@@ -351,29 +355,36 @@ def stage_files(paths, *, vendor: str | None = None, mapping=None, tz: str = DEF
     layout = mapping_layout(mapping) if mapping is not None else None
     staging = Staging(skip_unknown=frozenset(Path(p) for p in skip_unknown), sink=sink)
     started, reading = time.perf_counter(), [0.0]
+    for batch in read_batches(paths, blocks=sink is not None, progress=progress, reading=reading):
+        staging.add(batch, layout, vendor=vendor, tz=tz, source_tz=source_tz)
+    staging.stages["read"] = reading[0]
+    staging.stages["stage"] = time.perf_counter() - started - reading[0]
+    return staging
 
+
+def read_batches(paths, *, blocks: bool, progress: bool, reading: list) -> Iterator[list[RawFile]]:
+    """The files read (in blocks of :data:`CHUNK_ROWS` rows if ``blocks``) and batched
+    for staging: consecutive small files of one header and format together. The
+    seconds spent reading are added to ``reading[0]``."""
     def raws():
         for path in tqdm(paths, desc="reading", unit="file", disable=None if progress else True):
-            blocks = read_chunks(path, rows=CHUNK_ROWS if sink is not None else None)
+            chunks = read_chunks(path, rows=CHUNK_ROWS if blocks else None)
             while True:
                 clock = time.perf_counter()
-                raw = next(blocks, None)
+                raw = next(chunks, None)
                 reading[0] += time.perf_counter() - clock
                 if raw is None:
                     break
                 yield raw
 
     batch: list[RawFile] = []
-    for raw in raws():  # consecutive small files of one header and format are staged together
+    for raw in raws():
         if batch and (_batch_key(raw) != _batch_key(batch[-1]) or sum(len(r.frame) for r in batch) >= CHUNK_ROWS):
-            staging.add(batch, layout, vendor=vendor, tz=tz, source_tz=source_tz)
+            yield batch
             batch = []
         batch.append(raw)
     if batch:
-        staging.add(batch, layout, vendor=vendor, tz=tz, source_tz=source_tz)
-    staging.stages["read"] = reading[0]
-    staging.stages["stage"] = time.perf_counter() - started - reading[0]
-    return staging
+        yield batch
 
 
 def _batch_key(raw: RawFile) -> tuple:
@@ -383,15 +394,55 @@ def _batch_key(raw: RawFile) -> tuple:
     return (raw.kind, heads, id(raw) if raw.path.is_dir() or not heads or raw.chunk is not None else None)
 
 
-def _stage_file(raw: RawFile, *, vendor, layout, tz, source_tz) -> tuple[pd.DataFrame, Layout | None]:
-    frame = raw.frame
-    heads = [c for c in frame.columns if c != "_line"]
-    if not len(frame) and not heads:  # an API page with no records
-        return _empty_stage(frame), None
+@dataclass
+class Block:
+    """Rows read and accounted for, to be staged (:meth:`Staging.prepare`): the ``raw``
+    rows of one or more files, their ``layout`` (``None`` for a file with no records),
+    the ``first`` file's number and each file's rows (``sizes``) and name (``files``)."""
+
+    raw: RawFile
+    layout: Layout | None
+    first: int
+    sizes: list
+    files: list
+
+
+def _layout_of(raw: RawFile, *, vendor, layout) -> Layout | None:
+    """The layout of a batch's rows: ``layout`` when given, the store's, or detected
+    from the header."""
+    heads = [c for c in raw.frame.columns if c != "_line"]
+    if not len(raw.frame) and not heads:  # an API page with no records
+        return None
     if raw.path.is_dir():  # the ingested store is always canonical
-        layout, vendor = canonical.LAYOUTS[0], None
+        return canonical.LAYOUTS[0]
     if layout is None:
         layout = gateway.LAYOUTS[0] if raw.kind == "log" else detect_layout(heads, vendor=vendor)
+    return layout
+
+
+def stage_block(block: Block, *, vendor, tz, source_tz) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """A block's rows staged in canonical columns (``_file`` numbering its files), and
+    the rows rejected while staging (``None`` if none)."""
+    raw, layout = block.raw, block.layout
+    try:
+        st = _stage_file(raw, vendor=None if raw.path.is_dir() else vendor, layout=layout, tz=tz, source_tz=source_tz)
+    except LoadError as exc:
+        raise LoadError(f"{raw.path}: {exc}") from None
+    st["_file"] = np.repeat(np.arange(block.first, block.first + len(block.sizes)), block.sizes)
+    bad = st["_reject"].notna().to_numpy()
+    if not bad.any():
+        return st, None
+    filenos = st["_file"].to_numpy()[bad]
+    return st, pd.DataFrame({"_file": filenos, "file": [block.files[f - block.first] for f in filenos],
+                             "line": st.loc[bad, "_line"].to_numpy(),
+                             "reason": st.loc[bad, "_reject"].astype(str).to_numpy(),
+                             "record": records_json(raw.frame.loc[st.index[bad]])})
+
+
+def _stage_file(raw: RawFile, *, vendor, layout: Layout | None, tz, source_tz) -> pd.DataFrame:
+    frame = raw.frame
+    if layout is None:
+        return _empty_stage(frame)
     renamed = layout.rename(frame)
     st = layout.stage(renamed, tz, layout.source_tz or source_tz)
     vendor_name = layout.vendor
@@ -409,7 +460,7 @@ def _stage_file(raw: RawFile, *, vendor, layout, tz, source_tz) -> tuple[pd.Data
     st["_reject"] = first_reason(_total_rows(frame), st["_reject"], reason.where(reason.ne("missing phone")))
     st["_early"] = st["_reject"].notna()
     st["_layout"] = layout.name
-    return st, layout
+    return st
 
 
 def _empty_stage(frame: pd.DataFrame) -> pd.DataFrame:

@@ -25,6 +25,7 @@ ingest ends; one left by a killed run is removed by the next.
 from __future__ import annotations
 
 import os
+import pickle
 import shutil
 import time
 import uuid
@@ -40,11 +41,14 @@ import pyarrow as pa
 from ..schema import DEFAULT_TZ, validate
 from ..workers import release_memory
 from ._assemble import (
+    Block,
     Staging,
     concat_rejects,
     file_counts,
     late_rejects,
     merge_staged,
+    read_batches,
+    stage_block,
     stage_files,
     store_blocks,
     summarize,
@@ -63,6 +67,9 @@ GROUP = 8
 #: Rows a unit of the merge holds at most (but for one bucket larger than this): about
 #: 600 MB of a worker's memory at its peak.
 UNIT_ROWS = 150_000
+#: Inputs larger than this (bytes, all files) are staged on the worker processes, one
+#: block each, while this process reads the next.
+PARALLEL_BYTES = 64 << 20
 #: Order of the store's rows: before every input row (the later row wins a merge).
 _STORE_ORDER = -(1 << 62)
 
@@ -151,13 +158,52 @@ def _read_arrow(path: Path) -> pa.Table:
     return pa.ipc.open_file(str(path)).read_all()
 
 
-def stage_to_spill(item: tuple[int, list], *, folder: Path, tz: str = DEFAULT_TZ, **options) -> tuple[Staging, Spill]:
+def stage_to_spill(item: tuple[int, list], *, folder: Path, tz: str = DEFAULT_TZ, workers: int = 1,
+                   **options) -> tuple[Staging, Spill]:
     """Stage files ``item = (order, paths)`` into a :class:`Spill` in ``folder``, their
-    rows numbered from ``order`` (later files higher). Options as :func:`stage_files`'s."""
+    rows numbered from ``order`` (later files higher). With ``workers`` > 1 this process
+    reads the blocks and the worker processes stage and spill them (:func:`spill_block`),
+    in the order read. Options as :func:`stage_files`'s."""
     order, paths = item
     spill = Spill(Path(folder), tz=tz, order=order)
-    staging = stage_files(paths, tz=tz, sink=spill, **options)
+    if workers <= 1:
+        return stage_files(paths, tz=tz, sink=spill, **options), spill
+    from .. import workers as pool
+    from .mapping import mapping_layout
+
+    vendor, mapping, source_tz = (options.get(k) for k in ("vendor", "mapping", "source_tz"))
+    layout = mapping_layout(mapping) if mapping is not None else None
+    staging = Staging(skip_unknown=frozenset(Path(p) for p in options.get("skip_unknown", ())), sink=spill)
+    started, reading = time.perf_counter(), [0.0]
+
+    def blocks():
+        for batch in read_batches(paths, blocks=True, progress=options.get("progress", False), reading=reading):
+            block = staging.prepare(batch, layout, vendor=vendor)
+            if block is not None:  # sent as bytes: the block's frame is freed now, not when its result is back
+                yield pickle.dumps((block, spill.order), protocol=pickle.HIGHEST_PROTOCOL)
+                spill.order += len(block.raw.frame)
+                del block, batch
+
+    for rejects, part in pool.stream(spill_block, blocks(), workers=workers, folder=spill.folder, tz=tz,
+                                     vendor=vendor, source_tz=source_tz):
+        if rejects is not None:
+            staging.rejects.append(rejects)
+        spill.extend(part)
+        release_memory()  # the blocks sent are freed: give their memory back, as the sequential sink does
+    staging.stages["read"] = reading[0]
+    staging.stages["stage"] = time.perf_counter() - started - reading[0]
     return staging, spill
+
+
+def spill_block(item: bytes, *, folder: Path, tz: str, vendor, source_tz) -> tuple:
+    """Stage a block (:func:`stage_block`) and spill its rows, numbered from ``order``
+    (``item``: ``(block, order)`` pickled). Returns the rows rejected while staging and the block's
+    :class:`Spill`, for this process to add to its own."""
+    block, order = pickle.loads(item)
+    st, rejects = stage_block(block, vendor=vendor, tz=tz, source_tz=source_tz)
+    part = Spill(Path(folder), tz=tz, order=order)
+    part(st)
+    return rejects, part
 
 
 @contextmanager
@@ -208,15 +254,27 @@ def ingest_files(paths, root: str | Path, *, vendor: str | None = None, mapping=
                  on_commit: Callable[[Ingested], None] | None = None) -> Ingested:
     """Merge export files of any size into the store under ``root`` in one commit, in
     bounded memory (see the module's text). Options as :func:`load_send_log`'s;
-    ``workers`` (default: one per CPU for a large input) merge the units; ``note`` is kept
+    ``workers`` (default: one per CPU for a large input) stage the blocks and merge the
+    units; ``note`` is kept
     with the version beside the row accounting; ``on_commit`` is called with the result
     while the store's lock is still held (to write the rejects beside it)."""
+    paths = list(paths)
     with spill_folder(root) as folder:
-        staging, spill = stage_to_spill((0, list(paths)), folder=folder, tz=tz, vendor=vendor, mapping=mapping,
-                                        source_tz=source_tz, skip_unknown=skip_unknown, progress=progress)
+        staging, spill = stage_to_spill((0, paths), folder=folder, tz=tz, vendor=vendor, mapping=mapping,
+                                        source_tz=source_tz, skip_unknown=skip_unknown, progress=progress,
+                                        workers=staging_workers(paths) if workers is None else workers)
         return merge_spill(staging, spill, root, vendor=vendor, tz=tz, source_tz=source_tz,
                            resend_window=resend_window, progress=progress, workers=workers, note=note,
                            on_commit=on_commit)
+
+
+def staging_workers(paths) -> int:
+    """Processes to stage ``paths`` on (:func:`stage_to_spill`): one per CPU for an input
+    larger than :data:`PARALLEL_BYTES`, else this one."""
+    from .. import workers as pool
+
+    size = sum(Path(p).stat().st_size for p in paths if Path(p).is_file())
+    return pool.default() if size > PARALLEL_BYTES else 1
 
 
 def merge_spill(staging: Staging, spill: Spill, root: str | Path, *, vendor: str | None = None, tz: str = DEFAULT_TZ,
