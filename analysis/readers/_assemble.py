@@ -672,15 +672,19 @@ def _strip_control(st: pd.DataFrame) -> np.ndarray:
     """Remove control characters from every text column of the staged rows, in place;
     returns how many fields each row had cleaned (counted per file in the summary)."""
     cleaned = np.zeros(len(st), dtype=np.int64)
-    for c in st.columns:
-        if c.startswith("_") or not (st[c].dtype == object or pd.api.types.is_string_dtype(st[c].dtype)):
+    for c in st.columns:  # the phones are normalised already: digits, + and *
+        if c.startswith("_") or c == "phone" or not (st[c].dtype == object or pd.api.types.is_string_dtype(st[c].dtype)):
             continue
         text = st[c].astype("string")
-        hit = text.str.contains(CONTROL, regex=True).fillna(False).to_numpy(dtype=bool)
+        hit = per_distinct(_has_control, text).to_numpy(dtype=bool)
         if hit.any():
             st.loc[hit, c] = text[hit].str.replace(CONTROL, "", regex=True).astype(object)
             cleaned += hit
     return cleaned
+
+
+def _has_control(text: pd.Series) -> pd.Series:
+    return text.str.contains(CONTROL, regex=True).fillna(False)
 
 
 def file_counts(st: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
