@@ -5,7 +5,8 @@ for the store, with the same rules and the same accounting:
 
 1. **stage** -- each file is read and staged block by block (:data:`CHUNK_ROWS` rows),
    and each block's rows are written to a spill file, ordered by a hash of the phone
-   number (:data:`FINE` buckets). Rows with no phone (receipts that name only a message
+   number (:data:`FINE` buckets). An input larger than :data:`PARALLEL_BYTES` is staged
+   on the worker processes, a block each, while this process reads the next. Rows with no phone (receipts that name only a message
    id) are held aside; they are few;
 2. **store** -- the store's partitions the rows can touch are staged the same way, as
    the oldest rows (the inputs are newer);
@@ -197,8 +198,8 @@ def stage_to_spill(item: tuple[int, list], *, folder: Path, tz: str = DEFAULT_TZ
 
 def spill_block(item: bytes, *, folder: Path, tz: str, vendor, source_tz) -> tuple:
     """Stage a block (:func:`stage_block`) and spill its rows, numbered from ``order``
-    (``item``: ``(block, order)`` pickled). Returns the rows rejected while staging and the block's
-    :class:`Spill`, for this process to add to its own."""
+    (``item``: ``(block, order)`` pickled). Returns the rows rejected while staging and
+    the block's :class:`Spill`, for this process to add to its own."""
     block, order = pickle.loads(item)
     st, rejects = stage_block(block, vendor=vendor, tz=tz, source_tz=source_tz)
     part = Spill(Path(folder), tz=tz, order=order)
@@ -255,9 +256,9 @@ def ingest_files(paths, root: str | Path, *, vendor: str | None = None, mapping=
     """Merge export files of any size into the store under ``root`` in one commit, in
     bounded memory (see the module's text). Options as :func:`load_send_log`'s;
     ``workers`` (default: one per CPU for a large input) stage the blocks and merge the
-    units; ``note`` is kept
-    with the version beside the row accounting; ``on_commit`` is called with the result
-    while the store's lock is still held (to write the rejects beside it)."""
+    units; ``note`` is kept with the version beside the row accounting; ``on_commit`` is
+    called with the result while the store's lock is still held (to write the rejects
+    beside it)."""
     paths = list(paths)
     with spill_folder(root) as folder:
         staging, spill = stage_to_spill((0, paths), folder=folder, tz=tz, vendor=vendor, mapping=mapping,
