@@ -51,8 +51,9 @@ def normalize_phones(raw: pd.Series, *, default_plus: bool = False) -> tuple[pd.
         out = pd.Series(pd.NA, index=s.index, dtype=STRING)
         out[plain] = "+86" + s[plain].str.slice(-11)
         reason = pd.Series(pd.NA, index=s.index, dtype=object)
-        if not plain.all():
-            out[~plain], reason[~plain] = normalize_phones(raw[~plain], default_plus=default_plus)
+        if not plain.all():  # by position: an index may repeat
+            rest, why = normalize_phones(raw[~plain], default_plus=default_plus)
+            out[~plain], reason[~plain] = rest.array, why.to_numpy()
         return out, reason
     sci = s.str.fullmatch(_SCI).fillna(False)
     s = s.str.replace(r"\.0+$", "", regex=True).str.replace(f"[{_SPACE}\\-().]", "", regex=True)

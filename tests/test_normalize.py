@@ -50,6 +50,17 @@ def test_invalid_and_missing_phones_have_reasons():
     assert normalize_phones(pd.Series(["447911123456"]), default_plus=True)[0][0] == "+447911123456"
 
 
+def test_a_mixed_column_normalises_as_each_value_alone():
+    # plain mobiles take a one-pass path and the rest the full one: together, on an index
+    # that repeats, each value comes out as it does alone
+    raws = ["13800138000", "+86 138-0013-8000", "12345", None, "8613800138000", "138****0000", "+447911123456",
+            "1.38001E+10", "+8613900139000"]
+    phone, reason = normalize_phones(pd.Series(raws, index=[0, 0, 1, 1, 2, 2, 3, 3, 4]))
+    alone = [normalize_phones(pd.Series([r])) for r in raws]
+    assert phone.tolist() == [p[0] for p, _ in alone]
+    assert [None if pd.isna(r) else r for r in reason] == [None if pd.isna(w[0]) else w[0] for _, w in alone]
+
+
 @given(
     second=st.sampled_from("3456789"),
     rest=st.text(alphabet="0123456789", min_size=9, max_size=9),
