@@ -6,7 +6,7 @@ import importlib
 import pytest
 
 
-@pytest.mark.parametrize("module", ["analysis.stats", "analysis.trial"])
+@pytest.mark.parametrize("module", ["analysis.distinct", "analysis.stats", "analysis.trial"])
 def test_docstring_examples(module):
     result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
