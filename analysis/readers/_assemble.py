@@ -585,7 +585,10 @@ def merge_staged(st: pd.DataFrame, *, tz: str, window: str, lap=lambda name: Non
     subset = [c for c in [*key, "phone", "submit_time", "done_time", "status", "status_code", "error_code", "_part"]
               if c in st]
     st["_dup"] = False
-    st.loc[ok, "_dup"] = st.loc[ok].duplicated(subset=subset, keep="first")
+    among = ok.to_numpy().copy()  # only a message of several rows can repeat one
+    among[among] = st.loc[among, key].duplicated(keep=False).to_numpy()
+    if among.any():
+        st.loc[among, "_dup"] = st.loc[among].duplicated(subset=subset, keep="first")
     rows = st[ok & ~st["_dup"]].copy()
     rows["_final"] = rows["status"].isin(FINAL_STATUSES)
     rows["_rank"] = rows["time_source"].map(_RANK).fillna(0).where(rows["submit_time"].notna(), len(_RANK))
