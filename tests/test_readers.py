@@ -689,3 +689,18 @@ def test_every_reject_has_a_stable_code(fixtures, tmp_path):
     clicks = tmp_path / "clicks.csv"
     clicks.write_text("message_id,vendor,click_time\nm1,aliyun,\n", encoding="utf-8")
     assert read_events(clicks).rejects["reason_code"].tolist() == ["no_time"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(st.none(), st.text(alphabet=st.characters(max_codepoint=0x2FF) | st.sampled_from("中文\x00\x1b\x7f\x85\x9f\t\n\r"),
+                                              max_size=12)), max_size=30),
+       st.integers(0, 5))
+def test_control_characters_found_in_the_bytes_as_by_the_pattern(texts, skip):
+    import re
+
+    from analysis.readers._assemble import CONTROL, has_control
+    from analysis.schema import STRING
+
+    column = pd.Series(texts, dtype=STRING).iloc[skip:]  # a slice: its buffers start elsewhere
+    want = [t is not None and re.search(CONTROL, t) is not None for t in texts[skip:]]
+    assert has_control(column).tolist() == want
