@@ -140,7 +140,7 @@ def store_partitions(store: str | Path) -> list[StorePart]:
 def store_arrow(log: pd.DataFrame) -> pa.Table:
     """The log as the store's Arrow schema: plain strings (no dictionaries), times in
     microseconds UTC, the ``month`` partition column (of the submit time, local) and
-    ``phone_key`` (:func:`analysis.measures.phone_keys`: the cubes find resend chains by
+    ``phone_key`` (:func:`analysis.kernel.phone_keys`: the cubes find resend chains by
     it without reading the numbers' text)."""
     from .kernel import per_day, phone_keys
 
