@@ -96,6 +96,7 @@ def test_receipts_without_a_phone_find_their_message_in_any_unit(tmp_path, small
     _same(result, load_send_log(files), tmp_path)
 
 
+@pytest.mark.slow  # worker processes
 def test_blocks_staged_on_the_workers_as_here(tmp_path, small_blocks, monkeypatch):
     """Worker processes stage the blocks this process reads: the same store, accounting
     and rejects (a malformed row, a bad phone, receipts with no phone) as staging here."""
