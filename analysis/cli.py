@@ -58,8 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="export files, or folders of them (files that are not exports are skipped, with a note)")
     ingest.add_argument("--out", type=Path, default=config.INTERIM, help="store folder (default: %(default)s)")
     ingest.add_argument("--unmask", action="store_true", help="keep full phone numbers in rejects.csv")
-    _engine_options(ingest, "where the files are read and staged: this process, or a Dask cluster for many files "
-                    "(merging and the commit stay here)", "; its workers must see the files at the same paths")
+    _engine_options(ingest, "where the files are read and staged: this machine (this process reads; its worker "
+                    "processes, one per core, stage an input over 64 MB), or a Dask cluster for many files "
+                    "(merging and the commit stay on this machine)", "; its workers must see the files at the same paths")
     _load_options(ingest)
 
     history = sub.add_parser(
