@@ -589,10 +589,12 @@ def merge_staged(st: pd.DataFrame, *, tz: str, window: str, lap=lambda name: Non
     among[among] = st.loc[among, key].duplicated(keep=False).to_numpy()
     if among.any():
         st.loc[among, "_dup"] = st.loc[among].duplicated(subset=subset, keep="first")
-    rows = st[ok & ~st["_dup"]].copy()
+    kept = (ok & ~st["_dup"]).to_numpy()
+    rows = st[kept].copy()
     rows["_final"] = rows["status"].isin(FINAL_STATUSES)
     rows["_rank"] = rows["time_source"].map(_RANK).fillna(0).where(rows["submit_time"].notna(), len(_RANK))
-    multi = rows.duplicated(key, keep=False).to_numpy()
+    multi = among[kept]  # still several rows once the repeats are gone?
+    multi[multi] = rows.loc[multi, key].duplicated(keep=False).to_numpy()
     cols = [c for c in rows.columns if not c.startswith("_")]
     single = rows.loc[~multi, cols]  # a whole message in one row (the log is sorted when finished)
     several = rows.loc[multi].sort_values([*key, "_final", "done_time", "_order"],
