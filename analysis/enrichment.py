@@ -137,6 +137,31 @@ def prefix_table(prefixes=None) -> pd.DataFrame:
     return table.loc[wanted]
 
 
+def _prefix_lookup(numbers: np.ndarray) -> dict[str, pd.Categorical]:
+    """``carrier``, ``province`` and ``city`` of each prefix in ``numbers`` (7-digit
+    prefixes as integers, negative for none), as Categoricals aligned with it: a binary
+    search in the loaded table, sorted once per process. Prefixes not yet in it are
+    classified and cached first (:func:`prefix_table`)."""
+    state = _loaded_table()
+    lookup = state.get("lookup")
+    for _ in range(2):
+        if lookup is not None and lookup[0] is state["frame"]:
+            _, keys, by_col = lookup
+            at = np.searchsorted(keys, numbers).clip(max=len(keys) - 1)
+            found = keys[at] == numbers
+            if found[numbers >= 0].all():
+                at = np.where(found, at, -1)
+                return {col: pd.Categorical.from_codes(np.where(at >= 0, cat.codes[at], -1), cat.categories)
+                        for col, cat in by_col.items()}
+        prefix_table(numbers[numbers >= 0].astype(str))  # classifies and caches the new ones
+        table = state["frame"]
+        keys = table.index.to_numpy(dtype=np.int64)
+        order = np.argsort(keys, kind="stable")
+        by_col = {col: pd.Categorical(table[col].to_numpy(dtype=object)[order]) for col in ("carrier", "province", "city")}
+        lookup = state["lookup"] = (table, keys[order], by_col)
+    raise AssertionError("a prefix the table was just given is not in it")
+
+
 def city_labels() -> dict[str, str]:
     """English city name -> Chinese, from the prefix table (for Chinese output)."""
     table = _loaded_table()["frame"]
@@ -213,10 +238,10 @@ def enrich(log: pd.DataFrame) -> pd.DataFrame:
     number[mobile] = pc.cast(digits, pa.int64()).to_numpy()
     uniq, codes = np.unique(number, return_inverse=True)
     codes = np.where(number >= 0, codes, -1)
-    table = prefix_table([str(u) for u in uniq if u >= 0]).reindex([str(u) for u in uniq])
+    looked_up = _prefix_lookup(uniq)
     for col in cols:
         # categorical result: codes per distinct prefix, taken per row
-        per_prefix = pd.Categorical(table[col].to_numpy(dtype=object))
+        per_prefix = looked_up[col]
         row_codes = np.where(codes >= 0, per_prefix.codes[codes.clip(min=0)], -1)
         looked = pd.Series(pd.Categorical.from_codes(row_codes, per_prefix.categories), index=log.index)
         current = out[col] if col in out else pd.Series(pd.NA, index=log.index, dtype=object)

@@ -81,3 +81,29 @@ def test_export_names_normalise():
         "China Mobile", "China Mobile", "China Unicom", "China Telecom", "Vodafone"]
     assert normalize_provinces(pd.Series(["广东", "广东省", "广西壮族自治区", "guangdong", "Atlantis"])).tolist() == [
         "Guangdong", "Guangdong", "Guangxi", "Guangdong", "Atlantis"]
+
+
+def test_enrich_equals_the_prefix_table_for_new_and_cached_prefixes(tmp_path, monkeypatch):
+    """Numbers whose prefixes the cache does not hold yet are classified and found; a
+    second call finds them in the loaded table. Either way each row is its prefix's row
+    of :func:`prefix_table` (checked against phonenumbers above)."""
+    from analysis import enrichment
+
+    monkeypatch.setenv("SMS_LEDGER_CACHE", str(tmp_path))
+    enrichment._loaded_table.cache_clear()
+    try:
+        rng = np.random.default_rng(5)
+        first = [f"+86{p}{rng.integers(0, 10**4):04d}" for p in rng.integers(1300000, 2000000, 300)]
+        more = [f"+86{p}{rng.integers(0, 10**4):04d}" for p in rng.integers(1300000, 2000000, 300)]
+        for phones in (first, first + more + ["+447911123456", None]):
+            log = pd.DataFrame({"phone": pd.array(phones, dtype="string[pyarrow]"),
+                                "carrier": None, "province": None, "city": None})
+            out = enrich(log)
+            prefixes = [p[3:10] if p and p.startswith("+86") else None for p in phones]
+            table = prefix_table([p for p in prefixes if p])
+            for col in ("carrier", "province", "city"):
+                want = [table.loc[p, col] if p else None for p in prefixes]
+                got = out[col].astype(object).tolist()
+                assert [None if pd.isna(v) else v for v in got] == [None if pd.isna(v) else v for v in want], col
+    finally:
+        enrichment._loaded_table.cache_clear()
