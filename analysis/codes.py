@@ -159,22 +159,33 @@ def classify_failures(
     status_code: pd.Series,
     error_code: pd.Series,
     *,
-    vendor: str | None = None,
+    vendor: str | pd.Series | None = None,
 ) -> tuple[pd.Series, pd.Series]:
     """Failure reason of every non-delivered final row, and the status it implies.
 
     Looks the error code up in the vendor's table, then both codes in the common
     table of CMPP/SMPP codes, then falls back on the status. A failure whose code says
     *expired* becomes status ``expired``; one whose code says *rejected by platform*
-    keeps status ``failed`` unless the status already says ``rejected``.
+    keeps status ``failed`` unless the status already says ``rejected``. ``vendor``: the
+    platform of every row (one name, or a Series of them).
 
     Returns
     -------
     (status, failure_reason) : two object Series aligned with the input; the reason is
         missing for delivered and pending rows.
     """
-    table = VENDOR_REASONS.get(vendor or "", {})
-    return per_distinct(lambda *codes: _classify(*codes, table=table), status.astype(object), status_code, error_code)
+    vendors = vendor if isinstance(vendor, pd.Series) else pd.Series(vendor or "", index=status.index, dtype=object)
+    return per_distinct(_classify_by_vendor, vendors.astype(object).fillna(""), status.astype(object), status_code, error_code)
+
+
+def _classify_by_vendor(vendor: pd.Series, status: pd.Series, status_code: pd.Series, error_code: pd.Series):
+    """:func:`_classify` of each vendor's rows with its table (the rows are distinct ones)."""
+    new_status, reason = status.copy(), pd.Series(None, index=status.index, dtype=object)
+    for name in vendor.unique():
+        at = vendor.eq(name).to_numpy(dtype=bool)
+        s, r = _classify(status[at], status_code[at], error_code[at], table=VENDOR_REASONS.get(str(name), {}))
+        new_status[at], reason[at] = s.to_numpy(), r.to_numpy()
+    return new_status, reason
 
 
 def _classify(status: pd.Series, status_code: pd.Series, error_code: pd.Series, *, table: dict):

@@ -47,3 +47,15 @@ def test_sns_free_text():
         "Phone is currently unreachable/unavailable", "Phone number is opted out", "Something new"]))
     assert status.tolist() == ["delivered", "failed", "failed", "failed", "unknown"]
     assert reason.tolist()[1:] == ["content_blocked", "unreachable", "blacklisted", "unknown"]
+
+
+def test_each_rows_vendor_gives_what_that_vendor_alone_gives():
+    statuses = ["failed", "failed", "failed", "delivered", "failed", "expired"]
+    errors = ["3", "3", "1015", None, "30003", None]
+    vendors = ["vonage", "twilio", "tencent", "aliyun", "twilio", None]
+    status, reason = classify_failures(pd.Series(statuses, dtype=object), pd.Series([None] * 6, dtype="string[pyarrow]"),
+                                       pd.Series(errors, dtype="string[pyarrow]"), vendor=pd.Series(vendors))
+    alone = [_classify([s], [e], v) for s, e, v in zip(statuses, errors, vendors, strict=True)]
+    assert status.tolist() == [a[0][0] for a in alone]
+    assert [None if pd.isna(r) else r for r in reason] == [None if pd.isna(a[1][0]) else a[1][0] for a in alone]
+    assert reason.tolist()[:3] == ["empty_number", "unknown", "blacklisted"]

@@ -632,16 +632,11 @@ def _finish(log: pd.DataFrame, *, tz: str, window: str) -> pd.DataFrame:
     log["status"] = log["status"].astype(object).fillna("pending")
     reason = log["failure_reason"].astype(object) if "failure_reason" in log else pd.Series(pd.NA, index=log.index, dtype=object)
     reason = reason.where(reason.isin(FAILURE_REASONS))
-    status_parts, reason_parts = [], []
-    for vendor, part in log.groupby(log["vendor"].astype(str), sort=False):
-        s, r = classify_failures(part["status"], part.get("status_code", pd.Series(pd.NA, index=part.index)),
-                                 part.get("error_code", pd.Series(pd.NA, index=part.index)), vendor=vendor)
-        status_parts.append(s)
-        reason_parts.append(r)
-    if status_parts:
-        log["status"] = pd.concat(status_parts).reindex(log.index)
-        derived = pd.concat(reason_parts).reindex(log.index)
-        log["failure_reason"] = reason.where(reason.notna() & derived.notna(), derived)
+    missing = pd.Series(pd.NA, index=log.index)
+    status, derived = classify_failures(log["status"], log.get("status_code", missing), log.get("error_code", missing),
+                                        vendor=log["vendor"])
+    log["status"] = status
+    log["failure_reason"] = reason.where(reason.notna() & derived.notna(), derived)
     for c in ["carrier", "province", "city", "category", "segments", "country", "channel",
               "status_code", "error_code", "attempt", "is_probe", "fee", "currency"]:
         if c not in log:
