@@ -383,6 +383,28 @@ def reason_codes(reasons: pd.Series) -> pd.Series:
                      dtype=object)
 
 
+def sort_log(log: pd.DataFrame) -> pd.DataFrame:
+    """``log`` in the canonical row order: by ``submit_time`` (missing last), then
+    ``vendor`` and ``message_id``, ties kept in their order; on a fresh index.
+
+    The same order as ``sort_values(["submit_time", "vendor", "message_id"],
+    kind="stable")``: the times are sorted as integers, and only the rows that share a
+    time are compared by their text.
+    """
+    times = log["submit_time"]
+    key = np.where(times.isna().to_numpy(), np.iinfo(np.int64).max,
+                   times.to_numpy(dtype="datetime64[ms]").view(np.int64))
+    order = np.argsort(key, kind="stable")
+    sorted_key = key[order]
+    same = sorted_key[1:] == sorted_key[:-1]
+    tied = np.concatenate([[False], same]) | np.concatenate([same, [False]])
+    if tied.any():  # rows sharing a time: by vendor and id, in their order otherwise
+        at = order[tied]
+        among = log.iloc[at][["submit_time", "vendor", "message_id"]].reset_index(drop=True)
+        order[tied] = at[among.sort_values(["submit_time", "vendor", "message_id"], kind="stable").index.to_numpy()]
+    return log.take(order).reset_index(drop=True)
+
+
 def conform(frame: pd.DataFrame, *, tz: str = DEFAULT_TZ) -> pd.DataFrame:
     """Cast a frame that already holds canonical values to the canonical dtypes.
 
@@ -403,7 +425,8 @@ def conform(frame: pd.DataFrame, *, tz: str = DEFAULT_TZ) -> pd.DataFrame:
         elif col == "is_probe":
             out[col] = values.fillna(False).astype(bool) if n else values.astype(bool)
         elif col == "time_source":  # a log made elsewhere has its send times from submissions
-            out[col] = values.astype(object).where(values.notna(), "submission").astype(dtype)
+            out[col] = per_distinct(lambda v, dtype=dtype: v.astype(object).where(v.notna(), "submission").astype(dtype),
+                                    values)
         elif isinstance(dtype, pd.CategoricalDtype):
             out[col] = per_distinct(lambda v, dtype=dtype: v.astype(object).astype(dtype), values)
         elif dtype == "category":

@@ -33,7 +33,7 @@ from urllib.parse import unquote
 import pandas as pd
 import pyarrow as pa
 
-from .schema import COLUMNS, DEFAULT_TZ, conform
+from .schema import COLUMNS, DEFAULT_TZ, conform, sort_log
 
 STORE_DIR = "send_log"
 PARTITION_BY = ["vendor", "month"]
@@ -268,7 +268,7 @@ def read_store(root: str | Path, *, tz: str = DEFAULT_TZ, version: int | None = 
     frame = dt.to_pyarrow_table().to_pandas()
     frame = frame[[c for c in COLUMNS if c in frame]]
     log = conform(frame, tz=tz)
-    return log.sort_values(["submit_time", "vendor", "message_id"], kind="stable").reset_index(drop=True)
+    return sort_log(log)
 
 
 def store_history(root: str | Path) -> pd.DataFrame:

@@ -1,7 +1,9 @@
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from analysis.schema import COLUMNS, LABELS, conform, empty_log, validate
+from analysis.schema import COLUMNS, LABELS, conform, empty_log, sort_log, validate
 
 
 def test_every_column_and_vocabulary_value_has_both_labels():
@@ -70,3 +72,17 @@ def test_display_labels_are_unique_so_workbooks_read_back():
         repeated = [v for v, n in Counter(labels.values()).items() if n > 1]
         assert not repeated, (lang, repeated)
     assert set(LABELS["zh"]) == set(LABELS["en"])
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.one_of(st.none(), st.integers(0, 4)), st.sampled_from(["aliyun", "tencent", None]),
+                          st.one_of(st.none(), st.sampled_from(["m1", "m2", "m3"]))), max_size=40))
+def test_sort_log_is_the_stable_sort_by_time_vendor_and_id(rows):
+    """Few distinct times, vendors and ids: most rows tie, some on every key."""
+    times = pd.Series([pd.NaT if t is None else pd.Timestamp("2025-05-01", tz="Asia/Shanghai") + pd.Timedelta(seconds=t)
+                       for t, _, _ in rows], dtype="datetime64[ms, Asia/Shanghai]")
+    log = pd.DataFrame({"submit_time": times, "vendor": pd.Series([v for _, v, _ in rows], dtype="category"),
+                        "message_id": pd.array([m for _, _, m in rows], dtype="string[pyarrow]"),
+                        "row": range(len(rows))}, index=range(100, 100 + len(rows)))
+    want = log.sort_values(["submit_time", "vendor", "message_id"], kind="stable").reset_index(drop=True)
+    pd.testing.assert_frame_equal(sort_log(log), want)

@@ -53,6 +53,7 @@ from ..schema import (
     TIME_SOURCES,
     conform,
     reason_codes,
+    sort_log,
     validate,
 )
 from . import aliyun, canonical, gateway, sns, tencent, twilio, vonage
@@ -653,7 +654,7 @@ def _finish(log: pd.DataFrame, *, tz: str, window: str) -> pd.DataFrame:
     log["attempt"] = pd.to_numeric(log["attempt"], errors="coerce").astype("Int16")
     log["attempt"] = infer_attempts(log, window=window)
     log = conform(log, tz=tz)
-    return log.sort_values(["submit_time", "vendor", "message_id"], kind="stable").reset_index(drop=True)
+    return sort_log(log)
 
 
 def _category(given: pd.Series) -> pd.Series:
