@@ -571,35 +571,42 @@ def merge_staged(st: pd.DataFrame, *, tz: str, window: str, lap=lambda name: Non
     ok = st["_reject"].isna()
     st["message_id"] = _link_by_phone_and_time(st, ok, made)
     # message-level checks: a message needs a time and (but for receipts-only gateway
-    # logs) a phone from some row
+    # logs) a phone from some row; only a message of several rows needs grouping
     key = ["vendor", "message_id"]
-    grp = st[ok].groupby(key, sort=False, observed=True, dropna=False)
-    has_time = (grp["submit_time"].transform("count") + grp["done_time"].transform("count")) > 0
-    has_phone = (grp["phone"].transform("count") > 0) | grp["_phone_optional"].transform("all")
-    alone = grp["_alone"].transform("first")
-    reason = pd.Series(pd.NA, index=has_time.index, dtype=object)
+    repeated = ok.to_numpy().copy()
+    repeated[repeated] = st.loc[repeated, key].duplicated(keep=False).to_numpy()
+    has_time = np.array(st["submit_time"].notna() | st["done_time"].notna(), dtype=bool)
+    has_phone = np.array(st["phone"].notna() | st["_phone_optional"], dtype=bool)
+    alone = np.array(st["_alone"], dtype=object)
+    if repeated.any():
+        grp = st[repeated].groupby(key, sort=False, observed=True, dropna=False)
+        has_time[repeated] = (grp["submit_time"].transform("count") + grp["done_time"].transform("count")) > 0
+        has_phone[repeated] = (grp["phone"].transform("count") > 0) | grp["_phone_optional"].transform("all")
+        alone[repeated] = grp["_alone"].transform("first").astype(object).to_numpy()
+    reason = pd.Series(pd.NA, index=st.index, dtype=object)
     reason[~has_phone] = "no valid phone number for this message"
-    reason[~has_time] = alone[~has_time].fillna("no send time or receipt time for this message")
-    st.loc[reason.index, "_reject"] = reason
+    reason[~has_time] = pd.Series(alone, index=st.index)[~has_time].fillna("no send time or receipt time for this message")
+    st.loc[ok, "_reject"] = reason[ok]
     ok = st["_reject"].isna()
-    # exact repeats of a loaded row
+    # exact repeats of a loaded row: only a message of several rows can repeat one (a
+    # message is rejected whole, so those still loaded are still several)
     subset = [c for c in [*key, "phone", "submit_time", "done_time", "status", "status_code", "error_code", "_part"]
               if c in st]
     st["_dup"] = False
-    among = ok.to_numpy().copy()  # only a message of several rows can repeat one
-    among[among] = st.loc[among, key].duplicated(keep=False).to_numpy()
+    among = repeated & ok.to_numpy()
     if among.any():
         st.loc[among, "_dup"] = st.loc[among].duplicated(subset=subset, keep="first")
     kept = (ok & ~st["_dup"]).to_numpy()
-    rows = st[kept].copy()
-    rows["_final"] = rows["status"].isin(FINAL_STATUSES)
-    rows["_rank"] = rows["time_source"].map(_RANK).fillna(0).where(rows["submit_time"].notna(), len(_RANK))
+    rows = st[kept]
     multi = among[kept]  # still several rows once the repeats are gone?
     multi[multi] = rows.loc[multi, key].duplicated(keep=False).to_numpy()
     cols = [c for c in rows.columns if not c.startswith("_")]
     single = rows.loc[~multi, cols]  # a whole message in one row (the log is sorted when finished)
-    several = rows.loc[multi].sort_values([*key, "_final", "done_time", "_order"],
-                                          ascending=[True, True, False, False, False], na_position="last", kind="stable")
+    several = rows.loc[multi].assign(
+        _final=lambda d: d["status"].isin(FINAL_STATUSES),
+        _rank=lambda d: d["time_source"].map(_RANK).fillna(0).where(d["submit_time"].notna(), len(_RANK)))
+    several = several.sort_values([*key, "_final", "done_time", "_order"],
+                                  ascending=[True, True, False, False, False], na_position="last", kind="stable")
     merged = several[cols].groupby(key, sort=False, observed=True).first()
     # the send time comes from the best source: submission, a receipt's submit date, none
     best = several.sort_values([*key, "_rank", "_order"], kind="stable").groupby(key, sort=False).first()
