@@ -638,8 +638,8 @@ def _finish(log: pd.DataFrame, *, tz: str, window: str) -> pd.DataFrame:
     """Vocabularies, failure reasons, segments, enrichment and attempts."""
     log = log.copy()
     log["status"] = log["status"].astype(object).fillna("pending")
-    reason = log["failure_reason"].astype(object) if "failure_reason" in log else pd.Series(pd.NA, index=log.index, dtype=object)
-    reason = reason.where(reason.isin(FAILURE_REASONS))
+    given = log["failure_reason"] if "failure_reason" in log else pd.Series(None, index=log.index, dtype=object)
+    reason = per_distinct(lambda r: r.astype(object).where(r.isin(FAILURE_REASONS)), given)
     missing = pd.Series(pd.NA, index=log.index)
     status, derived = classify_failures(log["status"], log.get("status_code", missing), log.get("error_code", missing),
                                         vendor=log["vendor"])
