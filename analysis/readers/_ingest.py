@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..schema import DEFAULT_TZ, validate
 from ..workers import release_memory
@@ -364,8 +365,9 @@ def _units(spill: Spill) -> list[tuple]:
 
 
 def _unit_rows(files: list, lo: int, hi: int, *, columns: list | None = None) -> pd.DataFrame:
-    """The spilled rows of buckets ``lo`` to ``hi`` (excluded), from every spill file."""
-    parts = []
+    """The spilled rows of buckets ``lo`` to ``hi`` (excluded), from every spill file
+    (joined in Arrow, then made one frame per schema: the files of one layout share one)."""
+    by_schema: dict[pa.Schema, list[pa.Table]] = {}
     first, last = lo // GROUP, (hi - 1) // GROUP  # the batches holding buckets lo to hi - 1
     for path, offsets, shift in files:
         start, stop = int(offsets[lo]), int(offsets[hi])
@@ -374,8 +376,12 @@ def _unit_rows(files: list, lo: int, hi: int, *, columns: list | None = None) ->
             batches = [reader.get_batch(g) for g in range(first, last + 1)]
             base = int(offsets[first * GROUP])
             table = pa.Table.from_batches(batches, schema=reader.schema).slice(start - base, stop - start)
-            frame = (table.select(columns) if columns else table).to_pandas()
-            parts.append(frame.assign(_file=frame["_file"] + shift) if shift and "_file" in frame else frame)
+            table = table.select(columns) if columns else table
+            if shift and "_file" in table.column_names:
+                at = table.column_names.index("_file")
+                table = table.set_column(at, table.field(at), pc.add(table["_file"], shift))
+            by_schema.setdefault(table.schema, []).append(table)
+    parts = [pa.concat_tables(tables).to_pandas() for tables in by_schema.values()]
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns or [])
 
 
