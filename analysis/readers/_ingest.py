@@ -365,8 +365,9 @@ def _units(spill: Spill) -> list[tuple]:
 
 
 def _unit_rows(files: list, lo: int, hi: int, *, columns: list | None = None) -> pd.DataFrame:
-    """The spilled rows of buckets ``lo`` to ``hi`` (excluded), from every spill file
-    (joined in Arrow, then made one frame per schema: the files of one layout share one)."""
+    """The spilled rows of buckets ``lo`` to ``hi`` (excluded), from every spill file,
+    in their order (joined and sorted in Arrow, then made one frame per schema: the files
+    of one layout share one)."""
     by_schema: dict[pa.Schema, list[pa.Table]] = {}
     first, last = lo // GROUP, (hi - 1) // GROUP  # the batches holding buckets lo to hi - 1
     for path, offsets, shift in files:
@@ -381,7 +382,8 @@ def _unit_rows(files: list, lo: int, hi: int, *, columns: list | None = None) ->
                 at = table.column_names.index("_file")
                 table = table.set_column(at, table.field(at), pc.add(table["_file"], shift))
             by_schema.setdefault(table.schema, []).append(table)
-    parts = [pa.concat_tables(tables).to_pandas() for tables in by_schema.values()]
+    joined = [pa.concat_tables(tables) for tables in by_schema.values()]
+    parts = [(t.sort_by("_order") if "_order" in t.column_names else t).to_pandas() for t in joined]
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns or [])
 
 
@@ -420,7 +422,8 @@ def merge_unit(unit: tuple, *, files: list, tz: str, window: str, folder: Path) 
 
     parts = [_unit_rows(files, lo, hi)] if hi > lo else []
     st = pd.concat([*parts, *([orphans] if orphans is not None else [])], ignore_index=True)
-    st = st.sort_values("_order", kind="stable", ignore_index=True)  # the store's rows first, then the files in order
+    if not st["_order"].is_monotonic_increasing:  # the store's rows first, then the files in order
+        st = st.sort_values("_order", kind="stable", ignore_index=True)
     log, st = merge_staged(st, tz=tz, window=window, lap=lap)
     validate(log)
     path = Path(folder) / f"unit-{index:05d}.arrow"
