@@ -175,12 +175,13 @@ def classify_failures(
         missing for delivered and pending rows.
     """
     vendors = vendor if isinstance(vendor, pd.Series) else pd.Series(vendor or "", index=status.index, dtype=object)
-    return per_distinct(_classify_by_vendor, vendors.astype(object).fillna(""), status.astype(object), status_code, error_code)
+    return per_distinct(_classify_by_vendor, vendors, status.astype(object), status_code, error_code)
 
 
 def _classify_by_vendor(vendor: pd.Series, status: pd.Series, status_code: pd.Series, error_code: pd.Series):
     """:func:`_classify` of each vendor's rows with its table (the rows are distinct ones)."""
     new_status, reason = status.copy(), pd.Series(None, index=status.index, dtype=object)
+    vendor = vendor.astype(object).fillna("")
     for name in vendor.unique():
         at = vendor.eq(name).to_numpy(dtype=bool)
         s, r = _classify(status[at], status_code[at], error_code[at], table=VENDOR_REASONS.get(str(name), {}))

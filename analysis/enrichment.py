@@ -223,7 +223,7 @@ def enrich(log: pd.DataFrame) -> pd.DataFrame:
     DataFrame
         A copy of ``log`` with those three columns filled where the prefix tells.
     """
-    out = log.copy()
+    out = log.copy(deep=False)  # copy-on-write: the caller's frame is never changed
     cols = ["carrier", "province", "city"]
     missing = np.zeros(len(log), dtype=bool)
     for col in cols:

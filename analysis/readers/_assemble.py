@@ -555,7 +555,8 @@ def _store_rows(store: Path, parts: list) -> RawFile:
 
 
 def merge_staged(st: pd.DataFrame, *, tz: str, window: str, lap=lambda name: None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Staged rows of every file -> canonical log; marks ``_reject`` / ``_dup`` on ``st``."""
+    """Staged rows of every file -> canonical log; marks ``_reject``, ``_dup`` and
+    ``_repeated`` (a message id that more than one loaded row has) on ``st``."""
     for c in ["submit_time", "done_time"]:
         if c not in st:
             st[c] = pd.Series(pd.NaT, index=st.index, dtype=pd.DatetimeTZDtype("ms", tz))
@@ -575,6 +576,7 @@ def merge_staged(st: pd.DataFrame, *, tz: str, window: str, lap=lambda name: Non
     key = ["vendor", "message_id"]
     repeated = ok.to_numpy().copy()
     repeated[repeated] = st.loc[repeated, key].duplicated(keep=False).to_numpy()
+    st["_repeated"] = repeated
     has_time = np.array(st["submit_time"].notna() | st["done_time"].notna(), dtype=bool)
     has_phone = np.array(st["phone"].notna() | st["_phone_optional"], dtype=bool)
     alone = np.array(st["_alone"], dtype=object)
@@ -636,7 +638,7 @@ def merge_staged(st: pd.DataFrame, *, tz: str, window: str, lap=lambda name: Non
 
 def _finish(log: pd.DataFrame, *, tz: str, window: str) -> pd.DataFrame:
     """Vocabularies, failure reasons, segments, enrichment and attempts."""
-    log = log.copy()
+    log = log.copy(deep=False)  # copy-on-write: the columns set below are new ones
     log["status"] = log["status"].astype(object).fillna("pending")
     given = log["failure_reason"] if "failure_reason" in log else pd.Series(None, index=log.index, dtype=object)
     reason = per_distinct(lambda r: r.astype(object).where(r.isin(FAILURE_REASONS)), given)
@@ -712,17 +714,20 @@ def has_control(text: pd.Series) -> np.ndarray:
 
 
 def file_counts(st: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Per file (``_file``) of merged staged rows: ``loaded``, ``duplicates``,
+    """Per file (``_file``) of merged staged rows (:func:`merge_staged` marks ``_reject``,
+    ``_dup`` and ``_repeated``): ``loaded``, ``duplicates``,
     ``messages`` and ``control_chars``; and the (file, vendor) pairs seen. Both add up
     over groups of rows that share no message (:func:`summarize` sums them)."""
     loaded = st[st["_reject"].isna() & ~st["_dup"]]
     counts = pd.DataFrame({
         "loaded": loaded.groupby("_file").size(),
         "duplicates": st.groupby("_file")["_dup"].sum(),
-        "messages": loaded.drop_duplicates(["_file", "vendor", "message_id"]).groupby("_file").size(),
+        # a message of one row is one; only those of several rows can be counted twice
+        "messages": pd.concat([loaded.loc[~loaded["_repeated"], "_file"], loaded.loc[loaded["_repeated"]].drop_duplicates(
+            ["_file", "vendor", "message_id"])["_file"]]).value_counts(),
         "control_chars": st.groupby("_file")["_control"].sum(),
     }).fillna(0).astype("int64")
-    pairs = st[["_file", "vendor"]].dropna().astype({"vendor": str}).drop_duplicates()
+    pairs = st[["_file", "vendor"]].drop_duplicates().dropna().astype({"vendor": str})
     return counts, pairs
 
 
