@@ -144,12 +144,12 @@ def store_arrow(log: pd.DataFrame) -> pa.Table:
     it without reading the numbers' text)."""
     from .kernel import per_day, phone_keys
 
-    def months(times: pd.Series) -> pd.Series:
-        return per_day(times, "%Y-%m").astype(object)
-
-    frame = log[[c for c in COLUMNS if c in log]].assign(
-        phone_key=phone_keys(log["phone"]),
-        month=months(log["submit_time"]).fillna(months(log["done_time"])).fillna("unknown"))
+    month = per_day(log["submit_time"], "%Y-%m")
+    no_send = month.isna().to_numpy()
+    if no_send.any():  # the receipt's month, else unknown
+        month = month.astype(object)
+        month[no_send] = per_day(log.loc[no_send, "done_time"], "%Y-%m").astype(object).fillna("unknown").to_numpy()
+    frame = log[[c for c in COLUMNS if c in log]].assign(phone_key=phone_keys(log["phone"]), month=month)
     table = pa.Table.from_pandas(frame, preserve_index=False)
     fields = []
     for f in table.schema:
