@@ -118,7 +118,7 @@ class Spill:
         offsets = np.concatenate([[0], np.cumsum(np.bincount(bucket, minlength=FINE))])
         path = self.folder / f"staged-{uuid.uuid4().hex}.arrow"
         table = _arrow_of(st).take(order).combine_chunks()
-        with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
+        with _arrow_sink(path) as sink, pa.ipc.new_file(sink, table.schema) as writer:
             for start, stop in zip(offsets[:-1:GROUP], offsets[GROUP::GROUP], strict=True):  # a batch per group
                 part = table.slice(start, stop - start)  # one chunk, perhaps empty
                 writer.write_batch(pa.RecordBatch.from_arrays([c.chunk(0) for c in part.columns], schema=table.schema))
@@ -151,8 +151,14 @@ def _arrow_of(frame: pd.DataFrame) -> pa.Table:
         return pa.Table.from_pandas(frame.assign(**mixed), preserve_index=False)
 
 
+def _arrow_sink(path: Path):
+    """A buffered file to write Arrow IPC to (unbuffered, each column's buffers of each
+    batch are a write of their own)."""
+    return pa.output_stream(str(path), buffer_size=1 << 20)
+
+
 def _write_arrow(table: pa.Table, path: Path) -> None:
-    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
+    with _arrow_sink(path) as sink, pa.ipc.new_file(sink, table.schema) as writer:
         writer.write_table(table)
 
 
