@@ -33,7 +33,7 @@ from tqdm import tqdm
 
 from ..codes import classify_failures
 from ..enrichment import enrich, normalize_carriers, normalize_provinces
-from ..distinct import pa_array, per_distinct
+from ..distinct import key_codes, pa_array, per_distinct
 from ..kernel import day_codes, local_clock
 from ..normalize import (
     count_segments,
@@ -244,9 +244,10 @@ def touched(staged: pd.DataFrame, *, tz: str = DEFAULT_TZ) -> tuple[set, set, pa
     """What staged rows can touch in the store (:func:`analysis.store.partitions_for`):
     their vendors; the ``(vendor, month)`` pairs of their submit and receipt times (local
     months, ``YYYY-MM``); and the message ids of the rows without a submit time."""
-    vendors = set(staged["vendor"].dropna().astype(str).unique())
+    vendor_codes, names = key_codes(staged["vendor"])
+    names = names.astype(str)
+    vendors = set(names[np.unique(vendor_codes[vendor_codes >= 0])])
     keys = set()
-    vendor_codes, names = pd.factorize(staged["vendor"].astype(object))
     for col in ("submit_time", "done_time"):
         if col not in staged or not pd.api.types.is_datetime64_any_dtype(staged[col]):
             continue
@@ -256,7 +257,7 @@ def touched(staged: pd.DataFrame, *, tz: str = DEFAULT_TZ) -> tuple[set, set, pa
         pair = vendor_codes.astype(np.int64) * (len(calendar) + 1) + day
         pair = np.unique(pair[(vendor_codes >= 0) & (day >= 0)])
         v, d = np.divmod(pair, len(calendar) + 1)
-        keys |= set(zip(names[v].astype(str), calendar[d].strftime("%Y-%m"), strict=True))
+        keys |= set(zip(names[v], calendar[d].strftime("%Y-%m"), strict=True))
     ids = pa.array([], pa.string())
     if "message_id" in staged:
         submitted = staged["submit_time"].notna() if "submit_time" in staged else False
