@@ -74,13 +74,24 @@ def _share(shared: dict) -> None:
         release_memory()
 
 
-def release_memory() -> None:
-    """Return freed memory to the operating system (glibc keeps it for reuse otherwise)."""
+def release_memory(*, above: int = 0) -> None:
+    """Return freed memory to the operating system (glibc keeps it for reuse otherwise);
+    ``above``: only when this process holds more than that many bytes (what is given back
+    must be faulted in again by the next allocations, at a cost in kernel time)."""
     import gc
 
     gc.collect()
-    if trim := _malloc_trim():
+    if (trim := _malloc_trim()) and (not above or _resident_bytes() > above):
         trim(0)
+
+
+def _resident_bytes() -> int:
+    """This process's resident memory (Linux's ``/proc``; 0 where there is none)."""
+    try:
+        with open("/proc/self/statm", "rb") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
 
 
 @functools.cache

@@ -76,3 +76,21 @@ def test_giving_memory_back_starts_no_process(monkeypatch):
     monkeypatch.setattr(subprocess, "Popen", refuse)
     workers.release_memory()
     assert workers._malloc_trim() is not None  # this is glibc Linux: the trim is there
+
+
+def test_memory_is_given_back_only_above_the_bound(monkeypatch):
+    """``above``: the trim runs only when this process holds more than that (its resident
+    size, at most its peak so far as the kernel counts it)."""
+    import resource
+
+    from analysis import workers
+
+    resident = workers._resident_bytes()
+    assert 0 < resident <= resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    calls = []
+    monkeypatch.setattr(workers, "_malloc_trim", lambda: calls.append)
+    workers.release_memory(above=resident * 4)
+    assert calls == []
+    workers.release_memory(above=resident // 4)
+    workers.release_memory()
+    assert calls == [0, 0]
