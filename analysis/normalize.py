@@ -220,11 +220,31 @@ def parse_times(
 
 
 def _to_datetime(s: pd.Series, *, utc: bool) -> pd.Series:
-    """ISO 8601 fast path, then pandas' mixed-format parser for the leftovers."""
-    t = pd.to_datetime(s, format="ISO8601", utc=utc, errors="coerce")
+    """ISO 8601 fast paths, then pandas' mixed-format parser for the leftovers; naive or
+    UTC times in microseconds.
+
+    Naive Arrow text is first cast by Arrow, whose ISO 8601 parser takes
+    ``YYYY-MM-DD[( |T)hh[:mm[:ss[.ffffff]]]]`` only and refuses an impossible date (a 30
+    February) instead of rolling it over: when it refuses any value, the column goes
+    to pandas' ISO parser, which reads the same strings to the same times."""
+    if not utc and isinstance(s.dtype, pd.StringDtype) and s.dtype.storage == "pyarrow" and len(s):
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        from .distinct import pa_array
+
+        try:
+            cast = pc.cast(pa_array(s), pa.timestamp("us"))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            pass
+        else:
+            return pd.Series(cast.to_numpy(zero_copy_only=False), index=s.index)
+    # in microseconds both (pandas picks each result's unit from its values, and one
+    # cannot take the other's finer values)
+    t = pd.to_datetime(s, format="ISO8601", utc=utc, errors="coerce").dt.as_unit("us")
     left = t.isna() & s.notna()
     if left.any():
-        t[left] = pd.to_datetime(s[left], format="mixed", utc=utc, errors="coerce")
+        t[left] = pd.to_datetime(s[left], format="mixed", utc=utc, errors="coerce").dt.as_unit("us")
     return t
 
 

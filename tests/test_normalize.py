@@ -181,3 +181,40 @@ def test_mask_text_phones_inside_free_text():
     assert out[2] == "+44******0123"  # as mask_phones hides an E.164 number
     assert out[3] == "order 2025050612345678 ref"  # part of a longer number: not a phone
     assert out[4] == "138****0000 stays" and pd.isna(out[5])
+
+
+_PART = st.one_of(
+    st.tuples(st.integers(1900, 2100), st.integers(0, 13), st.integers(0, 32)).map(lambda d: "%04d-%02d-%02d" % d),
+    st.sampled_from(["20250228", "2025-2-3", "2025/02/28", "", "x", "2025-059", "2025-W09-5"]),
+)
+_CLOCK = st.one_of(
+    st.just(""),
+    st.tuples(st.sampled_from([" ", "T", "  ", "t"]), st.integers(0, 25), st.integers(0, 60), st.integers(0, 61),
+              st.sampled_from(["", ".5", ".123", ".123456", ".123456789"]), st.booleans()).map(
+        lambda c: f"{c[0]}{c[1]:02d}:{c[2]:02d}" + (f":{c[3]:02d}{c[4]}" if c[5] else "")),
+)
+
+
+@given(st.lists(st.tuples(_PART, _CLOCK).map("".join), min_size=1, max_size=8))
+@settings(max_examples=300, deadline=None)
+def test_arrow_fast_path_reads_naive_times_as_pandas_does(values):
+    """Arrow's cast takes a column only when it reads every value, and then to the times
+    pandas' ISO 8601 parser gives (impossible dates, hour 24, one-digit fields, ordinal
+    and week dates go to pandas)."""
+    from analysis.normalize import _to_datetime
+
+    s = pd.Series(values, dtype="string[pyarrow]", index=range(10, 10 + len(values)))
+    want = pd.to_datetime(s, format="ISO8601", errors="coerce").dt.as_unit("us")
+    left = want.isna() & s.notna()
+    if left.any():
+        want[left] = pd.to_datetime(s[left], format="mixed", errors="coerce").dt.as_unit("us")
+    pd.testing.assert_series_equal(_to_datetime(s, utc=False), want)
+
+
+def test_times_pandas_reads_only_with_its_mixed_parser_keep_their_fractions():
+    """Every value of the column fails ISO 8601 and the mixed-format parser finds a
+    fraction of a second: both parsers' results must fit one column (this crashed)."""
+    parsed, reason = parse_times(pd.Series(["20250228  00:00:00.5", "20250301  12:30:00.25"]), tz=TZ)
+    assert parsed.tolist() == [pd.Timestamp("2025-02-28 00:00:00.500", tz=TZ),
+                               pd.Timestamp("2025-03-01 12:30:00.250", tz=TZ)]
+    assert reason.isna().all()
