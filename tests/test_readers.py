@@ -704,3 +704,16 @@ def test_control_characters_found_in_the_bytes_as_by_the_pattern(texts, skip):
     column = pd.Series(texts, dtype=STRING).iloc[skip:]  # a slice: its buffers start elsewhere
     want = [t is not None and re.search(CONTROL, t) is not None for t in texts[skip:]]
     assert has_control(column).tolist() == want
+
+
+def test_an_unreadable_time_is_rejected_with_its_column_named(tmp_path):
+    path = tmp_path / "log.csv"
+    path.write_text("message_id,phone,submit_time,done_time,status\n"
+                    "m1,+8613800138000,2025-05-06 10:00:00,2025-05-06 10:00:05,delivered\n"
+                    "m2,+8613800138001,2025-05-06 10:01:00,yesterday-ish,delivered\n"
+                    "m3,+8613800138002,2025-02-30 10:02:00,,failed\n", encoding="utf-8")
+    res = load_send_log(path)
+    assert res.log["message_id"].tolist() == ["m1"]
+    assert res.rejects["line"].tolist() == [3, 4]
+    assert res.rejects["reason"].tolist() == ["done_time: unreadable time: yesterday-ish",
+                                              "submit_time: unreadable time: 2025-02-30 10:02:00"]

@@ -133,7 +133,11 @@ def staged(raw: pd.DataFrame, tz: str, *, times: dict[str, tuple[pd.Series, dict
     for name, (values, opts) in (times or {}).items():
         parsed, reason = parse_times(values, tz=tz, **opts)
         out[name] = parsed
-        reasons.append(reason.where(reason.isna(), name + ": " + reason.astype(str)))
+        bad = reason.notna().to_numpy()
+        if bad.any():  # the reason names the column
+            reason = reason.copy()
+            reason[bad] = name + ": " + reason[bad].astype(str)
+        reasons.append(reason)
     for name, values in columns.items():
         out[name] = values
     out["time_source"] = time_source
