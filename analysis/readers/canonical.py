@@ -46,7 +46,7 @@ def stage(raw: pd.DataFrame, tz: str, source_tz: str | None = None) -> pd.DataFr
         fee=to_number(col(raw, "fee")),
         currency=col(raw, "currency"),
     )
-    out["time_source"] = source.to_numpy()
+    out["time_source"] = source
     # a send time that was only the receipt's time is derived again when the messages meet
     out["submit_time"] = out["submit_time"].where(source.ne("receipt").to_numpy())
     return out
