@@ -55,22 +55,36 @@ def per_distinct(fn, *columns: pd.Series):
     ['A', 'B', 'A']
     """
     index = columns[0].index
-    combined = np.zeros(len(index), dtype=np.int64)
-    for c in columns:
-        coded = key_codes(c)
-        width = len(coded.levels) + 1
-        if combined.max(initial=0) >= (1 << 62) // width:  # keep the mixed-radix code in int64
-            combined = pd.factorize(combined)[0].astype(np.int64)
-        combined = combined * width + (coded.codes + 1)
-    inverse, _ = pd.factorize(combined)  # hashed; codes in the order they first appear
-    before = np.maximum.accumulate(np.concatenate([[-1], inverse[:-1]]))
-    first = np.flatnonzero(inverse > before)  # where each code first appears
+    if len(columns) == 1 and not isinstance(columns[0].dtype, pd.CategoricalDtype):
+        # one column's codes already number its values in the order they first appear
+        inverse = key_codes(columns[0]).codes
+        first = _first_of(inverse)
+        if (inverse < 0).any():  # missing values: a code of their own, last
+            first = np.append(first, np.argmax(inverse < 0))
+            inverse = np.where(inverse < 0, len(first) - 1, inverse)
+    else:
+        combined = np.zeros(len(index), dtype=np.int64)
+        for c in columns:
+            coded = key_codes(c)
+            width = len(coded.levels) + 1
+            if combined.max(initial=0) >= (1 << 62) // width:  # keep the mixed-radix code in int64
+                combined = pd.factorize(combined)[0].astype(np.int64)
+            combined = combined * width + (coded.codes + 1)
+        inverse, _ = pd.factorize(combined)  # hashed; codes in the order they first appear
+        first = _first_of(inverse)
     out = fn(*(c.iloc[first].reset_index(drop=True) for c in columns))
 
     def back(r: pd.Series) -> pd.Series:
         return r.iloc[inverse].set_axis(index)
 
     return tuple(back(r) for r in out) if isinstance(out, tuple) else back(out)
+
+
+def _first_of(codes: np.ndarray) -> np.ndarray:
+    """Where each code first appears, for codes numbered in the order they first appear
+    (missing ones, -1, are not counted)."""
+    before = np.maximum.accumulate(np.concatenate([[-1], codes[:-1]]))
+    return np.flatnonzero(codes > before)
 
 
 def pa_array(s: pd.Series):

@@ -43,6 +43,22 @@ def test_per_distinct_equals_the_step_on_every_row(rows, dtype):
         pd.testing.assert_series_equal(g, w, check_names=False)
 
 
+@settings(max_examples=150, deadline=None)
+@given(st.lists(_WORDS, max_size=40), st.sampled_from(["object", "arrow", "category"]))
+def test_one_column_equals_the_step_on_every_row(values, dtype):
+    """One column takes its own codes as the distinct rows' numbers (all missing, none
+    missing, missing first or last)."""
+    s = _as(dtype, values).set_axis(pd.Index(np.arange(len(values)) * 2 + 5))
+    seen = []
+
+    def step(v: pd.Series) -> pd.Series:
+        seen.append(len(v))
+        return v.astype(STRING).str.strip().str.upper().fillna("?")
+
+    pd.testing.assert_series_equal(per_distinct(step, s), step(s), check_names=False)
+    assert seen[0] == len(set(values))  # once per distinct value, missing counted once
+
+
 def test_wide_columns_keep_their_combinations_apart():
     # four columns of 65,535 levels (codes 0 to 65,535 with the missing slot): the first
     # column's code is multiplied by 2**64, which wraps to 0 in int64 unless compacted,
