@@ -137,6 +137,11 @@ def prefix_table(prefixes=None) -> pd.DataFrame:
     return table.loc[wanted]
 
 
+def _filled(mask) -> np.ndarray:
+    """An Arrow boolean array as numpy, missing as False."""
+    return pc.fill_null(mask, False).to_numpy(zero_copy_only=False)
+
+
 def _prefix_lookup(numbers: np.ndarray) -> dict[str, pd.Categorical]:
     """``carrier``, ``province`` and ``city`` of each prefix in ``numbers`` (7-digit
     prefixes as integers, negative for none), as Categoricals aligned with it: a binary
@@ -225,13 +230,35 @@ def enrich(log: pd.DataFrame) -> pd.DataFrame:
     """
     out = log.copy(deep=False)  # copy-on-write: the caller's frame is never changed
     cols = ["carrier", "province", "city"]
-    missing = np.zeros(len(log), dtype=bool)
-    for col in cols:
-        missing |= log[col].isna().to_numpy(dtype=bool) if col in log else True
-    phone = log["phone"].astype(STRING)
-    mobile = missing & phone.str.fullmatch(r"\+861[3-9]\d{9}").fillna(False).to_numpy(dtype=bool)
+    absent = {col: log[col].isna().to_numpy(dtype=bool) if col in log else np.ones(len(log), dtype=bool)
+              for col in cols}
+    text = pa_array(log["phone"].astype(STRING))
+    # a Chinese mobile (+861[3-9] and nine more digits) missing one of the three
+    mobile = np.logical_or.reduce(list(absent.values())) & _filled(pc.and_kleene(
+        pc.and_kleene(pc.starts_with(text, "+861"), pc.equal(pc.utf8_length(text), 14)),
+        pc.and_kleene(pc.ascii_is_decimal(pc.utf8_slice_codeunits(text, 1)),
+                      pc.greater_equal(pc.utf8_slice_codeunits(text, 4, 5), "3"))))
     if not mobile.any():  # nothing to fill
         return out
+    # prefixes as integers: hashed to their distinct values, one positional take, no
+    # per-row Python
+    number = np.full(len(log), -1, dtype=np.int64)
+    digits = pc.utf8_slice_codeunits(text.filter(mobile), 3, 10)  # the 7-digit prefix
+    number[mobile] = pc.cast(digits, pa.int64()).to_numpy()
+    codes, uniq = pd.factorize(number)
+    codes = np.where(number >= 0, codes, -1)
+    looked_up = _prefix_lookup(uniq)
+    for col in cols:
+        # categorical result: codes per distinct prefix, taken per row
+        per_prefix = looked_up[col]
+        row_codes = np.where(codes >= 0, per_prefix.codes[codes.clip(min=0)], -1)
+        looked = pd.Series(pd.Categorical.from_codes(row_codes, per_prefix.categories), index=log.index)
+        fill = absent[col] & (row_codes >= 0)
+        if absent[col].all():
+            out[col] = looked
+        elif fill.any():
+            out[col] = log[col].astype(object).where(~fill, looked.astype(object))
+    return out
     # prefixes as integers: one np.unique, one positional take, no per-row Python
     number = np.full(len(log), -1, dtype=np.int64)
     digits = pc.utf8_slice_codeunits(pa_array(phone).filter(mobile), 3, 10)  # the 7-digit prefix

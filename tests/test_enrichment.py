@@ -1,3 +1,5 @@
+import re
+
 import numpy as np
 import pandas as pd
 import phonenumbers
@@ -95,11 +97,14 @@ def test_enrich_equals_the_prefix_table_for_new_and_cached_prefixes(tmp_path, mo
         rng = np.random.default_rng(5)
         first = [f"+86{p}{rng.integers(0, 10**4):04d}" for p in rng.integers(1300000, 2000000, 300)]
         more = [f"+86{p}{rng.integers(0, 10**4):04d}" for p in rng.integers(1300000, 2000000, 300)]
-        for phones in (first, first + more + ["+447911123456", None]):
+        odd = ["+447911123456", None, "+8612800138000", "+861380013800", "+86138001380000", "+8613800138x00",
+               "+86１3800138000", "8613800138000", ""]  # not a +86 mobile of 11 ASCII digits
+        for phones in (first, first + more + odd):
             log = pd.DataFrame({"phone": pd.array(phones, dtype="string[pyarrow]"),
                                 "carrier": None, "province": None, "city": None})
             out = enrich(log)
-            prefixes = [p[3:10] if p and p.startswith("+86") else None for p in phones]
+            prefixes = [p[3:10] if p and re.fullmatch(r"\+861[3-9]\d{9}", p, flags=re.ASCII) else None
+                        for p in phones]
             table = prefix_table([p for p in prefixes if p])
             for col in ("carrier", "province", "city"):
                 want = [table.loc[p, col] if p else None for p in prefixes]
