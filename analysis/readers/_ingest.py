@@ -76,6 +76,9 @@ PARALLEL_BYTES = 64 << 20
 #: freed memory back (giving it back after every block costs a tenth of the staging's
 #: time in page faults).
 READER_BYTES = 1 << 30
+#: What a process that stages blocks or merges units may hold before it gives freed
+#: memory back (about what a unit's merge needs at its peak anyway).
+WORKER_BYTES = 600 << 20
 #: Order of the store's rows: before every input row (the later row wins a merge).
 _STORE_ORDER = -(1 << 62)
 
@@ -128,7 +131,7 @@ class Spill:
                 writer.write_batch(pa.RecordBatch.from_arrays([c.chunk(0) for c in part.columns], schema=table.schema))
         self.files.append((path, offsets, 0))
         del st
-        release_memory()  # else what the blocks freed stays with this process and grows
+        release_memory(above=WORKER_BYTES)  # else what the blocks freed stays with this process and grows
 
     def extend(self, other: Spill, *, shift: int = 0) -> Spill:
         """Add another spill's rows after this one's (a Dask worker's), their file numbers
@@ -442,7 +445,7 @@ def merge_unit(unit: tuple, *, files: list, tz: str, window: str, folder: Path) 
     out = {"path": path, "rows": len(log), "late": late_rejects(st), "counts": counts, "pairs": pairs,
            "seconds": seconds}
     del log, st
-    release_memory()  # as in staging: a worker's memory stays that of one unit
+    release_memory(above=WORKER_BYTES)  # as in staging: a worker's memory stays that of one unit
     lap("finish")
     return out
 
