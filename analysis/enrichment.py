@@ -259,22 +259,3 @@ def enrich(log: pd.DataFrame) -> pd.DataFrame:
         elif fill.any():
             out[col] = log[col].astype(object).where(~fill, looked.astype(object))
     return out
-    # prefixes as integers: one np.unique, one positional take, no per-row Python
-    number = np.full(len(log), -1, dtype=np.int64)
-    digits = pc.utf8_slice_codeunits(pa_array(phone).filter(mobile), 3, 10)  # the 7-digit prefix
-    number[mobile] = pc.cast(digits, pa.int64()).to_numpy()
-    uniq, codes = np.unique(number, return_inverse=True)
-    codes = np.where(number >= 0, codes, -1)
-    looked_up = _prefix_lookup(uniq)
-    for col in cols:
-        # categorical result: codes per distinct prefix, taken per row
-        per_prefix = looked_up[col]
-        row_codes = np.where(codes >= 0, per_prefix.codes[codes.clip(min=0)], -1)
-        looked = pd.Series(pd.Categorical.from_codes(row_codes, per_prefix.categories), index=log.index)
-        current = out[col] if col in out else pd.Series(pd.NA, index=log.index, dtype=object)
-        fill = current.isna().to_numpy(dtype=bool) & (row_codes >= 0)
-        if current.isna().all():
-            out[col] = looked
-        elif fill.any():
-            out[col] = current.astype(object).where(~fill, looked.astype(object))
-    return out

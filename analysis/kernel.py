@@ -7,6 +7,7 @@ arrays out; nothing here knows a ledger.
 from __future__ import annotations
 
 import re
+
 import numpy as np
 import pandas as pd
 

@@ -17,7 +17,15 @@ from ._assemble import (
            stage_files,
 )
 from ._files import LoadError, RawFile, detect_encoding, read_chunks, read_raw, records_json
-from ._ingest import Ingested, Spill, ingest_files, merge_spill, spill_folder, stage_to_spill, staging_workers
+from ._ingest import (
+           Ingested,
+           Spill,
+           ingest_files,
+           merge_spill,
+           spill_folder,
+           stage_to_spill,
+           staging_workers,
+)
 from ._layout import Layout
 
 __all__ = ["LAYOUTS", "Layout", "LoadError", "LoadResult", "RawFile", "detect_layout", "load_send_log",

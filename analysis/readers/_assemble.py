@@ -32,8 +32,8 @@ import pyarrow as pa
 from tqdm import tqdm
 
 from ..codes import classify_failures
-from ..enrichment import enrich, normalize_carriers, normalize_provinces
 from ..distinct import key_codes, pa_array, per_distinct
+from ..enrichment import enrich, normalize_carriers, normalize_provinces
 from ..kernel import day_codes, local_clock
 from ..normalize import (
     count_segments,

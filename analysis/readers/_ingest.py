@@ -43,7 +43,6 @@ import pyarrow.compute as pc
 from ..schema import DEFAULT_TZ, validate
 from ..workers import release_memory
 from ._assemble import (
-    Block,
     Staging,
     concat_rejects,
     file_counts,
