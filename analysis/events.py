@@ -426,7 +426,8 @@ def _peek_kind(path: Path) -> str | None:
         elif suffix in {".gz", ".jsonl", ".ndjson", ".log", ".json", ".xml"}:
             return None
         else:
-            sample = path.read_bytes()[:65536]
+            with open(path, "rb") as fh:  # the head only: an export can be gigabytes
+                sample = fh.read(65536)
             text = sample.decode(detect_encoding(sample, path=path), errors="replace").lstrip("\ufeff")
             first = text.splitlines()[0] if text.strip() else ""
             heads = re.split(r"[,\t;|]", first)

@@ -111,3 +111,22 @@ def test_load_inputs_accounts_for_every_file(demo, demo_inputs):
 def test_load_inputs_without_a_send_log(demo):
     with pytest.raises(LoadError, match="no send log among the inputs"):
         load_inputs([demo["files"]["clicks"]])
+
+
+def test_split_inputs_reads_only_each_file_head(tmp_path, monkeypatch):
+    """Sorting inputs by kind peeks at headers: a gigabyte export is not read whole to find its kind."""
+    from pathlib import Path
+
+    from analysis.events import split_inputs
+
+    mo = _write(tmp_path / "mo.csv", "手机号,回复时间,回复内容\n" + "13800138000,2025-05-06 12:01:00,好的\n" * 5000, "gbk")
+    log = _write(tmp_path / "log.csv", "message_id,phone,submit_time,status\n" + "m,13800138000,2025-05-06 12:00:00,DELIVRD\n" * 5000)
+    assert mo.stat().st_size > 65536 and log.stat().st_size > 65536
+
+    def whole(self):
+        raise AssertionError(f"{self} read whole")
+
+    monkeypatch.setattr(Path, "read_bytes", whole)
+    sends, events = split_inputs([mo, log])
+    assert sends == [log]
+    assert events == {"replies": [mo]}
