@@ -380,7 +380,7 @@ def _csv_options(names: list[str], delim: str, skip: int, encoding: str, bad: li
             block_size=BLOCK_BYTES,
         ),
         parse_options=pacsv.ParseOptions(delimiter=delim, invalid_row_handler=on_bad),
-        convert_options=pacsv.ConvertOptions(column_types={n: pa.string() for n in names},
+        convert_options=pacsv.ConvertOptions(column_types={n: pa.large_string() for n in names},
                                              strings_can_be_null=True, null_values=[""]),
     )
 
