@@ -29,8 +29,9 @@ fonts: $(STAMP)
 demo: setup  ## generate the demo data set and run the main job on it
 	$(BIN)/sms-ledger demo
 
-test: setup  ## run the whole test suite
-	$(BIN)/python -m pytest
+test: setup  ## run the whole test suite: the unit tests one process per core, then the slow ones one at a time
+	$(BIN)/python -m pytest -m "not slow" -n auto
+	$(BIN)/python -m pytest -m slow
 
 test-fast: setup  ## the unit tests only: no notebooks, demo, Dask or real processes; one process per core
 	$(BIN)/python -m pytest -m "not slow" -n auto
