@@ -137,34 +137,34 @@ def prefix_table(prefixes=None) -> pd.DataFrame:
     return table.loc[wanted]
 
 
-def _filled(mask) -> np.ndarray:
-    """An Arrow boolean array as numpy, missing as False."""
-    return pc.fill_null(mask, False).to_numpy(zero_copy_only=False)
+def _sorted_table() -> tuple[np.ndarray, dict[str, pd.Categorical]]:
+    """The loaded table's prefixes as sorted integers, and its ``carrier``, ``province``
+    and ``city`` as Categoricals in that order; sorted once per process, again only when
+    the table has grown."""
+    state = _loaded_table()
+    table = state["frame"]
+    if state.get("sorted", (None,))[0] is not table:
+        keys = table.index.to_numpy(dtype=np.int64)
+        order = np.argsort(keys, kind="stable")
+        by_col = {col: pd.Categorical(table[col].to_numpy(dtype=object)[order]) for col in ("carrier", "province", "city")}
+        state["sorted"] = (table, keys[order], by_col)
+    return state["sorted"][1:]
 
 
 def _prefix_lookup(numbers: np.ndarray) -> dict[str, pd.Categorical]:
     """``carrier``, ``province`` and ``city`` of each prefix in ``numbers`` (7-digit
     prefixes as integers, negative for none), as Categoricals aligned with it: a binary
-    search in the loaded table, sorted once per process. Prefixes not yet in it are
-    classified and cached first (:func:`prefix_table`)."""
-    state = _loaded_table()
-    lookup = state.get("lookup")
-    for _ in range(2):
-        if lookup is not None and lookup[0] is state["frame"]:
-            _, keys, by_col = lookup
-            at = np.searchsorted(keys, numbers).clip(max=len(keys) - 1)
-            found = keys[at] == numbers
-            if found[numbers >= 0].all():
-                at = np.where(found, at, -1)
-                return {col: pd.Categorical.from_codes(np.where(at >= 0, cat.codes[at], -1), cat.categories)
-                        for col, cat in by_col.items()}
-        prefix_table(numbers[numbers >= 0].astype(str))  # classifies and caches the new ones
-        table = state["frame"]
-        keys = table.index.to_numpy(dtype=np.int64)
-        order = np.argsort(keys, kind="stable")
-        by_col = {col: pd.Categorical(table[col].to_numpy(dtype=object)[order]) for col in ("carrier", "province", "city")}
-        lookup = state["lookup"] = (table, keys[order], by_col)
-    raise AssertionError("a prefix the table was just given is not in it")
+    search in the loaded table. Prefixes not yet in it are classified and cached first
+    (:func:`prefix_table`)."""
+    wanted = numbers[numbers >= 0]
+    keys, by_col = _sorted_table()
+    if not np.isin(wanted, keys).all():
+        prefix_table(wanted.astype(str))  # classifies and caches the new ones
+        keys, by_col = _sorted_table()
+    at = np.searchsorted(keys, numbers).clip(max=len(keys) - 1)
+    at = np.where(keys[at] == numbers, at, -1)
+    return {col: pd.Categorical.from_codes(np.where(at >= 0, cat.codes[at], -1), cat.categories)
+            for col, cat in by_col.items()}
 
 
 def city_labels() -> dict[str, str]:
@@ -234,10 +234,11 @@ def enrich(log: pd.DataFrame) -> pd.DataFrame:
               for col in cols}
     text = pa_array(log["phone"].astype(STRING))
     # a Chinese mobile (+861[3-9] and nine more digits) missing one of the three
-    mobile = np.logical_or.reduce(list(absent.values())) & _filled(pc.and_kleene(
+    mobile = pc.fill_null(pc.and_kleene(
         pc.and_kleene(pc.starts_with(text, "+861"), pc.equal(pc.utf8_length(text), 14)),
         pc.and_kleene(pc.ascii_is_decimal(pc.utf8_slice_codeunits(text, 1)),
-                      pc.greater_equal(pc.utf8_slice_codeunits(text, 4, 5), "3"))))
+                      pc.greater_equal(pc.utf8_slice_codeunits(text, 4, 5), "3"))), False)
+    mobile = np.logical_or.reduce(list(absent.values())) & mobile.to_numpy(zero_copy_only=False)
     if not mobile.any():  # nothing to fill
         return out
     # prefixes as integers: hashed to their distinct values, one positional take, no

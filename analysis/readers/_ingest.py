@@ -72,8 +72,8 @@ UNIT_ROWS = 150_000
 #: block each, while this process reads the next.
 PARALLEL_BYTES = 64 << 20
 #: What this process may hold while it reads blocks for the workers before it gives
-#: freed memory back (giving it back after every block costs a tenth of the staging's
-#: time in page faults).
+#: freed memory back (giving it back after every block cost a quarter of the 10 M-row
+#: ingest's kernel time in page faults).
 READER_BYTES = 1 << 30
 #: What a process that stages blocks or merges units may hold before it gives freed
 #: memory back (about what a unit's merge needs at its peak anyway).
