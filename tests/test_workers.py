@@ -91,9 +91,12 @@ def test_memory_is_given_back_only_above_the_bound(monkeypatch):
     assert 0 < resident < os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     calls, collections = [], []
     monkeypatch.setattr(workers, "_malloc_trim", lambda: calls.append)
+
     def seen(phase, info):
         collections.append(phase)
 
+    enabled = gc.isenabled()
+    gc.disable()  # no automatic collection in between: only release_memory's are counted
     gc.callbacks.append(seen)
     try:
         workers.release_memory(above=resident * 4)
@@ -102,4 +105,6 @@ def test_memory_is_given_back_only_above_the_bound(monkeypatch):
         workers.release_memory()
     finally:
         gc.callbacks.remove(seen)
+        if enabled:
+            gc.enable()
     assert calls == [0, 0] and collections.count("start") == 2
