@@ -460,13 +460,41 @@ def validate(log: pd.DataFrame) -> None:
     """Raise ``ValueError`` unless ``log`` has exactly the canonical columns and dtypes and
     no row has a problem of :data:`VALUE_RULES`; the error lists every problem found, with
     how many rows have it and the first of them. Checked with pandera's lazy validation
-    (:func:`log_schema`), which collects every failure before it raises."""
+    (:func:`log_schema`), which collects every failure before it raises; a log that
+    plainly passes (:func:`_plainly_valid`) does not need it."""
+    if _plainly_valid(log):
+        return
     import pandera.errors
 
     try:
         log_schema().validate(log, lazy=True)
     except pandera.errors.SchemaErrors as err:
         raise ValueError("not a valid send log: " + "; ".join(_problems(err.failure_cases))) from None
+
+
+def _plainly_valid(log: pd.DataFrame) -> bool:
+    """What :func:`log_schema` accepts, checked at once (2.5 ms for 150,000 rows, where
+    pandera takes 33 ms and its import a quarter of a second per process): exactly the
+    canonical columns in order, each of exactly its dtype (any categorical for
+    ``"category"``, any tz-aware timestamp for the times) and no row breaking a rule.
+    This is at least as strict as the schema, so a log it refuses goes to pandera,
+    which accepts it or names its problems."""
+    if list(log.columns) != list(COLUMNS):
+        return False
+    for col, dtype in COLUMNS.items():
+        got = log[col].dtype
+        if dtype is None:
+            ok = isinstance(got, pd.DatetimeTZDtype)
+        elif isinstance(dtype, pd.CategoricalDtype):
+            ok = (isinstance(got, pd.CategoricalDtype) and got.ordered == dtype.ordered
+                  and list(got.categories) == list(dtype.categories))
+        elif dtype == "category":
+            ok = isinstance(got, pd.CategoricalDtype)
+        else:
+            ok = got == dtype
+        if not ok:
+            return False
+    return not any(np.asarray(rows_of(log), dtype=bool).any() for rows_of in VALUE_RULES.values())
 
 
 @functools.cache

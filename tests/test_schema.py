@@ -86,3 +86,27 @@ def test_sort_log_is_the_stable_sort_by_time_vendor_and_id(rows):
                         "row": range(len(rows))}, index=range(100, 100 + len(rows)))
     want = log.sort_values(["submit_time", "vendor", "message_id"], kind="stable").reset_index(drop=True)
     pd.testing.assert_frame_equal(sort_log(log), want)
+
+
+def test_a_plainly_valid_log_passes_without_pandera_and_a_problem_still_gets_its_message(monkeypatch):
+    """The check of a valid log is the fast one (pandera is not consulted); a log with a
+    problem still goes to pandera, whose error names it."""
+    from analysis import schema
+
+    frame = pd.DataFrame({"vendor": ["aliyun", "tencent"], "phone": ["+8613800138000", "+8613900139000"],
+                          "submit_time": pd.to_datetime(["2025-05-06 09:00", "2025-05-06 10:00"]),
+                          "status": ["delivered", "failed"], "failure_reason": [None, "blacklisted"],
+                          "category": ["verification", "marketing"], "attempt": [1, 2], "fee": [0.04, 0.04]})
+    log = conform(frame)
+    asked = []
+    real = schema.log_schema
+    monkeypatch.setattr(schema, "log_schema", lambda: asked.append(1) or real())
+    validate(log)
+    assert asked == []
+    bad = log.copy()
+    bad.loc[1, "vendor"] = None
+    with pytest.raises(ValueError, match=r"no vendor: 1 rows \(first: row 1\)"):
+        validate(bad)
+    with pytest.raises(ValueError, match="column 'fee' is missing"):
+        validate(log.drop(columns="fee"))
+    assert asked == [1, 1]
