@@ -475,20 +475,16 @@ def validate(log: pd.DataFrame) -> None:
 def _plainly_valid(log: pd.DataFrame) -> bool:
     """What :func:`log_schema` accepts, checked at once (2.5 ms for 150,000 rows, where
     pandera takes 33 ms and its import a quarter of a second per process): exactly the
-    canonical columns in order, each of exactly its dtype (any categorical for
-    ``"category"``, any tz-aware timestamp for the times) and no row breaking a rule.
-    This is at least as strict as the schema, so a log it refuses goes to pandera,
-    which accepts it or names its problems."""
+    canonical columns in order, each of its dtype as the schema takes it (any
+    categorical for a categorical column, any tz-aware timestamp for the times) and no
+    row breaking a rule. A log it refuses goes to pandera, which names its problems."""
     if list(log.columns) != list(COLUMNS):
         return False
     for col, dtype in COLUMNS.items():
         got = log[col].dtype
         if dtype is None:
             ok = isinstance(got, pd.DatetimeTZDtype)
-        elif isinstance(dtype, pd.CategoricalDtype):
-            ok = (isinstance(got, pd.CategoricalDtype) and got.ordered == dtype.ordered
-                  and list(got.categories) == list(dtype.categories))
-        elif dtype == "category":
+        elif isinstance(dtype, pd.CategoricalDtype) or dtype == "category":
             ok = isinstance(got, pd.CategoricalDtype)
         else:
             ok = got == dtype
