@@ -83,6 +83,22 @@ def test_excel_and_parquet_read_like_csv(fixtures, tmp_path):
         pd.testing.assert_frame_equal(other, csv, check_categorical=False)
 
 
+def test_a_parquet_export_of_categorical_columns_reads_like_its_text(fixtures, tmp_path):
+    """pandas writes a log's vocabulary columns as categoricals: padded, empty and
+    missing values and number categories come out as from the same text."""
+    frame = pd.read_csv(fixtures / "canonical.csv", dtype=str)
+    frame["vendor"] = frame["vendor"].where(frame.index != 1, "  huawei ")  # padded
+    frame["category"] = frame["category"].where(frame.index != 2, "")  # empty: missing
+    frame["template_id"] = frame["template_id"].where(frame.index != 3)  # missing
+    frame.to_csv(tmp_path / "text.csv", index=False)
+    typed = frame.astype({c: "category" for c in ("vendor", "category", "template_id", "status", "channel")})
+    typed["attempt"] = pd.to_numeric(typed["attempt"]).astype("category")  # number categories
+    typed.to_parquet(tmp_path / "typed.parquet")
+    assert isinstance(pd.read_parquet(tmp_path / "typed.parquet")["vendor"].dtype, pd.CategoricalDtype)
+    pd.testing.assert_frame_equal(read_send_log(tmp_path / "typed.parquet"), read_send_log(tmp_path / "text.csv"),
+                                  check_categorical=False)
+
+
 def test_excel_number_cells_keep_phones(tmp_path):
     frame = pd.DataFrame({"message_id": ["e1"], "phone": [13800138000], "submit_time": [pd.Timestamp("2025-05-06 09:00")],
                           "status": ["delivered"]})

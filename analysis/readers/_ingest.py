@@ -284,11 +284,24 @@ def ingest_files(paths, root: str | Path, *, vendor: str | None = None, mapping=
 
 def staging_workers(paths) -> int:
     """Processes to stage ``paths`` on (:func:`stage_to_spill`): one per CPU for an input
-    larger than :data:`PARALLEL_BYTES`, else this one."""
+    larger than :data:`PARALLEL_BYTES`, else this one. A Parquet file counts what it
+    decodes to (its footer's uncompressed size: a 10 M-row export is 5 times its file)."""
     from .. import workers as pool
 
-    size = sum(Path(p).stat().st_size for p in paths if Path(p).is_file())
+    size = sum(_decoded_size(Path(p)) for p in paths if Path(p).is_file())
     return pool.default() if size > PARALLEL_BYTES else 1
+
+
+def _decoded_size(path: Path) -> int:
+    if path.suffix.lower() in {".parquet", ".pq"}:
+        import pyarrow.parquet as pq
+
+        try:
+            meta = pq.ParquetFile(path).metadata
+            return sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+        except (pa.ArrowInvalid, OSError):  # not Parquet after all: reading it says so
+            pass
+    return path.stat().st_size
 
 
 def merge_spill(staging: Staging, spill: Spill, root: str | Path, *, vendor: str | None = None, tz: str = DEFAULT_TZ,
