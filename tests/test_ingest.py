@@ -167,3 +167,23 @@ def test_blocks_read_as_the_whole_file(tmp_path, monkeypatch):
     lines = {line: reason for line, reason, _ in whole.bad}
     assert set(lines) == {1, 3003, 6004}
     assert joined["_line"].iloc[3000] == 3004 and len(joined) == 9000
+
+
+def test_a_parquet_input_is_staged_on_the_workers_by_what_it_decodes_to(tmp_path, monkeypatch):
+    """Parquet compresses a log several times over: its footer's uncompressed size, not
+    the file's, decides whether staging is worth the workers."""
+    import pyarrow.parquet as pq
+
+    from analysis import workers
+
+    path = tmp_path / "log.parquet"
+    pd.DataFrame({"phone": ["13800138000"] * 50_000, "message_id": [f"m{i}" for i in range(50_000)]}).to_parquet(path)
+    meta = pq.ParquetFile(path).metadata
+    decoded = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+    assert decoded > path.stat().st_size * 3 // 2  # a file smaller than what it holds
+    monkeypatch.setattr(workers, "default", lambda: 2)
+    monkeypatch.setattr(_ingest, "PARALLEL_BYTES", (path.stat().st_size + decoded) // 2)
+    assert _ingest.staging_workers([path]) == 2
+    text = tmp_path / "log.csv"
+    text.write_bytes(b"x" * path.stat().st_size)  # a CSV of the Parquet's size: its bytes are what it holds
+    assert _ingest.staging_workers([text]) == 1
