@@ -439,8 +439,9 @@ def conform(frame: pd.DataFrame, *, tz: str = DEFAULT_TZ) -> pd.DataFrame:
     return pd.DataFrame(out, index=pd.RangeIndex(n))
 
 
-#: What no row of a canonical log may hold, beyond its dtypes (the vocabularies are the
-#: categorical dtypes): ``{problem: rows that have it}``. A receipt stamped before its
+#: What no row of a canonical log may hold, beyond its dtypes: ``{problem: rows that
+#: have it}``, a word outside a fixed vocabulary (the categorical dtypes' categories)
+#: among them. A receipt stamped before its
 #: submission is allowed: minute-resolution SMPP dates make it happen, and its latency
 #: counts as unknown.
 VALUE_RULES = {
@@ -454,6 +455,25 @@ VALUE_RULES = {
     "a failure reason on a delivered message":
         lambda log: log["status"].eq("delivered").to_numpy(dtype=bool) & log["failure_reason"].notna().to_numpy(),
 }
+
+
+def _outside(column: str):
+    """Rows of ``column`` (a fixed vocabulary) holding a word not of it: a categorical of
+    other categories passes the dtype check, and would count, say, a ``success`` as not
+    delivered."""
+    vocabulary = pd.Index(COLUMNS[column].categories)
+
+    def rows_of(log: pd.DataFrame) -> np.ndarray:
+        values = log[column]
+        if isinstance(values.dtype, pd.CategoricalDtype) and values.cat.categories.isin(vocabulary).all():
+            return np.zeros(len(values), dtype=bool)  # every category a word of it: no row to look at
+        return (values.notna() & ~values.isin(vocabulary)).to_numpy(dtype=bool)
+
+    return rows_of
+
+
+VALUE_RULES.update({f"a {c.replace('_', ' ')} outside {', '.join(d.categories)}": _outside(c)
+                    for c, d in COLUMNS.items() if isinstance(d, pd.CategoricalDtype)})
 
 
 def validate(log: pd.DataFrame) -> None:

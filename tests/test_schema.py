@@ -110,3 +110,22 @@ def test_a_plainly_valid_log_passes_without_pandera_and_a_problem_still_gets_its
     with pytest.raises(ValueError, match="column 'fee' is missing"):
         validate(log.drop(columns="fee"))
     assert asked == [1, 1]
+
+
+def test_a_word_outside_a_fixed_vocabulary_is_a_problem_even_as_a_categorical():
+    """A categorical of other categories has a categorical dtype; its rows with a word
+    not of the vocabulary are named (a hand-made ``success`` would count as not
+    delivered), while one whose categories are all words of it passes at once."""
+    frame = pd.DataFrame({"vendor": ["a", "a", "a"], "phone": ["+8613800138000"] * 3,
+                          "submit_time": pd.to_datetime(["2025-05-06 09:00"] * 3),
+                          "status": ["delivered", "failed", "delivered"], "category": ["marketing"] * 3,
+                          "attempt": [1, 1, 1], "fee": [0.04] * 3})
+    log = conform(frame)
+    validate(log)
+    mine = log.assign(status=pd.Categorical(["success", "failed", "success"]),  # its own categories
+                      category=pd.Categorical(["marketing"] * 3, categories=["marketing", "promo"]))
+    with pytest.raises(ValueError) as err:
+        validate(mine)
+    assert "a status outside delivered, failed, expired, rejected, unknown, pending: 2 rows (first: row 0)" in str(err.value)
+    assert "category outside" not in str(err.value)  # an unused category is no row's word
+    validate(log.assign(status=pd.Categorical(["delivered", "failed", "delivered"])))  # categories a subset of it
