@@ -24,7 +24,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Iterable
+import uuid
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import NamedTuple
@@ -81,6 +82,35 @@ def _store(path: str | Path) -> Path:
 
 
 _LOCKS: dict[str, object] = {}
+
+
+@contextmanager
+def scratch_folder(root: str | Path, kind: str) -> Iterator[Path]:
+    """A scratch folder ``<root>/.<kind>-<pid>-…`` beside the store (on its file system,
+    so its files can be moved in), removed when done; the ones of processes that died
+    (killed mid-run) are removed first."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    for old in root.glob(f".{kind}-*"):
+        pid = old.name.split("-")[1]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(old, ignore_errors=True)
+    folder = root / f".{kind}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    folder.mkdir()
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 @contextmanager
@@ -184,7 +214,7 @@ def write_store(log: pd.DataFrame, root: str | Path, *, replace: list[StorePart]
     table = store_arrow(log)
     keys = {(p.vendor, p.month) for p in replace or ()}
     keys |= set(zip(table.column("vendor").to_pylist(), table.column("month").to_pylist(), strict=True))
-    return commit_tables([table], root, keys=None if replace is None else keys, rows=table.num_rows, note=note)
+    return commit_tables([[table]], root, keys=None if replace is None else keys, rows=table.num_rows, note=note)
 
 
 def store_schema() -> pa.Schema:
@@ -195,33 +225,133 @@ def store_schema() -> pa.Schema:
     return pa.schema([pa.field(f.name, pa.string() if pa.types.is_null(f.type) else f.type) for f in empty.schema])
 
 
-def commit_tables(tables: Iterable[pa.Table], root: str | Path, *, keys: set | None, rows: int,
+#: Rows one call of delta-rs's writer is given at most (whole partitions; a partition
+#: larger than this is written alone): it holds more the more partitions and rows one
+#: call writes (see :func:`commit_tables`).
+COMMIT_ROWS = 1_000_000
+
+
+def commit_groups(rows: dict) -> list[list]:
+    """The partitions ``rows`` counts (``{(vendor, month): rows}``) in groups to write one
+    after another (:func:`commit_tables`): in partition order, whole partitions of at
+    most :data:`COMMIT_ROWS` rows a group, but for a larger partition, alone."""
+    groups: list[list] = []
+    held = 0
+    for key in sorted(rows):
+        if not groups or held + rows[key] > COMMIT_ROWS:
+            groups.append([])
+            held = 0
+        groups[-1].append(key)
+        held += rows[key]
+    return groups
+
+
+def commit_tables(groups: Iterable[Iterable[pa.Table]], root: str | Path, *, keys: set | None, rows: int,
                   note: dict | None = None) -> Path:
-    """Commit the rows of ``tables`` (:func:`store_arrow` of a log; read
-    one after another as the commit writes them, so they need not fit in memory together)
-    as one new version: they replace the partitions ``keys`` names (``(vendor, month)``
-    pairs, which must hold every row), or the whole store for ``None``. ``rows``: how many
-    there are (none: the partitions are emptied)."""
+    """Commit the rows of ``groups`` as one new version: they replace the partitions
+    ``keys`` names (``(vendor, month)`` pairs, which must hold every row), or the whole
+    store for ``None``. ``rows``: how many there are (none: the partitions are emptied).
+
+    Each group is an iterable of tables (:func:`store_arrow` of a log, read one after
+    another as they are written, so they need not fit in memory together) and is
+    written by a call of delta-rs's writer of its own, into a scratch table beside the
+    store; the files are moved into the store and committed together, with the writer's
+    statistics, as one transaction. delta-rs holds more the more partitions and rows
+    one call writes (with every partition of 10 M rows at once, about 400 MB more than
+    reading them), so groups of whole partitions (:func:`commit_groups`) bound it. A
+    table from before ``phone_key`` is written in one call that adds the column."""
     from deltalake import CommitProperties, write_deltalake
 
     schema = store_schema()
     with store_lock(root) as store:
         dt = _table(store) if store.exists() else None
         _remove_uncommitted(store)
-        reader = pa.RecordBatchReader.from_batches(
-            schema, (b for t in tables for b in t.select(schema.names).cast(schema).to_batches()))
-        commit = CommitProperties(custom_metadata={"sms_ledger": json.dumps(note or {}, ensure_ascii=False)})
-        if dt is None or keys is None:
-            write_deltalake(str(store), reader, mode="overwrite", partition_by=PARTITION_BY, schema_mode="overwrite",
-                            configuration=TABLE_CONFIGURATION, commit_properties=commit,
-                            writer_properties=_writer_properties())
-        elif keys and rows:
-            write_deltalake(str(store), reader, mode="overwrite", predicate=_predicate(keys), partition_by=PARTITION_BY,
+        note = {"operation": "write", **(note or {})}  # what history lists (delta-rs's name varies by API)
+        commit = CommitProperties(custom_metadata={"sms_ledger": json.dumps(note, ensure_ascii=False)})
+        if dt is not None and keys is not None and not (keys and rows):
+            if keys:  # every row of those partitions went elsewhere (a later receipt moved them)
+                dt.delete(_predicate(keys), commit_properties=commit)
+            return store
+        if dt is not None and keys is not None and not set(schema.names) <= set(dt.schema().to_arrow().names):
+            write_deltalake(str(store), _reader((t for g in groups for t in g), schema), mode="overwrite",
+                            predicate=_predicate(keys), partition_by=PARTITION_BY,
                             schema_mode="merge",  # a table from before phone_key gains it
                             commit_properties=commit, writer_properties=_writer_properties())
-        elif keys:  # every row of those partitions went elsewhere (a later receipt moved them)
-            dt.delete(_predicate(keys), commit_properties=commit)
+            return store
+        adds: list = []
+        try:
+            with scratch_folder(store.parent, "commit") as scratch:
+                for i, group in enumerate(groups):
+                    adds += _write_apart(group, scratch / str(i), store, schema)
+            _commit_files(dt, store, adds, keys, schema, commit)
+        except BaseException:
+            if _version(store) == (None if dt is None else dt.version()):  # no version has them: take them out
+                for add in adds:
+                    (store / add.path).unlink(missing_ok=True)
+            raise
     return store
+
+
+def _version(store: Path) -> int | None:
+    from deltalake import DeltaTable
+    from deltalake.exceptions import TableNotFoundError
+
+    try:
+        return DeltaTable(str(store)).version()
+    except TableNotFoundError:
+        return None
+
+
+def _reader(tables: Iterable[pa.Table], schema: pa.Schema) -> pa.RecordBatchReader:
+    return pa.RecordBatchReader.from_batches(
+        schema, (b for t in tables for b in t.select(schema.names).cast(schema).to_batches()))
+
+
+def _write_apart(tables: Iterable[pa.Table], scratch: Path, store: Path, schema: pa.Schema) -> list:
+    """Write ``tables`` as a Delta table of their own at ``scratch``, move its files into
+    ``store`` (the same relative paths: file names that never repeat) and return their
+    add actions, as its log has them (size, partition values, statistics)."""
+    from deltalake import write_deltalake
+    from deltalake.transaction import AddAction
+
+    write_deltalake(str(scratch), _reader(tables, schema), mode="error", partition_by=PARTITION_BY,
+                    configuration=TABLE_CONFIGURATION, writer_properties=_writer_properties())
+    adds = []
+    for line in (scratch / "_delta_log" / f"{0:020d}.json").read_text(encoding="utf-8").splitlines():
+        add = json.loads(line).get("add") if line.strip() else None
+        if add:
+            rel = unquote(add["path"])  # the log's path is the file's, URL-encoded
+            (store / rel).parent.mkdir(parents=True, exist_ok=True)
+            os.replace(scratch / rel, store / rel)
+            adds.append(AddAction(rel, add["size"], add["partitionValues"], add["modificationTime"], True,
+                                  add["stats"]))
+    return adds
+
+
+def _commit_files(dt, store: Path, adds: list, keys: set | None, schema: pa.Schema, commit) -> None:
+    """Commit the files ``adds`` names as one version: a new table, the whole table
+    replaced (``keys`` ``None``), or the partitions ``keys`` names replaced (their files
+    removed)."""
+    from deltalake import Schema
+    from deltalake.transaction import RemoveAction, create_table_with_add_actions
+
+    if dt is None:
+        create_table_with_add_actions(str(store), Schema.from_arrow(schema), adds, mode="error",
+                                      partition_by=PARTITION_BY, configuration=TABLE_CONFIGURATION,
+                                      commit_properties=commit)
+        return
+    if keys is None:
+        dt.create_write_transaction(adds, mode="overwrite", schema=schema, partition_by=PARTITION_BY,
+                                    commit_properties=commit)
+        return
+    old = pa.table(dt.get_add_actions(flatten=True))
+    now = int(pd.Timestamp.now(tz="UTC").timestamp() * 1000)
+    removes = [RemoveAction(unquote(path), True, now, size, {"vendor": vendor, "month": month})
+               for path, size, vendor, month in zip(*(old.column(c).to_pylist() for c in (
+                   "path", "size_bytes", "partition.vendor", "partition.month")), strict=True)
+               if (vendor, month) in keys]
+    dt.create_write_transaction([*adds, *removes], mode="append", schema=schema, partition_by=PARTITION_BY,
+                                commit_properties=commit)
 
 
 def _remove_uncommitted(store: Path) -> None:

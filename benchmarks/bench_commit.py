@@ -4,12 +4,16 @@
     .venv/bin/python benchmarks/bench_commit.py STORE --rows 1000000   # fewer
 
 STORE is a store folder holding at least that many rows (``bench_scale.py --work DIR``
-leaves one in ``DIR/parquet``). Each run, in a process of its own, reads the store's
-first N rows back and commits them into a new store with
-:func:`analysis.store.commit_tables`, as an ingest does, fed in one of two orders:
+leaves one in ``DIR/parquet``). Each run, in a process of its own, reads N of the
+store's rows back (about 3,000 rows of every partition in turn, as the merge's units
+come, until N) and commits them into a new store with
+:func:`analysis.store.commit_tables`, in one of two ways:
 
-* ``interleaved``: as the merge's units come, each about 3,000 rows of every partition;
-* ``partition``: one partition after another.
+* ``one call``: every partition given to one call of delta-rs's writer (the commit
+  before the grouped one);
+* ``grouped``: as an ingest commits, in groups of whole partitions of at most
+  :data:`analysis.store.COMMIT_ROWS` rows (:func:`analysis.store.commit_groups`), each
+  group's rows in the same turns, one writer call per group, one version.
 
 It prints the process's peak resident memory and that of the same reading without the
 commit, so the difference is the commit's.
@@ -28,16 +32,35 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def batches(store: Path, rows: int, order: str):
-    """The store's first ``rows`` rows as tables in the store's Arrow schema (the store's
-    files are listed now: the commit consumes the tables inside delta-rs's runtime,
-    which cannot open a table itself)."""
-    from analysis.store import store_partitions
+def batches(store: Path, rows: int, how: str):
+    """The groups of tables to commit (see the module's text): the store's files are
+    listed now (the commit consumes the tables inside delta-rs's runtime, which cannot
+    open a table itself)."""
+    from analysis.store import commit_groups, store_partitions
 
-    return _tables(store_partitions(store), rows, order)
+    parts = store_partitions(store)
+    limits = _limits([p.rows for p in parts], rows)
+    chosen = [(p, n) for p, n in zip(parts, limits, strict=True) if n]
+    if how == "one call":
+        return [_tables(chosen)]
+    by_key = {(p.vendor, p.month): (p, n) for p, n in chosen}
+    return [_tables([by_key[k] for k in group]) for group in commit_groups({k: n for k, (_, n) in by_key.items()})]
 
 
-def _tables(parts: list, rows: int, order: str):
+def _limits(sizes: list, rows: int, turn: int = 3000) -> list:
+    """Rows taken of each partition when ``turn`` rows of every one are taken in turn
+    until ``rows`` are."""
+    taken = [0] * len(sizes)
+    total = 0
+    while total < rows and any(t < s for t, s in zip(taken, sizes, strict=True)):
+        for i, size in enumerate(sizes):
+            n = min(turn, size - taken[i], rows - total)
+            taken[i] += n
+            total += n
+    return taken
+
+
+def _tables(chosen: list, turn: int = 3000):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -51,41 +74,33 @@ def _tables(parts: list, rows: int, order: str):
         t = t.append_column("vendor", pa.array([part.vendor] * n)).append_column("month", pa.array([part.month] * n))
         return t.select(schema.names).cast(schema)
 
-    readers = [(p, pq.ParquetFile(p.path).iter_batches(batch_size=3000)) for p in parts]
-    sent = 0
-    if order == "partition":
-        for part, it in readers:
-            for b in it:
-                if sent >= rows:
-                    return
-                sent += b.num_rows
-                yield of(part, b)
-        return
-    while readers and sent < rows:
-        unit, alive = [], []
-        for part, it in readers:
-            b = next(it, None)
+    readers = [[p, n, pq.ParquetFile(p.path).iter_batches(batch_size=turn)] for p, n in chosen]
+    while readers:
+        unit = []
+        for r in readers:
+            part, left, it = r
+            b = next(it, None) if left else None
             if b is not None:
-                alive.append((part, it))
+                b = b.slice(0, left)
+                r[1] -= b.num_rows
                 unit.append(of(part, b))
-        readers = alive
+        readers = [r for r in readers if r[1]]
         if unit:
-            table = pa.concat_tables(unit)
-            sent += len(table)
-            yield table
+            yield pa.concat_tables(unit)
 
 
 def child(store: Path, rows: int, order: str, commit: bool) -> None:
     from analysis.store import commit_tables
 
     t0 = time.perf_counter()
-    tables = batches(store, rows, order)
+    groups = batches(store, rows, order)
     if commit:
         with tempfile.TemporaryDirectory() as out:
-            commit_tables(tables, out, keys=None, rows=rows)
+            commit_tables(groups, out, keys=None, rows=rows)
     else:
-        for _ in tables:
-            pass
+        for group in groups:
+            for _ in group:
+                pass
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
     print(f"{peak} {time.perf_counter() - t0:.1f}")
 
@@ -99,10 +114,10 @@ def main() -> None:
     if args.child:
         rows, order, commit = args.child
         return child(args.store, int(rows), order, commit == "1")
-    print("| rows | order | reading only: peak MB | with the commit: peak MB | the commit's | seconds |")
+    print("| rows | commit | reading only: peak MB | with the commit: peak MB | the commit's | seconds |")
     print("|---:|---|---:|---:|---:|---:|")
     for rows in args.rows:
-        for order in ("interleaved", "partition"):
+        for order in ("one call", "grouped"):
             out = {}
             for commit in ("0", "1"):
                 done = subprocess.run([sys.executable, __file__, str(args.store), "--child", str(rows), order, commit],

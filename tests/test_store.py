@@ -58,9 +58,10 @@ def test_write_replaces_atomically(fixtures, tmp_path):
     assert set(read_store(tmp_path, version=0)["vendor"]) == set(read_send_log(fixtures / "canonical.csv")["vendor"])
 
 
-@pytest.mark.parametrize("step", ["write_deltalake", "remove_uncommitted"])
+@pytest.mark.parametrize("step", ["write_deltalake", "remove_uncommitted", "transaction"])
 def test_a_failing_step_leaves_the_version_before(step, tmp_path, monkeypatch):
-    """Make each write step fail in turn: the store is the version before, nothing lost."""
+    """Make each write step fail in turn (the transaction after the files were moved
+    in): the store is the version before, nothing lost, no file of the failed run left."""
     import deltalake
 
     from analysis import store as store_module
@@ -74,14 +75,18 @@ def test_a_failing_step_leaves_the_version_before(step, tmp_path, monkeypatch):
     def boom(*args, **kwargs):
         raise OSError(f"injected failure in {step}")
 
+    files = _files(store_path(out))
     if step == "write_deltalake":
         monkeypatch.setattr(deltalake, "write_deltalake", boom)
+    elif step == "transaction":
+        monkeypatch.setattr(deltalake.DeltaTable, "create_write_transaction", boom)
     else:
         monkeypatch.setattr(store_module, "_remove_uncommitted", boom)
     assert main(["ingest", str(may), "--out", str(out)]) == 2
     monkeypatch.undo()
     pd.testing.assert_frame_equal(read_store(out), before)
     assert store_history(out)["version"].max() == 0
+    assert _files(store_path(out)) == files and not list(out.glob(".commit-*"))
     assert main(["ingest", str(may), "--out", str(out)]) == 0  # a re-run completes it
     assert len(read_store(out)) == 100
 
@@ -309,3 +314,58 @@ def test_vacuum_frees_superseded_files_and_says_what_cannot_be_restored(tmp_path
     assert history["operation"].tolist()[:2] == ["vacuum end", "vacuum start"]
     assert history["change"].tolist()[:2] == [0, 0] and history["rows"].iloc[0] == 50
     assert restore_store(out, 1) == 4 and len(read_store(out)) == 50  # the live version stays restorable
+
+
+def test_commit_groups_are_whole_partitions_in_order_of_at_most_the_bound(monkeypatch):
+    from analysis import store as store_module
+
+    monkeypatch.setattr(store_module, "COMMIT_ROWS", 100)
+    rows = {("b", "2025-02"): 30, ("a", "2025-01"): 60, ("a", "2025-02"): 50, ("c", "2025-01"): 250,
+            ("c", "2025-02"): 10}
+    assert store_module.commit_groups(rows) == [[("a", "2025-01")], [("a", "2025-02"), ("b", "2025-02")],
+                                                [("c", "2025-01")], [("c", "2025-02")]]
+
+
+def test_an_ingest_committed_in_groups_is_the_ingest_committed_at_once(tmp_path, monkeypatch):
+    """Groups of a few partitions, a writer call each (counted), make the store, the
+    files' statistics in the log and the history that one call makes."""
+    import deltalake
+
+    from analysis import store as store_module
+
+    files = [_month(tmp_path / f"{v.replace('/', '_')}{m}.csv", v, f"{v}{m}-", 300 + 40 * m, f"2025-0{m}-10")
+             for v in ("tencent", "aliyun", "a/b") for m in (1, 2, 3)]
+    calls = []
+    real = deltalake.write_deltalake
+    monkeypatch.setattr(deltalake, "write_deltalake", lambda *a, **k: calls.append(1) or real(*a, **k))
+
+    def ingest(out: Path, bound: int):
+        monkeypatch.setattr(store_module, "COMMIT_ROWS", bound)
+        calls.clear()
+        assert main(["ingest", *map(str, files[:5]), "--out", str(out)]) == 0
+        assert main(["ingest", *map(str, files[3:]), "--out", str(out)]) == 0  # replaces two partitions
+        return len(calls)
+
+    assert ingest(tmp_path / "once", 10**9) == 2  # one call per ingest
+    assert ingest(tmp_path / "grouped", 700) > 4
+    pd.testing.assert_frame_equal(read_store(tmp_path / "grouped"), read_store(tmp_path / "once"))
+
+    def actions(out: Path) -> pd.DataFrame:
+        table = pa.table(deltalake.DeltaTable(str(store_path(out))).get_add_actions(flatten=True)).to_pandas()
+        kept = [c for c in table.columns if c.startswith(("partition.", "min.", "max.", "null_count.")) or c == "num_records"]
+        assert "min.submit_time" in kept and not [c for c in kept if "phone" in c or "message_id" in c]
+        return table[kept].sort_values(["partition.vendor", "partition.month"]).reset_index(drop=True)
+
+    grouped = actions(tmp_path / "grouped")
+    pd.testing.assert_frame_equal(grouped, actions(tmp_path / "once"))
+    log = read_store(tmp_path / "grouped")  # the statistics are the rows' own
+    log["month"] = log["submit_time"].dt.strftime("%Y-%m")
+    truth = log.groupby(["vendor", "month"], observed=True).agg(n=("submit_time", "size"), first=("submit_time", "min"),
+                                                                 last=("done_time", "max"))
+    at = grouped.set_index(["partition.vendor", "partition.month"])
+    assert sorted(at.index) == sorted(truth.index) and len(at) == 9
+    assert (at["num_records"] == truth.loc[at.index, "n"].to_numpy()).all()
+    assert (pd.to_datetime(at["min.submit_time"], utc=True) == truth.loc[at.index, "first"].dt.tz_convert("UTC").to_numpy()).all()
+    assert (pd.to_datetime(at["max.done_time"], utc=True) == truth.loc[at.index, "last"].dt.tz_convert("UTC").to_numpy()).all()
+    pd.testing.assert_frame_equal(store_history(tmp_path / "grouped").drop(columns="time"),
+                                  store_history(tmp_path / "once").drop(columns="time"))

@@ -25,13 +25,10 @@ ingest ends; one left by a killed run is removed by the next.
 
 from __future__ import annotations
 
-import os
 import pickle
-import shutil
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -163,15 +160,6 @@ def _arrow_sink(path: Path):
     return pa.output_stream(str(path), buffer_size=1 << 20)
 
 
-def _write_arrow(table: pa.Table, path: Path) -> None:
-    with _arrow_sink(path) as sink, pa.ipc.new_file(sink, table.schema) as writer:
-        writer.write_table(table)
-
-
-def _read_arrow(path: Path) -> pa.Table:
-    return pa.ipc.open_file(str(path)).read_all()
-
-
 def stage_to_spill(item: tuple[int, list], *, folder: Path, tz: str = DEFAULT_TZ, workers: int = 1,
                    **options) -> tuple[Staging, Spill]:
     """Stage files ``item = (order, paths)`` into a :class:`Spill` in ``folder``, their
@@ -220,32 +208,12 @@ def spill_block(item: bytes, *, folder: Path, tz: str, vendor, source_tz) -> tup
     return rejects, part
 
 
-@contextmanager
-def spill_folder(root: str | Path) -> Iterator[Path]:
+def spill_folder(root: str | Path):
     """A scratch folder for an ingest's spill beside the store, removed when done, and
     the folders of ingests that were killed (their process is gone) removed first."""
-    root = Path(root)
-    root.mkdir(parents=True, exist_ok=True)
-    for old in root.glob(".ingest-*"):
-        pid = old.name.split("-")[1]
-        if pid.isdigit() and not _alive(int(pid)):
-            shutil.rmtree(old, ignore_errors=True)
-    folder = root / f".ingest-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    folder.mkdir()
-    try:
-        yield folder
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
+    from ..store import scratch_folder
 
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return scratch_folder(root, "ingest")
 
 
 @dataclass
@@ -351,8 +319,7 @@ def merge_spill(staging: Staging, spill: Spill, root: str | Path, *, vendor: str
             account = {k: int(inputs[k].sum()) for k in ("rows_read", "loaded", "rejected", "duplicates")}
             clock = time.perf_counter()
             keys = {(p.vendor, p.month) for p in partitions} | spill.keys
-            commit_tables((_read_arrow(m["path"]) for m in merged if m["rows"]), root,
-                          keys=keys if store.is_dir() else None, rows=messages,
+            commit_tables(_commit_groups(merged), root, keys=keys if store.is_dir() else None, rows=messages,
                           note={"operation": "ingest", **(note or {}), **account})
             stages["commit"] = time.perf_counter() - clock
         if on_commit is not None:
@@ -452,14 +419,59 @@ def merge_unit(unit: tuple, *, files: list, tz: str, window: str, folder: Path) 
     log, st = merge_staged(st, tz=tz, window=window, lap=lap)
     validate(log)
     path = Path(folder) / f"unit-{index:05d}.arrow"
-    _write_arrow(store_arrow(log), path)
+    partitions = _write_partitions(store_arrow(log), path)
     counts, pairs = file_counts(st)
-    out = {"path": path, "rows": len(log), "late": late_rejects(st), "counts": counts, "pairs": pairs,
-           "seconds": seconds}
+    out = {"path": path, "rows": len(log), "partitions": partitions, "late": late_rejects(st), "counts": counts,
+           "pairs": pairs, "seconds": seconds}
     del log, st
     release_memory(above=WORKER_BYTES)  # as in staging: a worker's memory stays that of one unit
     lap("finish")
     return out
+
+
+def _write_partitions(table: pa.Table, path: Path) -> list[tuple]:
+    """Write a unit's messages to ``path`` as one record batch per ``(vendor, month)``
+    partition (in their order: the commit reads a partition's rows of every unit, a
+    group of partitions at a time); returns each batch's partition and rows."""
+    if not table.num_rows:  # no message (its columns may be of the null type)
+        with _arrow_sink(path) as sink, pa.ipc.new_file(sink, table.schema):
+            return []
+    vendors, months = (pc.dictionary_encode(table[c]).combine_chunks() for c in ("vendor", "month"))
+    code = vendors.indices.to_numpy().astype(np.int64) * len(months.dictionary) + months.indices.to_numpy()
+    order = np.argsort(code, kind="stable")
+    table = table.take(order).combine_chunks()
+    present, sizes = np.unique(code[order], return_counts=True)
+    starts = np.concatenate([[0], np.cumsum(sizes)])
+    out = []
+    with _arrow_sink(path) as sink, pa.ipc.new_file(sink, table.schema) as writer:
+        for c, start, n in zip(present.tolist(), starts[:-1].tolist(), sizes.tolist(), strict=True):
+            part = table.slice(start, n)
+            writer.write_batch(pa.RecordBatch.from_arrays([col.chunk(0) for col in part.columns], schema=table.schema))
+            out.append(((vendors.dictionary[c // len(months.dictionary)].as_py(),
+                         months.dictionary[c % len(months.dictionary)].as_py()), n))
+    return out
+
+
+def _commit_groups(merged: list[dict]) -> Iterator[Iterator[pa.Table]]:
+    """The units' messages for the commit, in groups of whole partitions
+    (:func:`analysis.store.commit_groups`): each group's rows of every unit in turn, read
+    from the unit's file batch by batch."""
+    from ..store import commit_groups
+
+    rows: dict = {}
+    for m in merged:
+        for key, n in m["partitions"]:
+            rows[key] = rows.get(key, 0) + n
+
+    def of(group: set) -> Iterator[pa.Table]:
+        for m in merged:
+            wanted = [i for i, (key, _) in enumerate(m["partitions"]) if key in group]
+            if wanted:
+                with pa.OSFile(str(m["path"])) as f:  # not memory-mapped: read pages would count as ours
+                    reader = pa.ipc.open_file(f)
+                    yield pa.Table.from_batches([reader.get_batch(i) for i in wanted], schema=reader.schema)
+
+    return (of(set(group)) for group in commit_groups(rows))
 
 
 def _raw_lines(infos: list[dict], store: Path, partitions: list, store_file: int | None):
