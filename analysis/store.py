@@ -322,7 +322,7 @@ def _write_apart(tables: Iterable[pa.Table], scratch: Path, store: Path, schema:
         if add:
             rel = unquote(add["path"])  # the log's path is the file's, URL-encoded
             (store / rel).parent.mkdir(parents=True, exist_ok=True)
-            os.replace(scratch / rel, store / rel)
+            shutil.move(scratch / rel, store / rel)  # a rename, unless the store is a mount of its own
             adds.append(AddAction(rel, add["size"], add["partitionValues"], add["modificationTime"], True,
                                   add["stats"]))
     return adds
