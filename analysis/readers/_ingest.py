@@ -120,11 +120,7 @@ class Spill:
         order = np.argsort(bucket, kind="stable")
         offsets = np.concatenate([[0], np.cumsum(np.bincount(bucket, minlength=FINE))])
         path = self.folder / f"staged-{uuid.uuid4().hex}.arrow"
-        table = _arrow_of(st).take(order).combine_chunks()
-        with _arrow_sink(path) as sink, pa.ipc.new_file(sink, table.schema) as writer:
-            for start, stop in zip(offsets[:-1:GROUP], offsets[GROUP::GROUP], strict=True):  # a batch per group
-                part = table.slice(start, stop - start)  # one chunk, perhaps empty
-                writer.write_batch(pa.RecordBatch.from_arrays([c.chunk(0) for c in part.columns], schema=table.schema))
+        _write_runs(_arrow_of(st), order, offsets[::GROUP], path)  # a batch per group of buckets
         self.files.append((path, offsets, 0))
         del st
         release_memory(above=WORKER_BYTES)  # else what the blocks freed stays with this process and grows
@@ -152,6 +148,17 @@ def _arrow_of(frame: pd.DataFrame) -> pa.Table:
         mixed = {c: frame[c].map(lambda v: v if v is None or v is pd.NA or isinstance(v, str) else str(v))
                  for c in frame.columns if frame[c].dtype == object}
         return pa.Table.from_pandas(frame.assign(**mixed), preserve_index=False)
+
+
+def _write_runs(table: pa.Table, order: np.ndarray, bounds: np.ndarray, path: Path) -> None:
+    """Write ``table``'s rows in ``order`` to ``path`` (Arrow IPC), a record batch for
+    each run between consecutive ``bounds`` (perhaps empty), so a reader takes a run by
+    its batch."""
+    table = table.take(order).combine_chunks()
+    with _arrow_sink(path) as sink, pa.ipc.new_file(sink, table.schema) as writer:
+        for start, stop in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
+            part = table.slice(start, stop - start)  # one chunk
+            writer.write_batch(pa.RecordBatch.from_arrays([c.chunk(0) for c in part.columns], schema=table.schema))
 
 
 def _arrow_sink(path: Path):
@@ -439,17 +446,10 @@ def _write_partitions(table: pa.Table, path: Path) -> list[tuple]:
     vendors, months = (pc.dictionary_encode(table[c]).combine_chunks() for c in ("vendor", "month"))
     code = vendors.indices.to_numpy().astype(np.int64) * len(months.dictionary) + months.indices.to_numpy()
     order = np.argsort(code, kind="stable")
-    table = table.take(order).combine_chunks()
-    present, sizes = np.unique(code[order], return_counts=True)
-    starts = np.concatenate([[0], np.cumsum(sizes)])
-    out = []
-    with _arrow_sink(path) as sink, pa.ipc.new_file(sink, table.schema) as writer:
-        for c, start, n in zip(present.tolist(), starts[:-1].tolist(), sizes.tolist(), strict=True):
-            part = table.slice(start, n)
-            writer.write_batch(pa.RecordBatch.from_arrays([col.chunk(0) for col in part.columns], schema=table.schema))
-            out.append(((vendors.dictionary[c // len(months.dictionary)].as_py(),
-                         months.dictionary[c % len(months.dictionary)].as_py()), n))
-    return out
+    present, sizes = np.unique(code, return_counts=True)
+    _write_runs(table, order, np.concatenate([[0], np.cumsum(sizes)]), path)
+    return [((vendors.dictionary[c // len(months.dictionary)].as_py(), months.dictionary[c % len(months.dictionary)].as_py()),
+             n) for c, n in zip(present.tolist(), sizes.tolist(), strict=True)]
 
 
 def _commit_groups(merged: list[dict]) -> Iterator[Iterator[pa.Table]]:
