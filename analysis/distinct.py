@@ -63,14 +63,7 @@ def per_distinct(fn, *columns: pd.Series):
             first = np.append(first, np.argmax(inverse < 0))
             inverse = np.where(inverse < 0, len(first) - 1, inverse)
     else:
-        combined = np.zeros(len(index), dtype=np.int64)
-        for c in columns:
-            coded = key_codes(c)
-            width = len(coded.levels) + 1
-            if combined.max(initial=0) >= (1 << 62) // width:  # keep the mixed-radix code in int64
-                combined = pd.factorize(combined)[0].astype(np.int64)
-            combined = combined * width + (coded.codes + 1)
-        inverse, _ = pd.factorize(combined)  # hashed; codes in the order they first appear
+        inverse = combine_codes(*(key_codes(c).codes for c in columns))
         first = _first_of(inverse)
     out = fn(*(c.iloc[first].reset_index(drop=True) for c in columns))
 
@@ -78,6 +71,24 @@ def per_distinct(fn, *columns: pd.Series):
         return r.iloc[inverse].set_axis(index)
 
     return tuple(back(r) for r in out) if isinstance(out, tuple) else back(out)
+
+
+def combine_codes(*codes: np.ndarray) -> np.ndarray:
+    """One code per distinct row of several code columns (each -1 for missing, a value of
+    its own), numbered in the order the rows first appear.
+
+    Examples
+    --------
+    >>> combine_codes(np.array([0, 0, 1, 0]), np.array([2, -1, 2, 2])).tolist()
+    [0, 1, 2, 0]
+    """
+    combined = np.zeros(len(codes[0]), dtype=np.int64)
+    for c in codes:
+        width = int(c.max(initial=-1)) + 2
+        if combined.max(initial=0) >= (1 << 62) // width:  # keep the mixed-radix code in int64
+            combined = pd.factorize(combined)[0].astype(np.int64)
+        combined = combined * width + (c + 1)
+    return pd.factorize(combined)[0].astype(np.int64)  # hashed; in the order they first appear
 
 
 def _first_of(codes: np.ndarray) -> np.ndarray:

@@ -365,7 +365,6 @@ REJECT_CODES = {
     "submission_alone": r"has no send time: load it with",
     "phone_precision_lost": r"precision lost",
     "invalid_phone": r"invalid phone number",
-    "no_phone": r"missing phone|no valid phone",
     "unreadable_time": r"unreadable time",
     "no_time": r"missing time|no send time or receipt time",
     "no_message_id": r"no message id",

@@ -187,3 +187,107 @@ def test_a_parquet_input_is_staged_on_the_workers_by_what_it_decodes_to(tmp_path
     text = tmp_path / "log.csv"
     text.write_bytes(b"x" * path.stat().st_size)  # a CSV of the Parquet's size: its bytes are what it holds
     assert _ingest.staging_workers([text]) == 1
+
+
+def _fixture_inputs() -> list[Path]:
+    """Every export fixture, the vendors' published samples included (``custom.csv`` is
+    read with its mapping)."""
+    return sorted(p for p in [*FIXTURES.iterdir(), *(FIXTURES / "public").iterdir()]
+                  if p.is_file() and p.suffix not in {".md", ".toml"})
+
+
+def _stored(root: Path) -> pd.DataFrame:
+    """The store's messages (none when no ingest stored any: an export whose rows were
+    all rejected writes no store)."""
+    from analysis.schema import empty_log
+
+    return read_store(root) if store_path(root).exists() else empty_log()
+
+
+def _options(path: Path) -> dict:
+    return {"mapping": FIXTURES / "custom-mapping.toml"} if path.name == "custom.csv" else {}
+
+
+@pytest.mark.parametrize("path", _fixture_inputs(), ids=lambda p: p.name)
+def test_every_fixture_ingested_twice_leaves_the_store_unchanged(path, tmp_path):
+    """The second ingest of the same export changes no row of the store (phone-less
+    receipts, merged receipts and submissions included) and holds the messages the
+    in-memory load of the export gives."""
+    opts = _options(path)
+    ingest_files([path], tmp_path, workers=1, **opts)
+    first = _stored(tmp_path)
+    again = ingest_files([path], tmp_path, workers=1, **opts)
+    pd.testing.assert_frame_equal(_stored(tmp_path), first)
+    assert len(first) == len(load_send_log(path, **opts).log)
+    inputs = again.summary.iloc[:1]  # the export; the store's rows read back come after it
+    assert (inputs["loaded"] + inputs["rejected"] + inputs["duplicates"] == inputs["rows_read"]).all()
+
+
+#: Exports of one vendor that name the same messages: submissions and their receipts.
+RELATED = [("tencent_submissions.csv", "tencent_pull.csv"), ("tencent_submissions.csv", "tencent_callback.csv"),
+           ("vonage_submissions.csv", "vonage_dlr.csv"), ("aliyun_details_gbk.csv", "aliyun_report.csv"),
+           ("public/aliyun_query_send_details.json", "public/aliyun_sms_report.json"),
+           ("public/tencent_console_zh.csv", "public/tencent_pull_sms_send_status.json")]
+
+
+@pytest.mark.parametrize(("a", "b"), RELATED, ids=lambda name: Path(name).stem)
+def test_related_exports_give_one_store_in_either_order(a, b, tmp_path):
+    """Submissions then receipts, receipts then submissions, both at once, and all of it
+    again: the same messages, row for row, as the in-memory load of both."""
+    a, b = FIXTURES / a, FIXTURES / b
+    for name, order in {"ab": [[a], [b]], "ba": [[b], [a]], "both": [[a, b]]}.items():
+        for files in order:
+            ingest_files(files, tmp_path / name, workers=1)
+    want = read_store(tmp_path / "both")
+    write_store(load_send_log([a, b]).log, tmp_path / "memory")
+    pd.testing.assert_frame_equal(read_store(tmp_path / "memory"), want)
+    for name in ("ab", "ba"):
+        pd.testing.assert_frame_equal(read_store(tmp_path / name), want, obj=name)
+        ingest_files([a, b], tmp_path / name, workers=1)
+        pd.testing.assert_frame_equal(read_store(tmp_path / name), want, obj=f"{name} again")
+
+
+def test_a_send_response_joins_the_receipts_already_in_the_store(tmp_path):
+    """A SendSms response has no time: alone it is rejected with a reason that says to
+    load it with its receipts; ingested after them, it completes their messages."""
+    send, pull = FIXTURES / "public/tencent_send_sms.json", FIXTURES / "public/tencent_pull_sms_send_status.json"
+    alone = ingest_files([send], tmp_path / "alone", workers=1)
+    assert alone.messages == 0 and set(alone.rejects["reason_code"]) == {"submission_alone"}
+    ingest_files([pull], tmp_path / "later", workers=1)
+    ingest_files([send], tmp_path / "later", workers=1)
+    write_store(load_send_log([send, pull]).log, tmp_path / "memory")
+    pd.testing.assert_frame_equal(read_store(tmp_path / "later"), read_store(tmp_path / "memory"))
+
+
+def _gateway_rows(path: Path, rows: list[tuple]) -> Path:
+    pd.DataFrame(rows, columns=["vendor", "message_id", "phone", "submit_time", "done_time", "status"]).to_csv(
+        path, index=False)
+    return path
+
+
+def test_an_id_a_gateway_reused_for_another_number_is_another_message(tmp_path, small_blocks):
+    """Gateways restart their sequences: one id sent to two numbers a month apart is two
+    messages; a receipt that names only the id joins the one sent last before it. The
+    same in memory, streamed in many units, and over two ingests."""
+    n = 3000  # ids GA0 … GA2999, each used in April and again in May for other numbers
+    ids = [f"GA{i:08d}" for i in range(n)]
+    april = [("gw", m, f"+8613800{i:06d}", "2025-04-06 09:00:00", "", "pending") for i, m in enumerate(ids)]
+    may = [("gw", m, f"+8613900{i:06d}", "2025-05-06 09:00:00", "", "pending") for i, m in enumerate(ids)]
+    # receipts without a phone: the first half for April's messages, the second for May's
+    receipts = [("gw", m, "", "", "2025-04-06 09:00:07" if i < n // 2 else "2025-05-06 09:00:07",
+                 "delivered") for i, m in enumerate(ids)]
+    files = [_gateway_rows(tmp_path / "april.csv", april), _gateway_rows(tmp_path / "may.csv", may),
+             _gateway_rows(tmp_path / "receipts.csv", receipts)]
+    memory = load_send_log(files).log
+    assert len(memory) == 2 * n
+    delivered = memory[memory["status"].eq("delivered")]
+    assert len(delivered) == n and delivered["phone"].nunique() == n
+    late = delivered["submit_time"].dt.month.eq(5)
+    assert late.sum() == n - n // 2 and (delivered["phone"].str.startswith("+86139") == late).all()
+    ingest_files(files, tmp_path / "streamed", workers=1)
+    assert len(small_blocks) > 2
+    write_store(memory, tmp_path / "memory")
+    pd.testing.assert_frame_equal(read_store(tmp_path / "streamed"), read_store(tmp_path / "memory"))
+    ingest_files(files[:2], tmp_path / "twice", workers=1)
+    ingest_files(files[2:], tmp_path / "twice", workers=1)
+    pd.testing.assert_frame_equal(read_store(tmp_path / "twice"), read_store(tmp_path / "memory"))

@@ -699,9 +699,9 @@ def test_every_reject_has_a_stable_code(fixtures, tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_text("message_id,phone,submit_time,status\nm1,12345,2025-05-06 09:00:00,delivered\n"
                    "m2,13800138000,not a time,delivered\nm3,13800138001,2025-05-06 09:00:00,delivered,extra\n"
-                   "m4,,2025-05-06 09:00:00,delivered\n", encoding="utf-8")
+                   ",,2025-05-06 09:00:00,delivered\n", encoding="utf-8")
     codes = load_send_log(bad).rejects.set_index("line")["reason_code"].to_dict()
-    assert codes == {2: "invalid_phone", 3: "unreadable_time", 4: "malformed_row", 5: "no_phone"}, codes
+    assert codes == {2: "invalid_phone", 3: "unreadable_time", 4: "malformed_row", 5: "no_message_id"}, codes
     clicks = tmp_path / "clicks.csv"
     clicks.write_text("message_id,vendor,click_time\nm1,aliyun,\n", encoding="utf-8")
     assert read_events(clicks).rejects["reason_code"].tolist() == ["no_time"]

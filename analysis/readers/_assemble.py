@@ -32,7 +32,7 @@ import pyarrow as pa
 from tqdm import tqdm
 
 from ..codes import classify_failures
-from ..distinct import key_codes, pa_array, per_distinct
+from ..distinct import combine_codes, key_codes, pa_array, per_distinct
 from ..enrichment import enrich, normalize_carriers, normalize_provinces
 from ..kernel import day_codes, local_clock
 from ..normalize import (
@@ -458,7 +458,7 @@ def _stage_file(raw: RawFile, *, vendor, layout: Layout | None, tz, source_tz) -
         digest = pd.util.hash_pandas_object(phone.fillna(""), index=False).map("{:016x}".format).str.slice(0, 8)
         given = st["message_id"].astype(STRING)
         st["message_id"] = (given + "#" + digest.astype(STRING)).where(phone.notna() & given.notna(), given)
-    # a missing phone may come from another row of the message (checked when merging)
+    # a missing phone may come from another row of the message, or stay unknown
     st["_reject"] = first_reason(_total_rows(frame), st["_reject"], reason.where(reason.ne("missing phone")))
     st["_early"] = st["_reject"].notna()
     st["_layout"] = layout.name
@@ -508,6 +508,61 @@ def _message_ids(st: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
         ids = ids.copy()
         ids[made] = (pd.Series(base, index=template.index, dtype=STRING) + (":" + tpl).fillna("")).to_numpy()
     return ids, pd.Series(made, index=st.index)
+
+
+def message_keys(st: pd.DataFrame, ok: np.ndarray) -> np.ndarray:
+    """Number each staged row's message: the rows of one vendor, message id and phone.
+
+    Gateways restart their sequences and reuse message ids, so one id with two numbers
+    is two messages. A row without a phone (a receipt that names only the id) joins the
+    message of its id; where the id went to several numbers, the one sent last at or
+    before the row's time (:func:`nearest_before`). Rows not ``ok`` get codes too, which
+    mean nothing."""
+    vendor, ids, phone = (key_codes(st[c]).codes for c in ("vendor", "message_id", "phone"))
+    orphan = ok & (phone < 0) & (ids >= 0)
+    if orphan.any():
+        group = combine_codes(vendor, ids)
+        candidate = ok & (phone >= 0) & (ids >= 0) & np.isin(group, group[orphan])
+        if candidate.any():
+            t = _row_times(st)
+            messages = pd.DataFrame({"g": group[candidate], "p": phone[candidate], "t": t[candidate]}).groupby(
+                ["g", "p"], as_index=False, sort=False)["t"].min()
+            chosen = nearest_before(group[orphan], t[orphan], messages["g"].to_numpy(), messages["t"].to_numpy())
+            phone = phone.copy()
+            phone[np.flatnonzero(orphan)[chosen >= 0]] = messages["p"].to_numpy()[chosen[chosen >= 0]]
+    return combine_codes(vendor, ids, phone)
+
+
+def _row_times(st: pd.DataFrame) -> np.ndarray:
+    """Each row's send time, else its receipt time, as int64 nanoseconds (NaT's
+    minimum where it has neither)."""
+    out = np.full(len(st), np.iinfo(np.int64).min, dtype=np.int64)
+    for c in ("done_time", "submit_time"):  # the send time wins
+        if c in st and pd.api.types.is_datetime64_any_dtype(st[c]):
+            values = st[c].to_numpy(dtype="datetime64[ns]").view(np.int64)
+            known = ~np.isnat(st[c].to_numpy(dtype="datetime64[ns]"))
+            out[known] = values[known]
+    return out
+
+
+def nearest_before(group: np.ndarray, t: np.ndarray, cand_group: np.ndarray, cand_t: np.ndarray) -> np.ndarray:
+    """For each row (``group``, time ``t``), the position in the candidates of the one
+    of its group at or last before ``t``, else the first after it; -1 where its group has
+    no candidate. Times are int64; the smallest int64 means unknown: an unknown row time
+    takes the latest candidate, an unknown candidate time comes before every other."""
+    out = np.full(len(group), -1, dtype=np.int64)
+    if not len(cand_group):
+        return out
+    unknown = np.iinfo(np.int64).min
+    rows = pd.DataFrame({"g": group, "t": np.where(t == unknown, np.iinfo(np.int64).max, t),
+                         "row": np.arange(len(group))}).sort_values("t", kind="stable")
+    cands = pd.DataFrame({"g": cand_group, "t": cand_t, "at": np.arange(len(cand_group))}).sort_values(
+        "t", kind="stable")
+    for direction in ("backward", "forward"):
+        found = pd.merge_asof(rows, cands, on="t", by="g", direction=direction)
+        hit = found["at"].notna().to_numpy() & (out[found["row"].to_numpy()] < 0)
+        out[found["row"].to_numpy()[hit]] = found["at"].to_numpy()[hit].astype(np.int64)
+    return out
 
 
 def _link_by_phone_and_time(st: pd.DataFrame, ok: pd.Series, made: pd.Series) -> pd.Series:
@@ -566,34 +621,31 @@ def merge_staged(st: pd.DataFrame, *, tz: str, window: str, lap=lambda name: Non
             st[c] = pd.NA
     st["_control"] = _strip_control(st)
     st["time_source"] = st["time_source"].fillna("submission") if "time_source" in st else "submission"
-    st["_phone_optional"] = st["_phone_optional"].fillna(False).astype(bool) if "_phone_optional" in st else False
     st["message_id"], made = _message_ids(st)
     ok = st["_reject"].isna()
     st.loc[ok & st["message_id"].isna(), "_reject"] = "no message id, and no phone and send time to identify it"
     ok = st["_reject"].isna()
     st["message_id"] = _link_by_phone_and_time(st, ok, made)
-    # message-level checks: a message needs a time and (but for receipts-only gateway
-    # logs) a phone from some row; only a message of several rows needs grouping
-    key = ["vendor", "message_id"]
+    # message-level checks: a message needs a time from some row (a receipt with an id
+    # and a time but no phone is a message whose number is unknown); only a message of
+    # several rows needs grouping
+    st["_mkey"] = message_keys(st, ok.to_numpy(dtype=bool))
     repeated = ok.to_numpy().copy()
-    repeated[repeated] = st.loc[repeated, key].duplicated(keep=False).to_numpy()
+    repeated[repeated] = st.loc[repeated, "_mkey"].duplicated(keep=False).to_numpy()
     st["_repeated"] = repeated
     has_time = np.array(st["submit_time"].notna() | st["done_time"].notna(), dtype=bool)
-    has_phone = np.array(st["phone"].notna() | st["_phone_optional"], dtype=bool)
     alone = np.array(st["_alone"], dtype=object)
     if repeated.any():
-        grp = st[repeated].groupby(key, sort=False, observed=True, dropna=False)
+        grp = st[repeated].groupby("_mkey", sort=False)
         has_time[repeated] = (grp["submit_time"].transform("count") + grp["done_time"].transform("count")) > 0
-        has_phone[repeated] = (grp["phone"].transform("count") > 0) | grp["_phone_optional"].transform("all")
         alone[repeated] = grp["_alone"].transform("first").astype(object).to_numpy()
     reason = pd.Series(pd.NA, index=st.index, dtype=object)
-    reason[~has_phone] = "no valid phone number for this message"
     reason[~has_time] = pd.Series(alone, index=st.index)[~has_time].fillna("no send time or receipt time for this message")
     st.loc[ok, "_reject"] = reason[ok]
     ok = st["_reject"].isna()
     # exact repeats of a loaded row: only a message of several rows can repeat one (a
     # message is rejected whole, so those still loaded are still several)
-    subset = [c for c in [*key, "phone", "submit_time", "done_time", "status", "status_code", "error_code", "_part"]
+    subset = [c for c in ["_mkey", "phone", "submit_time", "done_time", "status", "status_code", "error_code", "_part"]
               if c in st]
     st["_dup"] = False
     among = repeated & ok.to_numpy()
@@ -602,35 +654,38 @@ def merge_staged(st: pd.DataFrame, *, tz: str, window: str, lap=lambda name: Non
     kept = (ok & ~st["_dup"]).to_numpy()
     rows = st[kept]
     multi = among[kept]  # still several rows once the repeats are gone?
-    multi[multi] = rows.loc[multi, key].duplicated(keep=False).to_numpy()
+    multi[multi] = rows.loc[multi, "_mkey"].duplicated(keep=False).to_numpy()
     cols = [c for c in rows.columns if not c.startswith("_")]
-    single = rows.loc[~multi, cols]  # a whole message in one row (the log is sorted when finished)
+    single = rows.loc[~multi, [*cols, "_mkey"]]  # a whole message in one row (the log is sorted when finished)
     several = rows.loc[multi].assign(
         _final=lambda d: d["status"].isin(FINAL_STATUSES),
         _rank=lambda d: d["time_source"].map(_RANK).fillna(0).where(d["submit_time"].notna(), len(_RANK)))
-    several = several.sort_values([*key, "_final", "done_time", "_order"],
-                                  ascending=[True, True, False, False, False], na_position="last", kind="stable")
-    merged = several[cols].groupby(key, sort=False, observed=True).first()
+    # the latest final receipt wins; between receipts of one time, the codes decide (not
+    # which file came first: ingesting exports in either order gives the same message)
+    order = [c for c in ["_mkey", "_final", "done_time", "status_code", "error_code", "_order"] if c in several]
+    several = several.sort_values(order, ascending=[True] + [False] * (len(order) - 1), na_position="last",
+                                  kind="stable")
+    merged = several[[*cols, "_mkey"]].groupby("_mkey", sort=False).first()  # the phone: any row's that has one
     # the send time comes from the best source: submission, a receipt's submit date, none
-    best = several.sort_values([*key, "_rank", "_order"], kind="stable").groupby(key, sort=False).first()
+    best = several.sort_values(["_mkey", "_rank", "_order"], kind="stable").groupby("_mkey", sort=False).first()
     merged["submit_time"] = best["submit_time"].reindex(merged.index)
     merged["time_source"] = best["time_source"].where(best["submit_time"].notna()).reindex(merged.index)
-    merged["segments"] = several.groupby(key, sort=False)["segments"].max().reindex(merged.index) \
+    merged["segments"] = several.groupby("_mkey", sort=False)["segments"].max().reindex(merged.index) \
         if "segments" in several else merged.get("segments")
     if "_part" in several and several["_part"].notna().any() and several["content"].notna().any():
         # the parts of a long message, in order, are its text
         parts = several[several["_part"].notna()].assign(_n=lambda d: pd.to_numeric(d["_part"], errors="coerce"))
-        text = parts.sort_values([*key, "_n"], kind="stable").groupby(key, sort=False)["content"].agg(
+        text = parts.sort_values(["_mkey", "_n"], kind="stable").groupby("_mkey", sort=False)["content"].agg(
             lambda c: "".join(c.dropna().astype(str)) or None).astype(object).reindex(merged.index)
         merged["content"] = merged["content"].astype(object).where(text.isna(), text)
     log = pd.concat([single, merged.reset_index()], ignore_index=True)
     # known only from receipts without a submit date: the earliest receipt is the send time
     no_time = log["submit_time"].isna()
     if no_time.any():
-        first_receipt = rows.groupby(key, sort=False)["done_time"].min()
-        at = pd.MultiIndex.from_frame(log.loc[no_time, key])
-        log.loc[no_time, "submit_time"] = first_receipt.reindex(at).to_numpy()
+        first_receipt = rows.groupby("_mkey", sort=False)["done_time"].min()
+        log.loc[no_time, "submit_time"] = first_receipt.reindex(log.loc[no_time, "_mkey"]).to_numpy()
         log.loc[no_time, "time_source"] = "receipt"
+    log = log.drop(columns="_mkey")
     lap("merge")
     log = _finish(log, tz=tz, window=window)
     lap("finish")
@@ -725,7 +780,7 @@ def file_counts(st: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
         "duplicates": st.groupby("_file")["_dup"].sum(),
         # a message of one row is one; only those of several rows can be counted twice
         "messages": pd.concat([loaded.loc[~loaded["_repeated"], "_file"], loaded.loc[loaded["_repeated"]].drop_duplicates(
-            ["_file", "vendor", "message_id"])["_file"]]).value_counts(),
+            ["_file", "_mkey"])["_file"]]).value_counts(),
         "control_chars": st.groupby("_file")["_control"].sum(),
     }).fillna(0).astype("int64")
     pairs = st[["_file", "vendor"]].drop_duplicates().dropna().astype({"vendor": str})

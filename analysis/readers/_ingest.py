@@ -349,18 +349,41 @@ def _units(spill: Spill) -> list[tuple]:
         units.append([len(units), lo, FINE, held, None])
     if spill.orphans:
         orphans = pd.concat(spill.orphans, ignore_index=True)
-        key = orphans["vendor"].astype(str) + "\x1f" + orphans["message_id"].astype(str)
-        left = np.array(orphans["message_id"].notna(), dtype=bool)
+        mine = _orphan_units(orphans, spill.files, units)
         for unit in units:
-            ids = _unit_rows(spill.files, unit[1], unit[2], columns=["vendor", "message_id"])
-            mine = left & key.isin(ids["vendor"].astype(str) + "\x1f" + ids["message_id"].astype(str)).to_numpy()
-            if mine.any():
-                unit[4], unit[3] = orphans[mine], unit[3] + int(mine.sum())
-                left = left & ~mine
-        rest = orphans[left | orphans["message_id"].isna().to_numpy()]
+            rows = mine == unit[0]
+            if rows.any():
+                unit[4], unit[3] = orphans[rows], unit[3] + int(rows.sum())
+        rest = orphans[mine < 0]
         if len(rest):
             units.append([len(units), 0, 0, len(rest), rest])
     return [tuple(u) for u in units]
+
+
+def _orphan_units(orphans: pd.DataFrame, files: list, units: list) -> np.ndarray:
+    """The unit each row without a phone joins: the one holding the message of its id
+    (where the id went to several numbers, in several units, the one sent last at or
+    before the row's time, as :func:`message_keys` chooses in memory); -1 for none."""
+    from ._assemble import _row_times, nearest_before
+
+    named = orphans["vendor"].astype(str) + "\x1f" + orphans["message_id"].astype(str)
+    found = []
+    for unit in units:
+        rows = _unit_rows(files, unit[1], unit[2], columns=["vendor", "message_id", "submit_time", "done_time",
+                                                               "_reject"])
+        key = rows["vendor"].astype(str) + "\x1f" + rows["message_id"].astype(str)
+        hit = (key.isin(named) & rows["_reject"].isna()).to_numpy()
+        if hit.any():
+            found.append(pd.DataFrame({"key": key[hit].to_numpy(), "t": _row_times(rows[hit]), "unit": unit[0]}))
+    out = np.full(len(orphans), -1, dtype=np.int64)
+    if not found:
+        return out
+    cands = pd.concat(found, ignore_index=True)
+    codes, _ = pd.factorize(pd.concat([named, cands["key"]], ignore_index=True))
+    at = nearest_before(codes[:len(named)], _row_times(orphans), codes[len(named):], cands["t"].to_numpy())
+    has_id = orphans["message_id"].notna().to_numpy() & (at >= 0)
+    out[has_id] = cands["unit"].to_numpy()[at[has_id]]
+    return out
 
 
 def _unit_rows(files: list, lo: int, hi: int, *, columns: list | None = None) -> pd.DataFrame:

@@ -124,12 +124,11 @@ def stage(raw: pd.DataFrame, tz: str, source_tz=None) -> pd.DataFrame:
                       status=pd.Series("pending", index=r.index, dtype=object).where(ok, "rejected"),
                       status_code=st, error_code=st.mask(ok))
 
-    def receipt(r, t, ts, ids, stat, err, submit, done, phone, optional=True):
+    def receipt(r, t, ts, ids, stat, err, submit, done, phone):
         submit, done = (d.mask(d.str.fullmatch("0+").fillna(False)) for d in (submit, done))  # 0000000000: none
         out = staged(r, tz, times={"submit_time": (submit, smsc), "done_time": (done, smsc)},
                      time_source="receipt_submit", message_id=normalize_ids(ids), phone=phone,
                      status=_smpp_status(stat), status_code=stat, error_code=_no_error(err))
-        out["_phone_optional"] = optional
         return out
 
     def jasmin_dlr(r, t, ts):
@@ -190,8 +189,6 @@ def stage(raw: pd.DataFrame, tz: str, source_tz=None) -> pd.DataFrame:
         rest["_reject"] = kind[other].map(_NOT_A_RECORD).fillna(_NOT_A_RECORD[None]).to_numpy()
         parts.append(rest)
     out = pd.concat(parts).reindex(raw.index) if parts else staged(raw, tz)
-    if "_phone_optional" in out:
-        out["_phone_optional"] = out["_phone_optional"].astype("boolean").fillna(False).astype(bool)
     return out
 
 
