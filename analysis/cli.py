@@ -23,6 +23,7 @@ EPILOG = """examples:
   sms-ledger ingest odd.csv --mapping odd.toml  read any other layout via a column mapping
   sms-ledger history                            the store's versions, one per ingest
   sms-ledger undo                               take back the last ingest
+  sms-ledger check                              is the store whole? which version is intact?
   sms-ledger vacuum --days 30                   free the disk versions older than 30 days hold
   sms-ledger weekly data/raw/demo --week 2025-W18
                                                 write reports/ledgers/ledger-2025-W18.xlsx
@@ -74,6 +75,15 @@ def build_parser() -> argparse.ArgumentParser:
         "latest, which takes back the last ingest. The undo is itself a version, so it can be undone.")
     undo.add_argument("--out", type=Path, default=config.INTERIM, help="store folder (default: %(default)s)")
     undo.add_argument("--version", type=int, help="the version to go back to (see `sms-ledger history`)")
+
+    check = sub.add_parser(
+        "check", help="say whether the store can be read whole, and which version is intact",
+        description="Read every version of the store's log and the data files each needs: a commit file that is "
+        "empty, cut short or missing, a data file gone or cut short. Lists every version with its state and says "
+        "which is the latest intact one. With --repair, makes that version the store again: damaged commits are set "
+        "aside (not deleted) in a .damaged-<time> folder beside the store. Exits 1 while the store is damaged.")
+    check.add_argument("--out", type=Path, default=config.INTERIM, help="store folder (default: %(default)s)")
+    check.add_argument("--repair", action="store_true", help="make the latest intact version the store again")
 
     vacuum = sub.add_parser(
         "vacuum", help="free the disk old versions hold (they can no longer be restored)",
@@ -317,6 +327,29 @@ def run_trial(inputs: list[Path], out: Path, *, lang: str = "zh", threshold: flo
     return book, scorecard
 
 
+def check(out: Path, *, repair: bool = False) -> int:
+    """``sms-ledger check``: print every version's state; 0 when the store is intact."""
+    from .store import check_store, repair_store, store_path
+
+    if repair:
+        print(f"store: {repair_store(out)}")
+    versions = check_store(out)
+    shown = versions.astype(object).where(versions.notna(), "")
+    print(f"store: {store_path(out) if store_path(out).exists() else out}")
+    print(shown.to_string(index=False))
+    intact = versions[versions["state"].eq("intact")]
+    if versions["state"].iloc[0] == "intact":
+        print(f"\nthe store is intact: version {versions['version'].iloc[0]}, {versions['rows'].iloc[0]:,} messages")
+        return 0
+    if intact.empty:
+        print("\nno version is intact: ingest the exports again into a new store")
+    else:
+        best = intact.iloc[0]
+        print(f"\nthe latest intact version is {best['version']} ({best['rows']:,} messages); "
+              f"`sms-ledger check --repair{'' if out == config.INTERIM else f' --out {out}'}` makes it the store again")
+    return 1
+
+
 def _print_scorecard(scorecard: pd.DataFrame, lang: str = "zh") -> None:
     from .schema import label
 
@@ -434,6 +467,8 @@ def main(argv: list[str] | None = None) -> int:
 
             history = store_history(args.out)
             print(history.astype(object).where(history.notna(), "").to_string(index=False))
+        elif args.command == "check":
+            return check(args.out, repair=args.repair)
         elif args.command == "vacuum":
             from .store import vacuum_store
 

@@ -16,7 +16,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from .cubes import Cubes, Source, merge_cubes, partial_cubes
 from .events import (
@@ -31,7 +30,7 @@ from .kernel import iso_weeks
 from .measures import sends_per_phone
 from .readers import LoadError
 from .schema import COLUMNS, DEFAULT_TZ, STRING, conform
-from .store import StorePart, store_partitions
+from .store import StorePart, read_part, store_partitions
 from .workers import default as default_workers
 from .workers import run as run_pooled
 
@@ -56,12 +55,12 @@ def read_partition(part: StorePart, *, tz: str = DEFAULT_TZ, columns: list[str] 
     fast path the cubes use. ``filters`` are pyarrow row filters.
     """
     path, vendor = part.path, part.vendor
-    names = pq.read_schema(path).names
+    names = read_part(path, metadata=True).schema.names
     wanted = [c for c in (columns or COLUMNS) if c in names]
     # a few columns at a time (a read's buffers are several times what it returns), one
     # thread per partition (the partitions themselves run in parallel)
     groups = [wanted] if filters is not None else [wanted[i:i + READ_GROUP] for i in range(0, len(wanted), READ_GROUP)]
-    frame = pd.DataFrame({c: s for group in groups for c, s in pq.read_table(
+    frame = pd.DataFrame({c: s for group in groups for c, s in read_part(
         path, columns=group, read_dictionary=[c for c in _DICTIONARY if c in group], filters=filters,
         use_threads=False).to_pandas(types_mapper={pa.string(): STRING, pa.large_string(): STRING}.get).items()},
         columns=wanted)
@@ -78,7 +77,7 @@ CUBE_COLUMNS = [c for c in COLUMNS if c not in ("message_id", "country", "city",
 
 
 def _cubes_of(part: StorePart, events: dict | None, tz: str, weeks=None, tables=None) -> Cubes:
-    keyed = "phone_key" in pq.read_schema(part.path).names
+    keyed = "phone_key" in read_part(part.path, metadata=True).schema.names
     # events are joined by phone too
     text = not keyed or bool(events) or weeks is None or part.month == "unknown" or part.month in _months_of(weeks)
     columns = [c for c in CUBE_COLUMNS if c != "phone" or text] + ["phone_key"] * keyed + ["message_id"] * bool(events)

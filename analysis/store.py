@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import uuid
 from collections.abc import Iterable, Iterator
@@ -135,8 +136,11 @@ def store_lock(root: str | Path, *, timeout: float = LOCK_TIMEOUT):
         lock.release()
 
 
-def _table(store: Path):
-    """The Delta table, converting a plain-Parquet store of an earlier version first."""
+def _table(store: Path, *, version: int | None = None, checked: bool = True):
+    """The Delta table (at ``version``, default the latest), converting a plain-Parquet
+    store of an earlier version first; ``None`` where there is none. Unless ``checked``
+    is false, the table is read only when whole (:func:`_check`): a damaged log or data
+    file is a :class:`StoreError`, never fewer or more rows."""
     from deltalake import DeltaTable
 
     def legacy() -> bool:
@@ -147,24 +151,160 @@ def _table(store: Path):
         with store_lock(store):  # one process converts; another waits, then finds the table
             if legacy():
                 migrate_store(store)
-    return DeltaTable(str(store)) if (store / "_delta_log").exists() else None
+    if not (store / "_delta_log").exists():
+        return None
+    commits = read_log(store)
+    if checked:
+        damaged = [c for c in commits if c.problem and c.needed]
+        if damaged:
+            raise StoreError(f"{store}: version {damaged[0].version} is damaged: {damaged[0].problem}; "
+                             "`sms-ledger check` says which version is intact and how to go back to it")
+    try:
+        dt = DeltaTable(str(store)) if version is None else DeltaTable(str(store), version=version)
+    except Exception as exc:  # delta-rs's errors: a Rust message, perhaps with a backtrace
+        raise StoreError(f"{store}: cannot read the table's log: {one_line(exc)}; "
+                         "`sms-ledger check` says which version is intact") from None
+    if checked:
+        problem = snapshot_problem(store, dt, next((c for c in commits if c.version == dt.version()), None))
+        if problem:
+            raise StoreError(f"{store}: version {dt.version()}: {problem}; "
+                             "`sms-ledger check` says which version is intact and how to go back to it")
+    return dt
 
 
-def store_partitions(store: str | Path) -> list[StorePart]:
-    """The data files of the store's current version, in vendor and month order."""
+class StoreError(RuntimeError):
+    """A store that cannot be read whole: a commit of its log damaged or missing, a data
+    file gone or cut short. The message names the store, the file and the problem, and
+    says how to find the intact version (``sms-ledger check``)."""
+
+
+def one_line(exc: BaseException) -> str:
+    """An error's first line, without terminal colour codes (delta-rs's messages carry a
+    Rust backtrace)."""
+    text = re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", str(exc))
+    return next((line.strip() for line in text.splitlines() if line.strip()), type(exc).__name__)
+
+
+class Commit(NamedTuple):
+    """One commit file of the table's log, read: its ``version``, ``path``, ``actions``
+    (each line parsed), its ``note`` (what this package wrote with it), the ``problem``
+    that makes it unreadable (``None`` when whole), and whether reading the latest
+    version ``needed`` it (not when a checkpoint after it stands in for it)."""
+
+    version: int
+    path: Path
+    actions: list
+    note: dict
+    problem: str | None
+    needed: bool
+
+
+def read_log(store: Path) -> list[Commit]:
+    """Every commit of the table's log, parsed, oldest first, with what is wrong with it:
+    a version missing between two others (or after the last checkpoint), an empty file,
+    a line that is not JSON, no commit information."""
+    log = store / "_delta_log"
+    files = {int(p.name[:20]): p for p in log.glob("*.json") if re.fullmatch(r"\d{20}\.json", p.name)}
+    checkpoint = max((int(p.name[:20]) for p in log.glob("*.checkpoint*.parquet")), default=-1)
+    if not files:
+        return []
+    first = min(files) if checkpoint < 0 else min(min(files), checkpoint + 1)
+    out = []
+    for version in range(first, max(files) + 1):
+        path = log / f"{version:020d}.json"
+        needed = version > checkpoint
+        if path not in files.values():
+            out.append(Commit(version, path, [], {}, f"{path.name} is missing from the log", needed))
+            continue
+        actions, problem = [], None
+        data = path.read_bytes()
+        if not data.strip():
+            problem = f"{path.name} is empty"
+        for number, line in enumerate(data.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                action = json.loads(line)
+            except ValueError:
+                problem = problem or f"{path.name}: line {number} is not whole (cut short or damaged)"
+                continue
+            actions.append(action)
+        info = next((a["commitInfo"] for a in actions if isinstance(a, dict) and "commitInfo" in a), None)
+        if problem is None and info is None:
+            problem = f"{path.name} has no commit information (its first line is missing)"
+        try:
+            note = json.loads((info or {}).get("sms_ledger") or "{}")
+        except ValueError:
+            note, problem = {}, problem or f"{path.name}: its note is damaged"
+        out.append(Commit(version, path, actions, note, problem, needed))
+    return out
+
+
+def snapshot_problem(store: Path, dt, commit: Commit | None) -> str | None:
+    """What is wrong with the data files of the table's version ``dt``: a file its log
+    names that is gone or of another size, or rows that do not add up to what the commit
+    wrote (its ``rows`` note: a line of the commit file was lost). ``None`` when whole."""
+    actions = pa.table(dt.get_add_actions(flatten=True))
+    sizes = actions.column("size_bytes").to_pylist()
+    for rel, size in zip(actions.column("path").to_pylist(), sizes, strict=True):
+        path = store / unquote(rel)
+        try:
+            found = path.stat().st_size
+        except FileNotFoundError:
+            return f"its data file {unquote(rel)} is missing"
+        if size is not None and found != size:
+            return f"its data file {unquote(rel)} is {found:,} bytes where the log says {size:,} (cut short or replaced)"
+    counts = actions.column("num_records").to_pylist()
+    wrote = (commit.note if commit else {}).get("rows")
+    if wrote is not None and None not in counts and sum(counts) != wrote:
+        return (f"its files hold {sum(counts):,} messages where the commit wrote {wrote:,}: "
+                f"a line of {commit.path.name} was lost")
+    return None
+
+
+def store_partitions(store: str | Path, *, version: int | None = None) -> list[StorePart]:
+    """The data files of the store's current version (or ``version``), in vendor and
+    month order; the store is checked whole first (:class:`StoreError`)."""
     store = _store(store)
-    dt = _table(store) if store.exists() else None
+    dt = _table(store, version=version) if store.exists() else None
     if dt is None:
         return []
     actions = pa.table(dt.get_add_actions(flatten=True))
     paths = [str(store / unquote(p)) for p in actions.column("path").to_pylist()]
-    import pyarrow.parquet as pq
-
-    parts = [StorePart(p, v, m, n if n is not None else pq.read_metadata(p).num_rows)  # a writer without stats
+    parts = [StorePart(p, v, m, n if n is not None else read_part(p, metadata=True).num_rows)  # a writer without stats
              for p, v, m, n in zip(paths, actions.column("partition.vendor").to_pylist(),
                                    actions.column("partition.month").to_pylist(),
                                    actions.column("num_records").to_pylist(), strict=True)]
     return sorted(parts, key=lambda part: (part.vendor, part.month, part.path))
+
+
+def part_batches(path: str | Path, rows: int, *, drop=()) -> Iterator[pa.RecordBatch]:
+    """One data file of the store in record batches of ``rows``, without the columns
+    ``drop``; a file that cannot be read is a :class:`StoreError` naming it."""
+    import pyarrow.parquet as pq
+
+    try:
+        reader = pq.ParquetFile(path)
+        columns = [c for c in reader.schema_arrow.names if c not in drop]
+        yield from reader.iter_batches(batch_size=rows, columns=columns)
+    except (OSError, pa.ArrowException) as exc:
+        raise _unreadable(path, exc) from None
+
+
+def _unreadable(path, exc: BaseException) -> StoreError:
+    return StoreError(f"{path}: a data file of the store cannot be read: {one_line(exc)}; "
+                      "`sms-ledger check` says which version is intact")
+
+
+def read_part(path: str | Path, *, columns=None, metadata: bool = False, **options):
+    """One data file of the store read with pyarrow (``pq.read_table``'s options), or
+    its ``metadata``; a file that cannot be read is a :class:`StoreError` naming it."""
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.read_metadata(path) if metadata else pq.read_table(path, columns=columns, **options)
+    except (OSError, pa.ArrowException) as exc:
+        raise _unreadable(path, exc) from None
 
 
 def store_arrow(log: pd.DataFrame) -> pa.Table:
@@ -266,7 +406,9 @@ def commit_tables(groups: Iterable[Iterable[pa.Table]], root: str | Path, *, key
     with store_lock(root) as store:
         dt = _table(store) if store.exists() else None
         _remove_uncommitted(store)
-        note = {"operation": "write", **(note or {})}  # what history lists (delta-rs's name varies by API)
+        # what history lists (delta-rs's name varies by API), and the rows the version holds
+        # (checked whenever it is read: a line of the commit lost would change them)
+        note = {"operation": "write", **(note or {}), **_rows_after(dt, keys, rows)}
         commit = CommitProperties(custom_metadata={"sms_ledger": json.dumps(note, ensure_ascii=False)})
         if dt is not None and keys is not None and not (keys and rows):
             if keys:  # every row of those partitions went elsewhere (a later receipt moved them)
@@ -290,6 +432,18 @@ def commit_tables(groups: Iterable[Iterable[pa.Table]], root: str | Path, *, key
                     (store / add.path).unlink(missing_ok=True)
             raise
     return store
+
+
+def _rows_after(dt, keys: set | None, rows: int) -> dict:
+    """``{"rows": n}``: the rows the table holds once ``rows`` replace the partitions
+    ``keys`` names (or the whole table); empty where a file's count is unknown."""
+    if dt is None or keys is None:
+        return {"rows": rows}
+    actions = pa.table(dt.get_add_actions(flatten=True))
+    kept = [n for n, v, m in zip(*(actions.column(c).to_pylist() for c in ("num_records", "partition.vendor",
+                                                                           "partition.month")), strict=True)
+            if (v, m) not in keys]
+    return {} if None in kept else {"rows": sum(kept) + rows}
 
 
 def _version(store: Path) -> int | None:
@@ -356,24 +510,22 @@ def _commit_files(dt, store: Path, adds: list, keys: set | None, schema: pa.Sche
 
 def _remove_uncommitted(store: Path) -> None:
     """Delete the data files no version of the table refers to: what a run killed before
-    its commit left behind (the caller holds the lock, so no writer is at work). Not
-    deltalake's ``vacuum(full=True)``: it judges unreferenced files by age too, so a
+    its commit left behind (the caller holds the lock, so no writer is at work). Never on
+    a log that was not read whole: a file a damaged commit names would look unreferenced.
+    Not deltalake's ``vacuum(full=True)``: it judges unreferenced files by age too, so a
     fresh leftover would stay, unless every old version's files went with it."""
-    import pyarrow.parquet as pq
-
-    log_dir = store / "_delta_log"
-    if not log_dir.exists():
+    commits = read_log(store) if (store / "_delta_log").exists() else []
+    if not commits:
         return
-    referenced = set()
-    for commit in log_dir.glob("*.json"):
-        for line in commit.read_text(encoding="utf-8").splitlines():
-            action = json.loads(line) if line.strip() else {}
-            for kind in ("add", "remove"):
-                if kind in action:
-                    referenced.add(unquote(action[kind]["path"]))
-    for checkpoint in log_dir.glob("*.checkpoint*.parquet"):
+    damaged = [c for c in commits if c.problem]
+    if damaged:
+        raise StoreError(f"{store}: version {damaged[0].version} is damaged: {damaged[0].problem}; nothing was "
+                         "written (`sms-ledger check` says which version is intact and how to go back to it)")
+    referenced = {unquote(a[kind]["path"]) for c in commits for a in c.actions for kind in ("add", "remove")
+                  if kind in a}
+    for checkpoint in (store / "_delta_log").glob("*.checkpoint*.parquet"):
         for kind in ("add", "remove"):
-            column = pq.read_table(checkpoint, columns=[kind]).column(kind).combine_chunks()
+            column = read_part(checkpoint, columns=[kind]).column(kind).combine_chunks()
             referenced |= {unquote(a["path"]) for a in column.to_pylist() if a}
     for path in store.rglob("*.parquet"):
         rel = path.relative_to(store).as_posix()
@@ -386,19 +538,26 @@ def _remove_uncommitted(store: Path) -> None:
 
 def read_store(root: str | Path, *, tz: str = DEFAULT_TZ, version: int | None = None) -> pd.DataFrame:
     """Read the store under ``root`` (at ``version``, default the latest) back as a
-    canonical send log."""
-    from deltalake import DeltaTable
+    canonical send log (:func:`store_table`)."""
+    frame = store_table(root, version=version).to_pandas()
+    frame = frame[[c for c in COLUMNS if c in frame]]
+    return sort_log(conform(frame, tz=tz))
 
+
+def store_table(root: str | Path, *, version: int | None = None) -> pa.Table:
+    """The store's rows at ``version`` (default the latest) as Arrow, ``vendor`` from the
+    table's log: the files its log names for that version, never others in its folder,
+    and only when they are whole (:class:`StoreError` otherwise)."""
     store = _store(root)
     if not store.exists():
         raise FileNotFoundError(f"{store}: no send-log store here (run `sms-ledger ingest` first)")
-    dt = _table(store)
-    if version is not None:
-        dt = DeltaTable(str(store), version=version)
-    frame = dt.to_pyarrow_table().to_pandas()
-    frame = frame[[c for c in COLUMNS if c in frame]]
-    log = conform(frame, tz=tz)
-    return sort_log(log)
+    tables = [t.select([c for c in t.column_names if c in COLUMNS]).append_column(
+        "vendor", pa.array([p.vendor] * t.num_rows, pa.string()))
+        for p in store_partitions(store, version=version) for t in [read_part(p.path)]]
+    if not tables:
+        empty = store_arrow(conform(pd.DataFrame(columns=COLUMNS)))
+        return empty.select([c for c in empty.column_names if c in COLUMNS])
+    return pa.concat_tables(tables, promote_options="permissive")
 
 
 def store_history(root: str | Path) -> pd.DataFrame:
@@ -453,21 +612,121 @@ def restore_store(root: str | Path, version: int | None = None) -> int:
         if dt is None:
             raise FileNotFoundError(f"{store}: no send-log store here (run `sms-ledger ingest` first)")
         latest = dt.version()
+        if version is None and latest == 0:
+            raise ValueError(f"{store}: nothing to undo: the store has one version, its first ingest (to start "
+                             "again, delete the store's folder)")
         target = latest - 1 if version is None else int(version)
         if not 0 <= target < latest:
             raise ValueError(f"{store}: no version {target} to go back to (versions 0 to {latest}; "
                              f"`sms-ledger history` lists them)")
-        from deltalake import CommitProperties
+        return _restore(store, dt, target)
 
-        try:
-            dt.restore(target, commit_properties=CommitProperties(
-                custom_metadata={"sms_ledger": json.dumps({"operation": "restore", "files": [f"version {target}"]})}))
-        except Exception as exc:  # deltalake's DeltaError: a file the version needs is gone
-            if "missing file" not in str(exc).lower():
-                raise
-            raise ValueError(f"{store}: version {target} can no longer be restored: `sms-ledger vacuum` removed "
-                             "its files") from None
-        return dt.version()
+
+def _restore(store: Path, dt, target: int) -> int:
+    """Commit version ``target``'s files as a new version of ``dt`` (the lock held)."""
+    from deltalake import CommitProperties
+
+    old = _table(store, version=target, checked=False)
+    problem = snapshot_problem(store, old, None)
+    if problem:
+        raise ValueError(f"{store}: version {target} can no longer be restored: {problem} (`sms-ledger vacuum` "
+                         "removes the files of old versions)")
+    counts = pa.table(old.get_add_actions(flatten=True)).column("num_records").to_pylist()
+    rows = {} if None in counts else {"rows": sum(counts)}
+    note = {"operation": "restore", "files": [f"version {target}"], **rows}
+    try:
+        dt.restore(target, commit_properties=CommitProperties(custom_metadata={"sms_ledger": json.dumps(note)}))
+    except Exception as exc:  # deltalake's DeltaError
+        raise StoreError(f"{store}: could not go back to version {target}: {one_line(exc)}") from None
+    return dt.version()
+
+
+def check_store(root: str | Path) -> pd.DataFrame:
+    """Every version of the store with whether it can be read whole, newest first.
+
+    Returns
+    -------
+    DataFrame
+        ``version``; ``time`` (committed, local time); ``operation``; ``files`` (what
+        an ingest read); ``rows`` (messages in the store at that version, where it can
+        be read); ``state``: ``intact``, or what is wrong (a commit file empty, cut
+        short or missing; a data file gone or cut short; a version after a damaged one).
+    """
+    store = _store(root)
+    commits = read_log(store) if (store / "_delta_log").exists() else []
+    if not commits:
+        raise FileNotFoundError(f"{store}: no send-log store here (run `sms-ledger ingest` first)")
+    out, broken = [], None
+    for c in commits:
+        info = next((a["commitInfo"] for a in c.actions if "commitInfo" in a), {})
+        rows, state = None, c.problem
+        if state is None and broken is not None and c.needed:
+            state = f"unreadable: version {broken} before it is damaged"
+        if state is None:
+            dt = _table(store, version=c.version, checked=False)
+            state = snapshot_problem(store, dt, c)
+            counts = pa.table(dt.get_add_actions(flatten=True)).column("num_records").to_pylist()
+            rows = None if None in counts else sum(counts)
+        if c.problem and c.needed and broken is None:
+            broken = c.version
+        out.append({"version": c.version,
+                    "time": pd.Timestamp(info.get("timestamp", 0), unit="ms", tz="UTC").tz_convert(DEFAULT_TZ).strftime(
+                        "%Y-%m-%d %H:%M:%S") if info.get("timestamp") else "",
+                    "operation": c.note.get("operation") or str(info.get("operation", "")).lower(),
+                    "files": "; ".join(c.note.get("files", [])), "rows": rows, "state": state or "intact"})
+    frame = pd.DataFrame(out)
+    frame["rows"] = frame["rows"].astype("Int64")
+    return frame.sort_values("version", ascending=False).reset_index(drop=True)
+
+
+def repair_store(root: str | Path) -> str:
+    """Make the latest intact version the store again, and say what was done.
+
+    Commits from the first damaged one on are set aside, not deleted, into
+    ``<root>/.damaged-<time>/`` (their data files stay where they are until the next
+    write removes them as no version's); where the log is whole but the latest
+    version's data files are not, the latest version whose files are all there is
+    restored as a new version (as ``undo --version`` does)."""
+    with store_lock(root) as store:
+        commits = read_log(store) if (store / "_delta_log").exists() else []
+        if not commits:
+            raise FileNotFoundError(f"{store}: no send-log store here (run `sms-ledger ingest` first)")
+        damaged = next((c.version for c in commits if c.problem and c.needed), None)
+        done = []
+        if damaged is not None:
+            if damaged == commits[0].version:
+                raise StoreError(f"{store}: no intact version: the first one ({damaged}) is damaged; ingest the "
+                                 "exports again into a new store")
+            aside = store.parent / f".damaged-{pd.Timestamp.now():%Y%m%d-%H%M%S}" / "_delta_log"
+            aside.mkdir(parents=True)
+            log = store / "_delta_log"
+            for f in sorted(log.iterdir()):
+                number = re.match(r"(\d{20})\.", f.name)
+                if number and int(number.group(1)) >= damaged:
+                    shutil.move(f, aside / f.name)
+            last = log / "_last_checkpoint"
+            if last.exists() and json.loads(last.read_text() or "{}").get("version", -1) >= damaged:
+                shutil.move(last, aside / last.name)
+            files = sorted({f for c in commits if c.version >= damaged for f in c.note.get("files", [])})
+            which = f"version {damaged}" if damaged == commits[-1].version else \
+                f"versions {damaged} to {commits[-1].version}"
+            done.append(f"set {which} aside in {aside.parent}"
+                        + (f" (ingest again what they read: {', '.join(files)})" if files else ""))
+        by_version = {c.version: c for c in read_log(store)}
+
+        def problem(v: int | None = None) -> str | None:
+            dt = _table(store, version=v, checked=False)
+            return snapshot_problem(store, dt, by_version.get(dt.version()))
+
+        dt = _table(store, checked=False)
+        if problem():
+            intact = next((v for v in range(dt.version() - 1, -1, -1) if not problem(v)), None)
+            if intact is None:
+                raise StoreError(f"{store}: no intact version: every version misses a data file; ingest the exports "
+                                 "again into a new store")
+            _restore(store, dt, intact)
+            done.append(f"restored version {intact}, whose data files are all there, as version {dt.version()}")
+        return "; ".join(done) or "nothing to repair: the store is intact"
 
 
 def vacuum_store(root: str | Path, *, days: float = 30, dry_run: bool = False) -> tuple[int, int]:
@@ -536,10 +795,9 @@ def partitions_for(store: str | Path, vendors: set, months: set, ids: pa.Array |
     chosen = [p for p in found if p.month in near or p.month == "unknown"]
     if ids is not None and len(ids):
         import pyarrow.compute as pc
-        import pyarrow.parquet as pq
 
         for p in (p for p in found if p not in chosen):
-            column = pq.read_table(p.path, columns=["message_id"]).column(0)
+            column = read_part(p.path, columns=["message_id"]).column(0)
             if pc.any(pc.is_in(column, value_set=ids.cast(column.type))).as_py():
                 chosen.append(p)
     return sorted(chosen)

@@ -20,7 +20,7 @@ import pytest
 from analysis import read_send_log, read_store, write_store
 from analysis.cli import main
 from analysis.schema import conform, validate
-from analysis.store import restore_store, store_history, store_partitions, store_path
+from analysis.store import StoreError, restore_store, store_history, store_partitions, store_path
 
 SMS_LEDGER = str(Path(sys.executable).with_name("sms-ledger"))
 
@@ -369,3 +369,86 @@ def test_an_ingest_committed_in_groups_is_the_ingest_committed_at_once(tmp_path,
     assert (pd.to_datetime(at["max.done_time"], utc=True) == truth.loc[at.index, "last"].dt.tz_convert("UTC").to_numpy()).all()
     pd.testing.assert_frame_equal(store_history(tmp_path / "grouped").drop(columns="time"),
                                   store_history(tmp_path / "once").drop(columns="time"))
+
+
+def _two_versions(tmp_path: Path) -> tuple[Path, pd.DataFrame]:
+    """A store of two ingests (two vendors, two months); returns it and version 0's rows."""
+    out = tmp_path / "s"
+    assert main(["ingest", str(_month(tmp_path / "a.csv", "tencent", "a", 300, "2025-04-08")), "--out", str(out)]) == 0
+    first = read_store(out)
+    b = _month(tmp_path / "b.csv", "aliyun", "b", 200, "2025-05-06")
+    assert main(["ingest", str(b), str(_month(tmp_path / "c.csv", "tencent", "c", 100)), "--out", str(out)]) == 0
+    assert len(read_store(out)) == 600
+    return out, first
+
+
+def _latest_commit(out: Path) -> Path:
+    return max((store_path(out) / "_delta_log").glob("*.json"))
+
+
+def _newest_data_file(out: Path) -> Path:
+    return next(Path(p.path) for p in store_partitions(out) if p.vendor == "aliyun")
+
+
+#: Ways a store gets damaged: the latest commit file emptied or its last line cut, a data
+#: file deleted or cut short.
+DAMAGE = {
+    "empty commit": lambda out: _latest_commit(out).write_bytes(b""),
+    "last line cut": lambda out: _latest_commit(out).write_bytes(
+        b"\n".join(_latest_commit(out).read_bytes().splitlines()[:-1]) + b"\n"),
+    "half a line cut": lambda out: _latest_commit(out).write_bytes(_latest_commit(out).read_bytes()[:-40]),
+    "data file deleted": lambda out: _newest_data_file(out).unlink(),
+    "data file cut short": lambda out: _newest_data_file(out).write_bytes(_newest_data_file(out).read_bytes()[:500]),
+}
+
+
+@pytest.mark.slow  # real processes
+@pytest.mark.parametrize("damage", list(DAMAGE))
+def test_a_damaged_store_is_an_error_and_check_takes_it_back_to_its_intact_version(damage, tmp_path):
+    """Whatever is damaged, no read gives fewer or more rows: every entry point stops
+    with one line naming the store; an ingest deletes nothing; `check` names the intact
+    version and `check --repair` makes it the store again, which ingests go on from."""
+    from analysis import LoadError, load_inputs
+
+    out, first = _two_versions(tmp_path)
+    DAMAGE[damage](out)
+    files = _files(store_path(out))
+    for read in (read_store, read_send_log, lambda o: read_send_log(store_path(o)), lambda o: load_inputs([o])):
+        with pytest.raises((StoreError, LoadError), match=str(store_path(out))):
+            read(out)
+    for command in (["weekly", str(out), "--week", "2025-W19", "--out", str(tmp_path / "r")],
+                    ["ingest", str(tmp_path / "a.csv"), "--out", str(out)], ["history", "--out", str(out)]):
+        done = subprocess.run([SMS_LEDGER, *command], capture_output=True, text=True, timeout=120)
+        assert done.returncode == 2, (command, done.stdout, done.stderr)
+        assert done.stderr.startswith(f"sms-ledger: error: {store_path(out)}") and done.stderr.count("\n") == 1, \
+            done.stderr
+        assert "\x1b" not in done.stderr
+    assert _files(store_path(out)) == files  # nothing written, nothing removed
+    assert not (tmp_path / "r").exists() or not any((tmp_path / "r").iterdir())
+    check = subprocess.run([SMS_LEDGER, "check", "--out", str(out)], capture_output=True, text=True, timeout=120)
+    assert check.returncode == 1 and "the latest intact version is 0 (300 messages)" in check.stdout, check.stdout
+    repair = subprocess.run([SMS_LEDGER, "check", "--repair", "--out", str(out)], capture_output=True, text=True,
+                            timeout=120)
+    assert repair.returncode == 0 and "the store is intact" in repair.stdout, repair.stdout + repair.stderr
+    pd.testing.assert_frame_equal(read_store(out), first)
+    assert main(["ingest", str(tmp_path / "b.csv"), "--out", str(out)]) == 0
+    assert len(read_store(out)) == 500 and len(read_send_log(out)) == 500
+
+
+def test_every_read_goes_through_the_tables_log(tmp_path):
+    """Files in the store's folder that no version names (what an ingest killed before
+    its commit leaves, versions undone) are never read: each public entry point gives
+    the version's rows."""
+    from analysis import compute, load_inputs
+    from analysis.engine import ledger_source
+
+    out, first = _two_versions(tmp_path)
+    assert main(["undo", "--out", str(out)]) == 0
+    stray = store_path(out) / "vendor=tencent" / "month=2025-04" / "part-killed-00000.snappy.parquet"
+    stray.write_bytes(Path(store_partitions(out)[0].path).read_bytes())  # a whole file no version names
+    for name, rows in {"read_store": len(read_store(out)), "read_send_log root": len(read_send_log(out)),
+                       "read_send_log table": len(read_send_log(store_path(out))),
+                       "load_inputs": len(load_inputs([out]).log),
+                       "ledger_source": int(compute(["hours"], ledger_source([out], measures=["hours"]))["hours"]["submitted"].sum())
+                       }.items():
+        assert rows == len(first) == 300, name

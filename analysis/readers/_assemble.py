@@ -591,12 +591,11 @@ def _link_by_phone_and_time(st: pd.DataFrame, ok: pd.Series, made: pd.Series) ->
 def store_blocks(store: Path, parts: list) -> Iterator[RawFile]:
     """The store's files that new rows can touch (:class:`analysis.store.StorePart`) as
     one more raw input in blocks, their vendor and month from the table's log."""
-    import pyarrow.parquet as pq
+    from ..store import part_batches
 
     line, i = 1, 0
     for part in parts:
-        columns = [c for c in pq.read_schema(part.path).names if c != "phone_key"]  # made again on write
-        for batch in pq.ParquetFile(part.path).iter_batches(batch_size=CHUNK_ROWS, columns=columns):
+        for batch in part_batches(part.path, CHUNK_ROWS, drop=("phone_key",)):  # the key is made again on write
             frame = batch.to_pandas().assign(vendor=part.vendor, month=part.month)
             frame["_line"] = np.arange(line, line + len(frame))
             line += len(frame)

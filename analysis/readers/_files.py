@@ -237,7 +237,7 @@ def read_chunks(path: str | Path, *, rows: int | None = CHUNK_ROWS):
     if not path.exists():
         raise LoadError(f"{path}: no such file")
     if path.is_dir():
-        yield _read_parquet(path)
+        yield _read_store(path) if _is_store(path) else _read_parquet(path)
         return
     suffixes = [s.lower() for s in path.suffixes]
     ext = suffixes[-2] if suffixes and suffixes[-1] == ".gz" and len(suffixes) > 1 else (suffixes[-1] if suffixes else "")
@@ -263,6 +263,23 @@ def read_chunks(path: str | Path, *, rows: int | None = CHUNK_ROWS):
         yield _read_log(path, encoding)
     else:
         yield from _read_csv(path, encoding, text, rows)
+
+
+def _is_store(path: Path) -> bool:
+    """A folder that is the store (a Delta table), or holds one, or a store of an earlier
+    version of this package (``send_log`` of Parquet folders)."""
+    from ..store import STORE_DIR
+
+    return (path / "_delta_log").exists() or path.name == STORE_DIR or (path / STORE_DIR).exists()
+
+
+def _read_store(path: Path) -> RawFile:
+    """The store as one raw table: its current version's rows, through its log."""
+    from ..store import store_table
+
+    frame = store_table(path).to_pandas()
+    frame["_line"] = range(1, len(frame) + 1)
+    return RawFile(path, frame, "parquet")
 
 
 def _read_parquet(path: Path) -> RawFile:
