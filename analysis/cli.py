@@ -392,17 +392,16 @@ def _atomic_csv(frame: pd.DataFrame, path: Path) -> None:
     prefixed with an apostrophe."""
     import pandas as pd
 
+    from .atomic import write_atomic
     from .schema import FORMULA_START
 
-    tmp = path.with_suffix(path.suffix + ".tmp")
     safe = frame.copy()
     for c in safe.columns:
         if safe[c].dtype == object or pd.api.types.is_string_dtype(safe[c].dtype):
             text = safe[c].astype("string")
             risky = text.str.startswith(FORMULA_START).fillna(False).to_numpy(dtype=bool)
             safe[c] = text.where(~risky, "'" + text)
-    safe.to_csv(tmp, index=False, encoding="utf-8-sig")
-    tmp.replace(path)
+    write_atomic(path, lambda tmp: safe.to_csv(tmp, index=False, encoding="utf-8-sig"))
 
 
 def mask_record_phones(rejects: pd.DataFrame) -> pd.DataFrame:
@@ -443,6 +442,12 @@ def _print_summary(summary: pd.DataFrame, out: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    _end_cleanly_on_signals()
+    import tempfile
+
+    from .atomic import sweep_scratch
+
+    sweep_scratch(tempfile.gettempdir(), config.SCRATCH)  # what a killed run left (it can hold phone numbers)
     if args.command in ("weekly", "report", "ingest") and getattr(args, "engine", "pandas") == "pandas":
         if args.command == "ingest":  # its merge runs on workers only: this process keeps what staging left
             from . import workers
@@ -541,6 +546,21 @@ def main(argv: list[str] | None = None) -> int:
 
         workers.stop()  # their work is done: the command ends now, not when they have torn down
     return 0
+
+
+def _end_cleanly_on_signals() -> None:
+    """A terminate or hang-up signal ends the command as an error would: scratch files
+    (which can hold phone numbers) are removed, the store's lock released, the workers
+    ended. Only ``kill -9`` escapes; the next command removes what it left."""
+    import signal
+    import threading
+
+    def stop(signum, frame):
+        raise SystemExit(128 + signum)
+
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, stop)
 
 
 #: A store of at least this many bytes of data files (about a million messages) is

@@ -16,6 +16,9 @@ SAMPLE = DATA / "sample"
 REPORTS = PROJECT_ROOT / "reports"
 NOTEBOOKS = PROJECT_ROOT / "notebooks"
 DEMO_EVENTS = ("clicks.csv", "replies.csv", "complaints.csv", "bills.csv")
+#: Scratch stores of exports handed to ``weekly`` are ``$TMPDIR/.sms-ledger-<pid>-…``
+#: (:func:`analysis.atomic.new_scratch`).
+SCRATCH = "sms-ledger"
 
 
 def default_inputs() -> list[Path]:

@@ -17,6 +17,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from . import config
+from .atomic import new_scratch
 from .cubes import Cubes, Source, merge_cubes, partial_cubes
 from .events import (
     attach_events,
@@ -266,7 +268,7 @@ def ledger_source(
     from .readers import ingest_files
     from .store import store_path
 
-    scratch = Path(tempfile.mkdtemp(prefix="sms-ledger-"))
+    scratch = new_scratch(tempfile.gettempdir(), config.SCRATCH)  # a killed run's is removed by the next
     try:
         ingested = ingest_files(exports, scratch, vendor=vendor, mapping=mapping, tz=tz, source_tz=source_tz,
                                 skip_unknown=in_folders, progress=progress, workers=workers)

@@ -29,6 +29,7 @@ import phonenumbers
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .atomic import write_atomic
 from .distinct import pa_array, per_distinct
 from .schema import CARRIERS, PROVINCES, STRING
 
@@ -179,10 +180,8 @@ def city_labels() -> dict[str, str]:
 def _save(table: pd.DataFrame) -> None:
     path = _cache_file()
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        table.astype(object).reset_index().to_parquet(tmp, index=False)
-        tmp.replace(path)
+        frame = table.astype(object).reset_index()
+        write_atomic(path, lambda tmp: frame.to_parquet(tmp, index=False))
     except OSError:  # a read-only home only costs speed
         pass
 

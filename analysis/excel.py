@@ -9,8 +9,7 @@ place, so an error never leaves half a workbook.
 
 from __future__ import annotations
 
-import os
-import tempfile
+import io
 import unicodedata
 from collections.abc import Iterable
 from datetime import datetime
@@ -24,6 +23,7 @@ from openpyxl.formatting.rule import CellIsRule, DataBarRule, FormulaRule
 from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 
+from .atomic import write_atomic
 from .normalize import mask_phones
 from .schema import COLUMN_VALUES, DEFAULT_TZ, FORMULA_START, HEADERS, LABELS, header, label
 
@@ -158,19 +158,9 @@ def write_ledger(
             _write_table(ws, frame, lang, header_row)
         _decorate(ws, frame, key, header_row, more_headers)
     _write_charts(wb, ledgers, lang)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=".xlsx", dir=path.parent)
-    os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    try:
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it owner-only: a workbook is for the team
-        wb.save(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    book = io.BytesIO()  # zipped in memory: a full disk cannot leave openpyxl's archive half-closed
+    wb.save(book)
+    return write_atomic(path, book.getvalue())
 
 
 def _write_summary(ws, frame: pd.DataFrame, meta: dict, ledgers: dict, lang: str) -> tuple[int, list[int]]:

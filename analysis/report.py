@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import config
+from .atomic import write_atomic
 
 #: Each notebook's title and what it shows, by its number.
 SECTIONS = {
@@ -195,11 +196,11 @@ def run_report(
         body, _ = exporter.from_notebook_node(nbformat.read(executed, as_version=4),
                                               resources={"metadata": {"name": title}})
         page = out / "html" / f"{nb.stem}-{week}{suffix}.html"
-        _write_text(page, body)
+        write_atomic(page, body)
         pages.append((page, section_title(nb, lang)))
     index = out / f"report-{week}{suffix}.html"
     workbook = out / "ledgers" / f"ledger-{week}{suffix}.xlsx"
-    _write_text(index, front_page(week, lang=lang, ledgers=ledgers, pages=pages, out=out,
+    write_atomic(index, front_page(week, lang=lang, ledgers=ledgers, pages=pages, out=out,
                                   workbook=workbook if workbook.exists() else None, figures=figures))
     return index
 
@@ -252,10 +253,6 @@ th { background: #ddebf7; text-align: center; } td:first-child { text-align: lef
 """
 
 
-def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
 
 
 @contextlib.contextmanager

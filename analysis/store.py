@@ -25,7 +25,6 @@ import json
 import os
 import re
 import shutil
-import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -35,6 +34,7 @@ from urllib.parse import unquote
 import pandas as pd
 import pyarrow as pa
 
+from .atomic import disk_full, new_scratch, no_room
 from .schema import COLUMNS, DEFAULT_TZ, conform, sort_log
 
 STORE_DIR = "send_log"
@@ -87,31 +87,18 @@ _LOCKS: dict[str, object] = {}
 
 @contextmanager
 def scratch_folder(root: str | Path, kind: str) -> Iterator[Path]:
-    """A scratch folder ``<root>/.<kind>-<pid>-…`` beside the store (on its file system,
-    so its files can be moved in), removed when done; the ones of processes that died
-    (killed mid-run) are removed first."""
+    """A scratch folder beside the store (on its file system, so its files can be moved
+    in; :func:`new_scratch`), removed when done."""
     root = Path(root)
-    root.mkdir(parents=True, exist_ok=True)
-    for old in root.glob(f".{kind}-*"):
-        pid = old.name.split("-")[1]
-        if pid.isdigit() and not _alive(int(pid)):
-            shutil.rmtree(old, ignore_errors=True)
-    folder = root / f".{kind}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    folder.mkdir()
+    folder = new_scratch(root, kind)
     try:
         yield folder
+    except Exception as exc:  # writing the scratch or the store's files (delta-rs's errors are no OSError)
+        if no_room(exc, root):
+            raise disk_full(store_path(root)) from None
+        raise
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 @contextmanager
@@ -422,14 +409,16 @@ def commit_tables(groups: Iterable[Iterable[pa.Table]], root: str | Path, *, key
             return store
         adds: list = []
         try:
-            with scratch_folder(store.parent, "commit") as scratch:
+            with scratch_folder(store.parent, "commit") as scratch, _native_stderr_held():
                 for i, group in enumerate(groups):
                     adds += _write_apart(group, scratch / str(i), store, schema)
-            _commit_files(dt, store, adds, keys, schema, commit)
-        except BaseException:
+                _commit_files(dt, store, adds, keys, schema, commit)
+        except BaseException as exc:
             if _version(store) == (None if dt is None else dt.version()):  # no version has them: take them out
                 for add in adds:
                     (store / add.path).unlink(missing_ok=True)
+            if isinstance(exc, Exception) and not isinstance(exc, OSError | StoreError):
+                raise StoreError(f"{store}: the commit failed, nothing was written: {one_line(exc)}") from exc
             raise
     return store
 
@@ -444,6 +433,34 @@ def _rows_after(dt, keys: set | None, rows: int) -> dict:
                                                                            "partition.month")), strict=True)
             if (v, m) not in keys]
     return {} if None in kept else {"rows": sum(kept) + rows}
+
+
+@contextmanager
+def _native_stderr_held() -> Iterator[None]:
+    """Hold what is written to the process's standard error (its file descriptor, not
+    Python's ``sys.stderr``) while delta-rs writes: a failed write of delta-rs prints a
+    Rust panic with its backtrace there before its error comes back. Shown again when
+    the block succeeds; dropped when it fails, whose error says it in one line."""
+    import sys
+    import tempfile
+
+    sys.stderr.flush()
+    saved = os.dup(2)
+    held = tempfile.TemporaryFile()
+    os.dup2(held.fileno(), 2)
+    failed = True
+    try:
+        yield
+        failed = False
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        if not failed:
+            held.seek(0)
+            text = held.read()
+            if text:
+                sys.stderr.write(text.decode("utf-8", errors="replace"))
+        held.close()
 
 
 def _version(store: Path) -> int | None:

@@ -40,7 +40,7 @@ def start(n: int) -> int:
     the background). Returns how many are running."""
     context = multiprocessing.get_context("spawn")  # a fresh interpreter: delta-rs panics in a fork
     while len(_POOL) < n - 1:
-        worker = ProcessPoolExecutor(1, mp_context=context, initializer=_prepare)
+        worker = ProcessPoolExecutor(1, mp_context=context, initializer=_prepare, initargs=(os.getpid(),))
         worker.submit(int)  # spawn it now, not at its first task
         _POOL.append(worker)
     return len(_POOL)
@@ -56,7 +56,10 @@ def stop() -> None:
         worker.shutdown(wait=True, cancel_futures=True)
 
 
-def _prepare() -> None:
+def _prepare(parent: int) -> None:
+    import threading
+
+    threading.Thread(target=_end_with, args=(parent,), daemon=True, name="end-with-parent").start()
     import pyarrow as pa
 
     pa.set_memory_pool(pa.system_memory_pool())  # give freed memory back at once
@@ -65,6 +68,17 @@ def _prepare() -> None:
     import gc
 
     gc.freeze()  # the imports' objects: never garbage, no longer walked by every collection
+
+
+def _end_with(parent: int) -> None:
+    """End this worker once the process that started it is gone: killed (``kill -9``),
+    it can no longer stop its workers, which would otherwise live on, holding memory and
+    the files they were given."""
+    import time
+
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os._exit(1)
 
 
 def _share(shared: dict) -> None:

@@ -322,3 +322,39 @@ def test_ingest_says_where_its_time_went(fixtures, tmp_path, capsys):
     capsys.readouterr()
     assert main(["ingest", *map(str, raw), "--out", str(tmp_path)]) == 0
     assert "time: read " in capsys.readouterr().out
+
+
+@pytest.mark.slow  # real processes killed
+def test_a_killed_weekly_leaves_no_scratch_behind(tmp_path):
+    """`weekly` on exports stages them in a scratch store under $TMPDIR (full phone
+    numbers): a terminated run removes it; one killed with -9 cannot, and the next
+    command removes it as it starts."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    export = tmp_path / "may.csv"
+    export.write_text("vendor,message_id,phone,template_id,submit_time,done_time,status\n" + "".join(
+        f"tencent,m{i},1380013{i % 10000:04d},T1,2025-05-06 09:{i % 60:02d}:00,2025-05-06 09:{i % 60:02d}:07,"
+        "delivered\n" for i in range(60_000)), encoding="utf-8")
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    env = {**os.environ, "TMPDIR": str(scratch)}
+    sms_ledger = str(Path(sys.executable).with_name("sms-ledger"))
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        proc = subprocess.Popen([sms_ledger, "weekly", str(export), "--week", "2025-W19", "--out", str(tmp_path / "r")],
+                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while not list(scratch.glob(".sms-ledger-*/send_log")) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert list(scratch.glob(".sms-ledger-*")), "no scratch store was made"
+        proc.send_signal(sig)
+        proc.wait(timeout=60)
+        left = list(scratch.glob(".sms-ledger-*"))
+        if sig == signal.SIGTERM:
+            assert proc.returncode == 128 + signal.SIGTERM and not left, left
+    assert left, "a killed run cannot remove its scratch"
+    subprocess.run([sms_ledger, "history", "--out", str(tmp_path / "none")], env=env, capture_output=True, timeout=60)
+    assert not list(scratch.glob(".sms-ledger-*"))

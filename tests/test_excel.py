@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -143,13 +144,15 @@ def test_failed_write_leaves_the_old_workbook(ledgers, tmp_path, monkeypatch):
     path = write_ledger(ledgers, tmp_path / "ledger.xlsx")
     before = path.read_bytes()
 
-    def broken(self, filename):
-        with open(filename, "wb") as fh:
-            fh.write(b"half")
-        raise OSError("disk full")
+    def broken(self, data):  # the disk fills halfway through the workbook's bytes
+        import errno
 
-    monkeypatch.setattr(Workbook, "save", broken)
-    with pytest.raises(OSError, match="disk full"):
+        with open(self, "wb") as fh:
+            fh.write(data[: len(data) // 2])
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_bytes", broken)
+    with pytest.raises(OSError, match=f"{path}: no space left on the disk"):
         write_ledger(ledgers, path, lang="en")
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["ledger.xlsx"]

@@ -551,7 +551,8 @@ def _peak_rss_reading(path: Path) -> tuple[str, int]:
             "try:\n    read_send_log(sys.argv[1]); print('loaded')\n"
             "except LoadError as exc:\n    print(exc)\n"
             "print(int(re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1)) // 1024)\n")
-    out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True,
+                         timeout=60)
     message, peak = out.stdout.strip().rsplit("\n", 1)
     return message, int(peak)
 
@@ -733,3 +734,131 @@ def test_an_unreadable_time_is_rejected_with_its_column_named(tmp_path):
     assert res.rejects["line"].tolist() == [3, 4]
     assert res.rejects["reason"].tolist() == ["done_time: unreadable time: yesterday-ish",
                                               "submit_time: unreadable time: 2025-02-30 10:02:00"]
+
+
+def _quiet_day(path: Path, out: Path) -> Path | None:
+    """``path`` as its vendor writes it on a day with no messages: a table's header (and
+    any title line) with no rows, a JSON response whose list of records is empty; None
+    for formats with no header (JSON lines, logs: a quiet day is an empty file)."""
+    from analysis.readers import read_raw
+    from analysis.readers._files import records_of
+
+    target = out / path.name
+    if path.suffix == ".csv":
+        header = int(read_raw(path).frame["_line"].min()) - 1
+        target.write_bytes(b"".join(path.read_bytes().splitlines(keepends=True)[:header]))
+        return target
+    if path.suffix == ".json":
+        document = json.loads(path.read_text(encoding="utf-8"))
+        records = records_of(document)
+        if isinstance(document, list):
+            document = []
+        else:
+            records.clear()  # the list inside the response, emptied in place
+        target.write_text(json.dumps(document), encoding="utf-8")
+        return target
+    return None
+
+
+QUIET = [p for p in sorted([*PUBLIC.parent.glob("*.csv"), *PUBLIC.glob("*.csv"), *PUBLIC.glob("*.json")])
+         if p.name != "custom.csv"]
+
+
+@pytest.mark.parametrize("path", QUIET, ids=lambda p: p.name)
+def test_an_export_of_a_quiet_day_loads_no_message_and_says_so(path, tmp_path):
+    """A header (or an API page) with no rows is a normal export: 0 messages, every row
+    read accounted for (a title line above the header rejected as such), in memory and
+    through the streamed ingest."""
+    from analysis.readers import ingest_files
+
+    empty = _quiet_day(path, tmp_path)
+    res = load_send_log(empty)
+    assert len(res.log) == 0
+    s = res.summary.iloc[0]
+    assert s["loaded"] == 0 and s["rows_read"] == s["rejected"] == len(res.rejects)
+    assert set(res.rejects["reason_code"]) <= {"title_line"}
+    ingested = ingest_files([empty], tmp_path / "store", workers=1)
+    assert ingested.messages == 0 and ingested.summary["loaded"].sum() == 0
+
+
+def test_a_spreadsheet_of_a_quiet_day_loads_no_message(tmp_path):
+    from openpyxl import Workbook
+
+    book = Workbook()
+    book.active.append(["message_id", "phone", "submit_time", "status"])
+    book.save(tmp_path / "quiet.xlsx")
+    res = load_send_log(tmp_path / "quiet.xlsx")
+    assert len(res.log) == 0 and res.summary["rows_read"].tolist() == [0]
+
+
+def _hostile(name: str, folder: Path) -> Path:
+    """Inputs that would take the machine down, each made here."""
+    import os
+    import zipfile
+
+    path = folder / name
+    if name == "bomb.xlsx":  # a real workbook whose sheet is 600 MiB of blanks: a few hundred KB on disk
+        from openpyxl import Workbook
+
+        book = Workbook()
+        book.active.append(["message_id", "phone", "submit_time", "status"])
+        book.save(folder / "real.xlsx")
+        sheet = "xl/worksheets/sheet1.xml"
+        with zipfile.ZipFile(folder / "real.xlsx") as real, \
+                zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
+            for member in real.infolist():
+                if member.filename != sheet:
+                    archive.writestr(member, real.read(member))
+            xml = real.read(sheet)
+            head, tail = xml.split(b"</sheetData>")
+            with archive.open(sheet, "w", force_zip64=True) as out:
+                out.write(head)
+                for _ in range(600):
+                    out.write(b" " * (1 << 20))
+                out.write(b"</sheetData>" + tail)
+    elif name == "zero.xlsx":
+        path.symlink_to("/dev/zero")
+    elif name == "pipe.csv":
+        os.mkfifo(path)
+    elif name in ("array.json", "document.xml"):  # 300 MB on one line
+        one = (b'{"MessageId":"m","To":"+8613800138000","Status":"delivered"},' if name == "array.json" else
+               b"<r><MessageId>m</MessageId><To>+8613800138000</To><Status>delivered</Status></r>")
+        with path.open("wb") as fh:
+            fh.write(b"[" if name == "array.json" else b"<Response><Records>")
+            for _ in range(300):
+                fh.write(one * ((1 << 20) // len(one)))
+            fh.write(b'{"MessageId":"m"}]' if name == "array.json" else b"</Records></Response>")
+    elif name == "deep.json":
+        path.write_bytes(b'{"a":' * 100_000 + b"1" + b"}" * 100_000)
+    elif name == "arrays.jsonl":  # every record a JSON array: none is a record
+        path.write_bytes(b"[1, 2]\n[3, 4]\n")
+    return path
+
+
+@pytest.mark.slow  # a fresh process per input, measured
+@pytest.mark.parametrize(("name", "message"), [
+    ("bomb.xlsx", "expands to more than 100 times its size"),
+    ("zero.xlsx", "a device, not an export file"),
+    ("pipe.csv", "a FIFO (named pipe), not an export file"),
+    ("array.json", "a JSON document larger than 64 MiB, the most read whole"),
+    ("document.xml", "an XML document larger than 64 MiB, the most read whole"),
+    ("deep.json", "JSON nested deeper than any export"),
+])
+def test_an_input_that_would_take_the_machine_down_is_one_line_naming_it(name, message, tmp_path):
+    """Each stops within 60 s and far below 2 GB, with one line naming the file."""
+    path = _hostile(name, tmp_path)
+    said, peak = _peak_rss_reading(path)
+    assert said.startswith(f"{path}: ") and message in said and "\n" not in said, said
+    assert peak < 1024, peak
+
+
+def test_a_file_of_json_arrays_is_rejected_line_by_line(tmp_path):
+    """No record in it: each line rejected with its number, in memory and through the
+    streamed ingest (whose block of no record had no phone column)."""
+    from analysis.readers import ingest_files
+
+    path = _hostile("arrays.jsonl", tmp_path)
+    res = load_send_log(path)
+    assert len(res.log) == 0 and res.rejects["line"].tolist() == [1, 2]
+    done = ingest_files([path], tmp_path / "store", workers=1)
+    assert done.messages == 0 and done.summary["rejected"].tolist() == [2]

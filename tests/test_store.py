@@ -452,3 +452,49 @@ def test_every_read_goes_through_the_tables_log(tmp_path):
                        "ledger_source": int(compute(["hours"], ledger_source([out], measures=["hours"]))["hours"]["submitted"].sum())
                        }.items():
         assert rows == len(first) == 300, name
+
+
+def _on_a_small_disk(mb: float, commands: list[list[str]], disk: Path) -> tuple[list, list[str]]:
+    """Run ``commands`` one after another with ``disk`` a file system of ``mb`` MB of its
+    own (a tmpfs mounted in a mount namespace of their own: no root needed, nothing left
+    mounted); returns each one's (exit code, standard error) and the files left on it."""
+    import shlex
+
+    disk.mkdir(exist_ok=True)
+    script = f"mount -t tmpfs -o size={int(mb * 1024)}k tmpfs {shlex.quote(str(disk))} || exit 99\n"
+    for i, command in enumerate(commands):
+        script += f"{shlex.join(command)} > /dev/null 2> {disk}/.err{i}; echo \"rc $?\"; cat {disk}/.err{i}; " \
+                  f"rm {disk}/.err{i}; echo '--'\n"
+    script += f"find {shlex.quote(str(disk))} -mindepth 1\n"
+    done = subprocess.run(["unshare", "-Urm", "sh", "-c", script], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    *runs, left = done.stdout.split("--\n")
+    results = [(int(r.split("\n", 1)[0].split()[1]), r.split("\n", 1)[1]) for r in runs]
+    return results, [line for line in left.splitlines() if line]
+
+
+@pytest.mark.slow  # real processes on small disks
+def test_a_full_disk_is_one_line_and_leaves_nothing_behind(tmp_path):
+    """An ingest onto disks too small for its scratch, its commit, or neither: it lands
+    whole or stops with one line saying the disk is full, leaving no scratch and no file
+    no version names; `weekly` onto a full disk says so in one line, without a traceback."""
+    rows = _month(tmp_path / "mid.csv", "tencent", "m", 40_000)
+    disk = tmp_path / "disk"
+    outcomes = set()
+    for mb in (2, 6, 12, 16, 17, 18, 19, 24):
+        [(code, err)], left = _on_a_small_disk(mb, [[SMS_LEDGER, "ingest", str(rows), "--out", str(disk / "s")]], disk)
+        outcomes.add(code)
+        names = {Path(p).relative_to(disk).as_posix() for p in left}
+        if code == 0:
+            assert "s/send_log/_delta_log/00000000000000000000.json" in names, (mb, names)
+            continue
+        assert code == 2 and err == f"sms-ledger: error: {disk / 's' / 'send_log'}: no space left on the disk " \
+            f"({err.split('(')[1].split(')')[0]}): nothing was written; free some space and run again\n", (mb, err)
+        assert names <= {"s", "s/.send_log.lock"}, (mb, names)
+    assert outcomes == {0, 2}
+    store = tmp_path / "store"
+    assert main(["ingest", str(rows), "--out", str(store)]) == 0
+    [(code, err)], left = _on_a_small_disk(0.004, [[SMS_LEDGER, "weekly", str(store), "--week", "2025-W19", "--out",
+                                                   str(disk / "r")]], disk)
+    assert code == 2 and err.startswith(f"sms-ledger: error: {disk / 'r'}") and err.count("\n") == 1, err
+    assert "no space left on the disk" in err and {Path(p).name for p in left} <= {"r"}, (err, left)

@@ -108,3 +108,71 @@ def test_memory_is_given_back_only_above_the_bound(monkeypatch):
         if enabled:
             gc.enable()
     assert calls == [0, 0] and collections.count("start") == 2
+
+
+def _descendants(pid: int) -> set[int]:
+    """The processes below ``pid`` (Linux's /proc)."""
+    from pathlib import Path
+
+    parents = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            parents[int(stat.parent.name)] = int(fields[1])
+        except (OSError, ValueError, IndexError):
+            continue
+    found, todo = set(), [pid]
+    while todo:
+        p = todo.pop()
+        kids = {c for c, parent in parents.items() if parent == p}
+        found |= kids
+        todo.extend(kids)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    from pathlib import Path
+
+    try:  # a zombie has exited: only its entry is left for its parent
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.slow  # real processes killed
+def test_workers_end_when_a_killed_ingest_leaves_them(tmp_path):
+    """kill -9 an ingest whose worker processes are at work (an input over the size that
+    starts them): every process it started (workers, the resource tracker) is gone within
+    a few seconds."""
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    big = tmp_path / "big.csv"
+    with big.open("w") as fh:
+        fh.write("vendor,message_id,phone,template_id,submit_time,done_time,status\n")
+        for i in range(450_000):
+            fh.write(f"tencent,m{i:07d},1380013{i % 10000:04d},T1,2025-05-06 09:{i % 60:02d}:00,"
+                     f"2025-05-06 09:{i % 60:02d}:07,delivered\n")
+    assert big.stat().st_size > 32 << 20  # large enough to start the workers
+    sms_ledger = str(Path(sys.executable).with_name("sms-ledger"))
+    for delay in (0.0, 1.0, 2.5):  # after the workers started: staging, merging
+        proc = subprocess.Popen([sms_ledger, "ingest", str(big), "--out", str(tmp_path / f"s{delay}")],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while len(_descendants(proc.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(delay)
+        started = _descendants(proc.pid)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        assert started, delay  # the workers were running
+        deadline = time.monotonic() + 15
+        while any(map(_alive, started)) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        left = [p for p in started if _alive(p)]
+        for p in left:
+            os.kill(p, signal.SIGKILL)
+        assert not left, (delay, left)

@@ -455,7 +455,8 @@ def _stage_file(raw: RawFile, *, vendor, layout: Layout | None, tz, source_tz) -
     phone, reason = normalize_phones(st["phone"], default_plus=layout.intl_phones)
     st["phone"] = phone
     if layout.id_per_phone and "message_id" in st:  # a request id shared by a batch: the message is id + phone
-        digest = pd.util.hash_pandas_object(phone.fillna(""), index=False).map("{:016x}".format).str.slice(0, 8)
+        digest = pd.util.hash_pandas_object(phone.fillna(""), index=False).map("{:016x}".format).astype(STRING) \
+            .str.slice(0, 8)  # (an empty block's map gives no strings)
         given = st["message_id"].astype(STRING)
         st["message_id"] = (given + "#" + digest.astype(STRING)).where(phone.notna() & given.notna(), given)
     # a missing phone may come from another row of the message, or stay unknown
@@ -799,7 +800,7 @@ def summarize(infos: list[dict], counts: list[pd.DataFrame], pairs: list[pd.Data
     pairs = pd.concat(pairs).drop_duplicates().sort_values(["_file", "vendor"]) if pairs else \
         pd.DataFrame(columns=["_file", "vendor"])
     vendors = pairs.groupby("_file")["vendor"].agg(", ".join)
-    info["vendor"] = files.map(vendors).where(lambda v: v.fillna("") != "", info["vendor"])
+    info["vendor"] = files.map(vendors).astype(object).where(lambda v: v.fillna("") != "", info["vendor"])
     return info[["file", "layout", "vendor", "encoding", *_ACCOUNT, "messages", "control_chars"]]
 
 

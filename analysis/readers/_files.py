@@ -127,6 +127,50 @@ def _check_expansion(path: Path) -> None:
             pass
 
 
+def _regular(path: Path) -> None:
+    """Refuse what is not a file or a folder (a FIFO would block the read forever, a
+    device such as /dev/zero never ends), whatever its name or a link to it says."""
+    import stat
+
+    mode = path.stat().st_mode
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        kind = ("a FIFO (named pipe)" if stat.S_ISFIFO(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+                else "a socket" if stat.S_ISSOCK(mode) else "not a regular file")
+        raise LoadError(f"{path}: {kind}, not an export file: give the export itself")
+
+
+#: The most a JSON or XML document read whole may hold, decompressed: a document is
+#: parsed into Python objects several times its size. An API response is a page of a
+#: few hundred records; a larger set of records belongs in JSON lines, read line by line.
+MAX_DOCUMENT_BYTES = 64 << 20
+
+
+def _document(path: Path, what: str) -> bytes:
+    """A JSON or XML document's bytes, refused past :data:`MAX_DOCUMENT_BYTES`."""
+    data = _read_bytes(path, MAX_DOCUMENT_BYTES + 1)
+    if len(data) > MAX_DOCUMENT_BYTES:
+        raise LoadError(f"{path}: {what} document larger than {MAX_DOCUMENT_BYTES >> 20} MiB, the most read whole: "
+                        "write its records as JSON lines, one record per line (for an array: jq -c '.[]' FILE)")
+    return data
+
+
+def _zip_expansion(path: Path) -> None:
+    """Refuse a spreadsheet (a zip archive) whose members expand past the gzip rule
+    (:data:`MAX_EXPANSION` times the file, after :data:`EXPANSION_ALLOWANCE`), from the
+    archive's own directory, before anything is decompressed."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            expanded = sum(member.file_size for member in archive.infolist())
+    except (zipfile.BadZipFile, OSError):
+        return  # not a zip archive (an old .xls): the spreadsheet reader says what it is
+    size = path.stat().st_size
+    if expanded > EXPANSION_ALLOWANCE and expanded > MAX_EXPANSION * size:
+        raise LoadError(f"{path}: expands to more than {MAX_EXPANSION} times its size ({expanded / 2**20:,.0f} MiB "
+                        f"from {size / 2**20:,.1f} MiB): not an export but a damaged or hostile spreadsheet")
+
+
 def _read_bytes(path: Path, limit: int | None = None) -> bytes:
     """The file's bytes (decompressed), or its first ``limit`` bytes."""
     with _open(path) as fh:
@@ -236,6 +280,7 @@ def read_chunks(path: str | Path, *, rows: int | None = CHUNK_ROWS):
     path = Path(path)
     if not path.exists():
         raise LoadError(f"{path}: no such file")
+    _regular(path)
     if path.is_dir():
         yield _read_store(path) if _is_store(path) else _read_parquet(path)
         return
@@ -329,6 +374,7 @@ def _titles(rows: list[list], header: int, first_line: int = 1) -> list[tuple[in
 
 
 def _read_excel(path: Path) -> RawFile:
+    _zip_expansion(path)
     try:
         grid = pd.read_excel(path, engine="calamine", dtype=object, header=None)
     except Exception as exc:  # calamine raises its own error types
@@ -525,7 +571,12 @@ def _frame(records: list[dict], lines) -> pd.DataFrame:
 
 
 def _read_json(path: Path, encoding: str) -> RawFile:
-    data = _read_bytes(path)
+    data = _read_bytes(path, MAX_DOCUMENT_BYTES + 1)
+    if len(data) > MAX_DOCUMENT_BYTES:  # JSON lines, or a document too large to read whole
+        first = data[:MAX_RECORD_BYTES + 1].split(b"\n", 1)[0]
+        if len(first) > MAX_RECORD_BYTES or not _json_object(first, encoding):
+            _document(path, "a JSON")  # the error
+        data = _read_bytes(path)
     try:
         text = data.decode(encoding).lstrip("\ufeff")
     except UnicodeDecodeError as exc:
@@ -535,6 +586,9 @@ def _read_json(path: Path, encoding: str) -> RawFile:
         if isinstance(document, (dict, list)):
             records = records_of(document)
             return RawFile(path, _frame(records, range(1, len(records) + 1)), "json", encoding)
+    except RecursionError:
+        raise LoadError(f"{path}: JSON nested deeper than any export ({sys.getrecursionlimit():,} levels or more): "
+                        "damaged or not an export") from None
     except ValueError:
         pass
     _long_line(path, data)  # not one document: JSON lines, each a record
@@ -561,6 +615,14 @@ def _read_json(path: Path, encoding: str) -> RawFile:
     return RawFile(path, _frame(records, line_no), "json", encoding, bad)
 
 
+def _json_object(line: bytes, encoding: str) -> bool:
+    """Whether a line is one JSON object (a record of JSON lines)."""
+    try:
+        return isinstance(json.loads(line.decode(encoding, errors="replace")), dict)
+    except (ValueError, RecursionError):
+        return False
+
+
 def _flat_table(table: pa.Table) -> pa.Table:
     while any(pa.types.is_struct(t) for t in table.schema.types):
         table = table.flatten()
@@ -585,7 +647,9 @@ def _read_xml(path: Path, encoding: str) -> RawFile:
     from defusedxml import ElementTree
 
     try:
-        root = ElementTree.fromstring(_read_bytes(path))
+        root = ElementTree.fromstring(_document(path, "an XML"))
+    except LoadError:
+        raise
     except Exception as exc:  # defusedxml raises its own errors for entity tricks
         raise LoadError(f"{path}: not readable XML ({exc})") from None
 

@@ -37,7 +37,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..schema import DEFAULT_TZ, validate
+from ..schema import DEFAULT_TZ, STRING, validate
 from ..workers import release_memory
 from ._assemble import (
     Staging,
@@ -102,6 +102,8 @@ class Spill:
     keys: set = field(default_factory=set)
 
     def __call__(self, st: pd.DataFrame) -> None:
+        if "phone" not in st:  # no layout's column at all (a block whose every line was rejected)
+            st["phone"] = pd.Series(pd.NA, index=st.index, dtype=STRING)
         st["_order"] = np.arange(self.order, self.order + len(st), dtype=np.int64)
         self.order += len(st)
         vendors, keys, ids = touched(st, tz=self.tz)
