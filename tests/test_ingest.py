@@ -291,3 +291,16 @@ def test_an_id_a_gateway_reused_for_another_number_is_another_message(tmp_path, 
     ingest_files(files[:2], tmp_path / "twice", workers=1)
     ingest_files(files[2:], tmp_path / "twice", workers=1)
     pd.testing.assert_frame_equal(read_store(tmp_path / "twice"), read_store(tmp_path / "memory"))
+
+
+@pytest.mark.slow  # the demo, three ingests
+def test_the_demo_ingested_again_changes_no_row(demo, tmp_path):
+    """A retry of an ingest that had in fact landed (the seven exports again, and again
+    in the other order) leaves every message as it was."""
+    files = demo_files(demo)
+    ingest_files(files, tmp_path, workers=1)
+    first = read_store(tmp_path)
+    ingest_files(files, tmp_path, workers=1)
+    pd.testing.assert_frame_equal(read_store(tmp_path), first)
+    ingest_files(files[::-1], tmp_path, workers=1)
+    pd.testing.assert_frame_equal(read_store(tmp_path), first)

@@ -108,6 +108,7 @@ def test_killed_mid_ingest_leaves_the_last_version_and_no_litter(tmp_path):
         proc.wait()
         now = read_store(out)
         assert len(now) in (len(before), len(before) + 60_000), delay
+        assert len(read_send_log(out)) == len(read_send_log(store_path(out))) == len(now), delay  # not the litter
         outcomes.add(len(now))
         if len(now) > len(before):
             assert main(["undo", "--out", str(out)]) == 0
