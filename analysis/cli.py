@@ -17,6 +17,7 @@ if TYPE_CHECKING:  # pandas is imported where it is used: worker processes start
     import pandas as pd
 
 EPILOG = """examples:
+  sms-ledger init                               make this folder a project (data/, reports/ go here)
   sms-ledger demo                               demo data, ingest, and the demo week's report
   sms-ledger ingest data/raw/*.csv --out data/interim
   sms-ledger ingest export.csv --vendor aliyun  force a vendor layout
@@ -45,6 +46,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    init = sub.add_parser(
+        "init", help="make a folder an SMS Ledger project (where the commands read and write)",
+        description="Write sms-ledger.toml (the project marker) and the data/raw, data/interim and reports folders "
+        "into FOLDER. Every command run in that folder or below it then reads and writes there: the store in "
+        "data/interim, reports in reports/. Without a marker, the folder a command runs in is the project; "
+        "SMS_LEDGER_HOME overrides both.")
+    init.add_argument("folder", nargs="?", type=Path, default=Path("."), help="the project folder (default: here)")
+
     ingest = sub.add_parser(
         "ingest",
         help="load raw exports into the store (one undoable version per ingest)",
@@ -57,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ingest.add_argument("raw", nargs="+", type=Path, metavar="RAW",
                         help="export files, or folders of them (files that are not exports are skipped, with a note)")
-    ingest.add_argument("--out", type=Path, default=config.INTERIM, help="store folder (default: %(default)s)")
+    ingest.add_argument("--out", type=Path, default=config.interim(), help="store folder (default: %(default)s)")
     ingest.add_argument("--unmask", action="store_true", help="keep full phone numbers in rejects.csv")
     _engine_options(ingest, "where the files are read and staged: this machine (this process reads; its worker "
                     "processes, one per core, stage an input over 64 MB), or a Dask cluster for many files "
@@ -68,12 +77,12 @@ def build_parser() -> argparse.ArgumentParser:
         "history", help="list the store's versions (one per ingest)",
         description="List every version of the store, newest first: when, what it did (ingest, restore, migrate), "
         "the files an ingest read with its row accounting, the messages in the store after it and the change.")
-    history.add_argument("--out", type=Path, default=config.INTERIM, help="store folder (default: %(default)s)")
+    history.add_argument("--out", type=Path, default=config.interim(), help="store folder (default: %(default)s)")
     undo = sub.add_parser(
         "undo", help="take back the last ingest (or go back to --version)",
         description="Make an earlier version of the store the current one again: by default the one before the "
         "latest, which takes back the last ingest. The undo is itself a version, so it can be undone.")
-    undo.add_argument("--out", type=Path, default=config.INTERIM, help="store folder (default: %(default)s)")
+    undo.add_argument("--out", type=Path, default=config.interim(), help="store folder (default: %(default)s)")
     undo.add_argument("--version", type=int, help="the version to go back to (see `sms-ledger history`)")
 
     check = sub.add_parser(
@@ -82,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
         "empty, cut short or missing, a data file gone or cut short. Lists every version with its state and says "
         "which is the latest intact one. With --repair, makes that version the store again: damaged commits are set "
         "aside (not deleted) in a .damaged-<time> folder beside the store. Exits 1 while the store is damaged.")
-    check.add_argument("--out", type=Path, default=config.INTERIM, help="store folder (default: %(default)s)")
+    check.add_argument("--out", type=Path, default=config.interim(), help="store folder (default: %(default)s)")
     check.add_argument("--repair", action="store_true", help="make the latest intact version the store again")
 
     vacuum = sub.add_parser(
@@ -90,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Every ingest that touches a month rewrites its partition and keeps the old files, so that "
         "`sms-ledger undo` can go back; a month ingested daily holds about 30 copies. Delete the files only "
         "versions older than --days need: those versions can no longer be restored.")
-    vacuum.add_argument("--out", type=Path, default=config.INTERIM, help="store folder (default: %(default)s)")
+    vacuum.add_argument("--out", type=Path, default=config.interim(), help="store folder (default: %(default)s)")
     vacuum.add_argument("--days", type=float, default=30, help="keep every version of the last DAYS days "
                         "restorable (default: %(default)s)")
     vacuum.add_argument("--dry-run", action="store_true", help="only say what would be removed")
@@ -112,7 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument("--week", help="ISO week to report, e.g. 2025-W18")
     which.add_argument("--all-weeks", action="store_true", help="write one workbook per week found")
     weekly.add_argument("--lang", choices=["zh", "en"], default="zh", help="headers and values (default: %(default)s)")
-    weekly.add_argument("--out", type=Path, default=config.REPORTS / "ledgers", help="output folder (default: %(default)s)")
+    weekly.add_argument("--out", type=Path, default=config.reports() / "ledgers", help="output folder (default: %(default)s)")
     weekly.add_argument("--unmask", action="store_true", help="write phone numbers in full (personal data!)")
     weekly.add_argument("--price", action="append", default=[], metavar="VENDOR=PRICE",
                         help="contract price per segment where the bill gives none (repeatable)")
@@ -137,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--vendors", default="", help="only these vendors, comma-separated (default: all)")
     report.add_argument("--trial", nargs="*", type=Path, default=[], metavar="TRIAL",
                         help="channel-trial logs for the trial section (default: none, the section says so)")
-    report.add_argument("--out", type=Path, default=config.REPORTS, help="reports folder (default: %(default)s)")
+    report.add_argument("--out", type=Path, default=config.reports(), help="reports folder (default: %(default)s)")
     report.add_argument("--industry", choices=["finance", "ecommerce"],
                         help="the send windows this industry avoids, for the send-window check (default: none)")
     report.add_argument("--timeout", type=int, default=600, help="seconds allowed per notebook cell (default: %(default)s)")
@@ -155,7 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     trial.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="trial send logs (any layout)")
     trial.add_argument("--lang", choices=["zh", "en"], default="zh", help="labels (default: %(default)s)")
-    trial.add_argument("--out", type=Path, default=config.REPORTS / "trial", help="output folder (default: %(default)s)")
+    trial.add_argument("--out", type=Path, default=config.reports() / "trial", help="output folder (default: %(default)s)")
     trial.add_argument("--threshold", type=float, default=0.98, help="arrival to prove (default: %(default)s)")
     trial.add_argument("--confidence", type=float, default=0.95, help="confidence of the bounds (default: %(default)s)")
     trial.add_argument("--industry", choices=["finance", "ecommerce"], help="send windows this industry avoids")
@@ -172,9 +181,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--n", type=int, default=60_000, help="original messages to simulate (default: %(default)s)")
     demo.add_argument("--seed", type=int, default=7, help="random seed (default: %(default)s)")
-    demo.add_argument("--raw", type=Path, default=config.DEMO_RAW, help="where to write the demo exports")
-    demo.add_argument("--out", type=Path, default=config.INTERIM, help="store folder (default: %(default)s)")
-    demo.add_argument("--reports", type=Path, default=config.REPORTS, help="reports folder (default: %(default)s)")
+    demo.add_argument("--raw", type=Path, default=config.demo_raw(), help="where to write the demo exports")
+    demo.add_argument("--out", type=Path, default=config.interim(), help="store folder (default: %(default)s)")
+    demo.add_argument("--reports", type=Path, default=config.reports(), help="reports folder (default: %(default)s)")
     return parser
 
 
@@ -346,7 +355,7 @@ def check(out: Path, *, repair: bool = False) -> int:
     else:
         best = intact.iloc[0]
         print(f"\nthe latest intact version is {best['version']} ({best['rows']:,} messages); "
-              f"`sms-ledger check --repair{'' if out == config.INTERIM else f' --out {out}'}` makes it the store again")
+              f"`sms-ledger check --repair{'' if out == config.interim() else f' --out {out}'}` makes it the store again")
     return 1
 
 
@@ -472,6 +481,10 @@ def main(argv: list[str] | None = None) -> int:
 
             history = store_history(args.out)
             print(history.astype(object).where(history.notna(), "").to_string(index=False))
+        elif args.command == "init":
+            marker = config.init_project(args.folder)
+            print(f"project: {marker.parent}\n  exports:  {marker.parent / 'data' / 'raw'}\n"
+                  f"  store:    {marker.parent / 'data' / 'interim'}\n  reports:  {marker.parent / 'reports'}")
         elif args.command == "check":
             return check(args.out, repair=args.repair)
         elif args.command == "vacuum":

@@ -116,7 +116,7 @@ def cannot_show(what: str, lang: str = "zh") -> None:
 
 def notebooks(folder: str | Path | None = None) -> list[Path]:
     """The report's notebooks, in order (``1.0-…``, ``2.0-…``)."""
-    folder = Path(folder) if folder else config.NOTEBOOKS
+    folder = Path(folder) if folder else config.notebooks()
     found = sorted(folder.glob("[0-9]*.ipynb"))
     if not found:
         raise FileNotFoundError(f"{folder}: no notebooks to run")
@@ -161,7 +161,7 @@ def run_report(
     import papermill
     from nbconvert import HTMLExporter
 
-    out = Path(out) if out else config.REPORTS
+    out = Path(out) if out else config.reports()
     suffix = config.lang_suffix(lang)
     figures = out / "figures" / f"{week}{suffix}"
     for sub in ("notebooks", "html"):
@@ -186,7 +186,7 @@ def run_report(
         with _quiet_kernel() as chatter:
             try:
                 papermill.execute_notebook(str(nb), str(executed), parameters=own, kernel_name="python3",
-                                           cwd=str(config.PROJECT_ROOT), progress_bar=False,
+                                           cwd=str(config.project_root()), progress_bar=False,
                                            execution_timeout=timeout, log_output=False)
             except papermill.PapermillExecutionError as exc:
                 raise RuntimeError(f"{nb.name}: cell {exc.exec_count} failed: {exc.ename}: {exc.evalue}") from None

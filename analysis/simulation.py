@@ -93,9 +93,9 @@ def simulate(out_dir: str | Path | None = None, *, n: int = 60_000, seed: int = 
         The truth manifest (also written as ``truth.json``), including the paths of the
         files written under ``files``.
     """
-    from .config import DEMO_RAW
+    from .config import demo_raw
 
-    out = Path(out_dir) if out_dir is not None else DEMO_RAW
+    out = Path(out_dir) if out_dir is not None else demo_raw()
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     msgs = _draw_messages(rng, n)
@@ -466,9 +466,9 @@ def simulate_trial(out_dir: str | Path | None = None) -> dict:
 
     Returns the truth manifest (also ``truth.json``).
     """
-    from .config import DEMO_TRIAL
+    from .config import demo_trial
 
-    out = Path(out_dir) if out_dir is not None else DEMO_TRIAL
+    out = Path(out_dir) if out_dir is not None else demo_trial()
     out.mkdir(parents=True, exist_ok=True)
     rows: list[dict] = []
     counter = iter(range(1, 10**6))

@@ -358,3 +358,53 @@ def test_a_killed_weekly_leaves_no_scratch_behind(tmp_path):
     assert left, "a killed run cannot remove its scratch"
     subprocess.run([sms_ledger, "history", "--out", str(tmp_path / "none")], env=env, capture_output=True, timeout=60)
     assert not list(scratch.glob(".sms-ledger-*"))
+
+
+@pytest.mark.slow  # real processes, run from folders of their own
+def test_commands_read_and_write_in_the_folder_they_run_in(tmp_path, monkeypatch):
+    """The project is the folder a command runs in, or the nearest one above it holding
+    sms-ledger.toml (`sms-ledger init`): the store, the workbooks and the history are
+    there, never in the package's own folder."""
+    import os
+    import subprocess
+    import sys
+
+    import analysis
+    from analysis import config
+
+    clone = Path(analysis.__file__).resolve().parent.parent
+    before = {p: sorted(os.listdir(p)) for p in (clone / "reports", clone / "data" / "interim") if p.exists()}
+    env = {k: v for k, v in os.environ.items() if k != "SMS_LEDGER_HOME"}
+    sms_ledger = str(Path(sys.executable).with_name("sms-ledger"))
+    fixtures = Path(__file__).parent / "fixtures"
+
+    def run(*args, cwd):
+        done = subprocess.run([sms_ledger, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, (args, done.stderr)
+        return done.stdout
+
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    run("ingest", str(fixtures / "canonical.csv"), cwd=mine)
+    assert (mine / "data" / "interim" / "send_log" / "_delta_log").is_dir()
+    run("weekly", "data/interim", "--all-weeks", cwd=mine)
+    assert list((mine / "reports" / "ledgers").glob("ledger-*.xlsx"))
+    assert "canonical.csv" in run("history", cwd=mine)
+    # a project marked by `init`, used from a folder below it
+    project = tmp_path / "project"
+    run("init", str(project), cwd=tmp_path)
+    assert (project / config.MARKER).is_file() and (project / "data" / "raw").is_dir()
+    below = project / "exports" / "may"
+    below.mkdir(parents=True)
+    run("ingest", str(fixtures / "canonical.csv"), cwd=below)
+    assert (project / "data" / "interim" / "send_log").is_dir() and not (below / "data").exists()
+    assert "canonical.csv" in run("history", cwd=below)
+    after = {p: sorted(os.listdir(p)) for p in before}
+    assert after == before  # nothing written into the package's folder
+    # `report` and the notebooks without inputs: the project's store, never another's
+    monkeypatch.delenv("SMS_LEDGER_HOME", raising=False)
+    monkeypatch.chdir(below)
+    assert config.default_inputs() == [project / "data" / "interim"]
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FileNotFoundError, match="no store in this project"):
+        config.default_inputs()

@@ -80,7 +80,7 @@ def readme(tmp_path_factory):
     from analysis import simulate
 
     home = tmp_path_factory.mktemp("home")
-    (home / "notebooks").symlink_to(config.NOTEBOOKS)
+    (home / "notebooks").symlink_to(config.PACKAGE_NOTEBOOKS)
     truth = simulate(home / "data" / "raw" / "demo", n=4000, seed=7)
     f = truth["files"]
     _run(home, "ingest", *f["aliyun"], *f["tencent"], *f["gateway"], f["twilio"], "--out", "data/interim")
@@ -259,7 +259,7 @@ def hostile(tmp_path_factory):
     import csv
 
     home = tmp_path_factory.mktemp("hostile")
-    (home / "notebooks").symlink_to(config.NOTEBOOKS)
+    (home / "notebooks").symlink_to(config.PACKAGE_NOTEBOOKS)
     raw = home / "data" / "raw"
     raw.mkdir(parents=True)
     vendors = ['=HYPERLINK("http://x.example","v")', "<img src=x onerror=alert(3)>"]
