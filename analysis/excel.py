@@ -90,7 +90,7 @@ def number_format(column: str) -> str | None:
         return "yyyy-mm-dd hh:mm" if column in _ZONED else "yyyy-mm-dd"
     if column.startswith("bill_vs_"):
         return "#,##0"
-    if column.endswith("_pp") or column in {"cusum"}:
+    if column.endswith("_pp"):
         return "+0.00;-0.00;0.00"
     if column in {"z", "cohens_h"}:
         return "0.00"

@@ -178,7 +178,9 @@ def arrival_rates(
     * ``receipt_coverage``: share with a final status (not pending);
     * ``originals``: attempt-1 messages; ``first_attempt_rate``: originals delivered on
       attempt 1 / originals; ``after_resend_rate``: originals delivered on any attempt /
-      originals; ``resend_gap`` = after − first (the resend inflation);
+      originals; each with its 95% Wilson interval (``first_attempt_low`` /
+      ``_high``, ``after_resend_low`` / ``_high``); ``resend_gap`` = after − first (the
+      resend inflation);
     * what the recipient saw, across attempts (:func:`row_flags`): ``latency_p50_s``,
       ``latency_p95_s``: seconds from the original submission to the first delivery;
       ``within_10min_rate``: originals delivered within 10 minutes / originals whose
@@ -244,6 +246,8 @@ def arrival_from_sums(out: pd.DataFrame, by: list[str], *, events: dict[str, boo
     k = out["delivered"].to_numpy(dtype=float)
     o = out["originals"].to_numpy(dtype=float)
     low, high = wilson_interval(k, n)
+    first_low, first_high = wilson_interval(out["first_ok"].to_numpy(dtype=float), o)
+    after_low, after_high = wilson_interval(out["any_ok"].to_numpy(dtype=float), o)
     with np.errstate(invalid="ignore", divide="ignore"):
         res = out.assign(
             arrival_rate=k / n,
@@ -251,7 +255,11 @@ def arrival_from_sums(out: pd.DataFrame, by: list[str], *, events: dict[str, boo
             arrival_high=high,
             receipt_coverage=out["final"] / n,
             first_attempt_rate=out["first_ok"] / o,
+            first_attempt_low=first_low,
+            first_attempt_high=first_high,
             after_resend_rate=out["any_ok"] / o,
+            after_resend_low=after_low,
+            after_resend_high=after_high,
             within_10min_rate=out["fast"] / out["timed"],
             attempt_within_10min_rate=out["attempt_fast"] / out["attempt_timed"],
             receipt_time_coverage=out["attempt_timed"] / k,
@@ -276,7 +284,11 @@ _ARRIVAL_COLUMNS = [
     "receipt_coverage",
     "originals",
     "first_attempt_rate",
+    "first_attempt_low",
+    "first_attempt_high",
     "after_resend_rate",
+    "after_resend_low",
+    "after_resend_high",
     "resend_gap",
     "within_10min_rate",
     "latency_p50_s",

@@ -1,16 +1,23 @@
 """The three-stage channel trial, scored vendor by vendor (README, *Channel trial, alerts, wording and send windows*).
 
 * **basic**: at least 10 numbers across China Mobile, China Unicom, China Telecom and a
-  virtual operator; every delivered message within 10 minutes; first-attempt arrival at
-  least 98%;
-* **stress**: at least three rounds at peak times; rounds whose arrival does not differ
-  beyond binomial noise and 5 points; latency that does not blow up;
+  virtual operator; at least 99% of the delivered messages within 10 minutes; first-attempt
+  arrival at least 98%;
+* **stress**: at least three rounds at peak times; rounds shown alike within 5 points
+  (two one-sided tests on every pair of rounds); latency that does not blow up;
 * **scenario**: verification, marketing and notification arrival equivalent (two
   one-sided tests against a margin) and each at the threshold;
-* **resend honesty**: first-attempt arrival beside after-resend arrival.
+* **resend honesty**: the share of originals that only a resend delivered, at most 2 points;
+* **head to head**: the vendors against each other (pairwise tests, Holm-adjusted).
 
-Every verdict is pass, fail or insufficient and carries its evidence: the 95% interval,
-and where the sample is too small to tell, the number of messages that would be needed.
+One evidence rule everywhere: a rate passes a threshold when its 95% Wilson lower bound
+reaches it and fails when its upper bound is below; a difference passes a margin when its
+90% Newcombe interval lies within it (two one-sided tests at 5%). Every verdict is pass,
+fail or insufficient and carries its evidence: the interval, and where the sample is too
+small to tell, the number of messages that would be needed. The rules are functions of
+counts (:func:`rate_verdict`, :func:`parity_verdict`, :func:`spread_verdict`,
+:func:`gap_verdict`, :func:`head_to_head`), which ``benchmarks/bench_rules.py`` checks at
+their boundaries.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -25,7 +33,7 @@ from scipy import special
 
 from .kernel import peak_windows, row_flags
 from .measures import TARGET, arrival_rates, with_rounds
-from .stats import wilson_interval
+from .stats import holm, newcombe_interval, wilson_interval
 
 STAGES = ("basic", "stress", "scenario")
 BASIC_CARRIERS = ("China Mobile", "China Unicom", "China Telecom", "Virtual")
@@ -146,8 +154,10 @@ NOTES = {
     "numbers": ("{n} 个不同号码", "{n} distinct numbers"),
     "carriers_all": ("四类运营商齐全", "all four carrier kinds"),
     "carriers_missing": ("缺少：{missing}", "missing: {missing}"),
-    "within": ("{fast:,}/{n:,} 条成功短信在 10 分钟内到达（{coverage:.0%} 的成功短信有回执时间）",
-               "{fast:,} of {n:,} delivered messages arrived within 10 minutes (receipt times for {coverage:.0%})"),
+    "within": ("{fast:,}/{n:,} 条成功短信在 10 分钟内到达（95% 区间 {low:.1%}–{high:.1%}，要求至少 {share:.0%}；"
+               "{coverage:.0%} 的成功短信有回执时间）",
+               "{fast:,} of {n:,} delivered messages arrived within 10 minutes (95% interval {low:.1%}–{high:.1%}, "
+               "at least {share:.0%} required; receipt times for {coverage:.0%})"),
     "within_none": ("没有带回执时间的成功短信，无法判断速度", "no delivered message has a receipt time: speed unknown"),
     "arrival": ("首发 {k:,}/{n:,} 成功（{rate:.1%}，95% 区间 {low:.1%}–{high:.1%}），补发后 {after:.1%}",
                 "first attempt {k:,} of {n:,} delivered ({rate:.1%}, 95% interval {low:.1%}–{high:.1%}), "
@@ -163,8 +173,11 @@ NOTES = {
     "one_round": ("只有一轮", "one round"),
     "spread": ("各轮首发到达率 {rates}；差异检验 p = {p}", "first-attempt arrival per round {rates}; test of difference p = {p}"),
     "spread_fail": ("；各轮差异显著且超过 {max:.0f} 个百分点", "; the rounds differ significantly and by more than {max:.0f} points"),
-    "spread_needed": ("；每轮约需 {needed:,} 条才能分辨 {max:.0f} 个百分点的差异",
-                      "; about {needed:,} messages per round are needed to tell a {max:.0f}-point difference"),
+    "spread_needed": ("；样本不足以证明各轮相差不超过 {max:.0f} 个百分点：每轮约需 {needed:,} 条",
+                      "; too few to show the rounds within {max:.0f} points: about {needed:,} messages per round "
+                      "needed"),
+    "spread_alike": ("；各轮两两相差的 90% 区间均在 ±{max:.0f} 个百分点内",
+                     "; every pair of rounds within ±{max:.0f} points (90% intervals)"),
     "latency": ("首轮时延中位数 {first:.0f} 秒，末轮 {last:.0f} 秒",
                 "median latency {first:.0f} s in the first round, {last:.0f} s in the last"),
     "latency_none": ("没有回执时间，无法比较时延", "no receipt times: latency cannot be compared"),
@@ -175,9 +188,22 @@ NOTES = {
     "parity_apart": ("；明显不同：{cats}", "; clearly different: {cats}"),
     "parity_unsure": ("；样本不足以证明各类别一致", "; too few to show the categories alike"),
     "parity_missing": ("；未测试：{missing}", "; not tested: {missing}"),
+    "parity_not_shown": ("；样本不足以证明达到 {threshold:.0%}：{cats}", "; too few to show {threshold:.0%}: {cats}"),
     "parity_few": ("至少需要两类：{cats}", "needs at least two of: {cats}"),
-    "resend": ("首发 {first:.1%}，补发后 {after:.1%}", "first attempt {first:.1%}, after resends {after:.1%}"),
+    "resend": ("首发 {first:.1%}，补发后 {after:.1%}：{gained:,}/{n:,} 条原始短信靠补发才送达（95% 区间 {low:.1%}–{high:.1%}）",
+               "first attempt {first:.1%}, after resends {after:.1%}: {gained:,} of {n:,} originals delivered only by "
+               "a resend (95% interval {low:.1%}–{high:.1%})"),
     "resend_inflated": ("（静默补发抬高了平台报告的到达率）", " (silent resends inflate the reported arrival)"),
+    "resend_needed": ("；样本不足以证明补发虚增不超过 {max:.0%}：约需 {needed:,} 条原始短信",
+                      "; too few to show the inflation within {max:.0%}: about {needed:,} originals needed"),
+    "resend_never": ("；按当前补发比例，任何样本都无法证明不超过 {max:.0%}",
+                     "; at this share no sample can show it within {max:.0%}"),
+    "h2h": ("首发到达率 {rate:.1%}（{k:,}/{n:,}），{m} 家平台中排第 {rank}",
+            "first-attempt arrival {rate:.1%} ({k:,} of {n:,}), rank {rank} of {m}"),
+    "h2h_alone": ("；没有其他平台可比较", "; no other vendor to compare with"),
+    "h2h_worse": ("；明显不如 {other}（多重比较校正后 p = {p}）", "; clearly behind {other} (Holm-adjusted p = {p})"),
+    "h2h_unsure": ("；样本不足以证明与其他平台相差不超过 {margin:.0f} 个百分点",
+                   "; too few to show it within {margin:.0f} points of every other vendor"),
     "concentration": ("前 {top:.0%} 的客户贡献 {share:.0%} 的发送量", "the top {top:.0%} of customers carry {share:.0%} of volume"),
     "inverted": ("倒金字塔：前 {top:.0%} 的客户贡献 {share:.0%} 的发送量（健康约 {healthy:.0%}）",
                  "inverted pyramid: the top {top:.0%} of customers carry {share:.0%} of volume (healthy: about "
@@ -200,6 +226,7 @@ def trial_scorecard(
     *,
     threshold: float = TARGET,
     within: str = "10min",
+    within_share: float = 0.99,
     min_numbers: int = 10,
     max_spread_pp: float = 5.0,
     min_rounds: int = 3,
@@ -214,50 +241,85 @@ def trial_scorecard(
     """Score a channel trial, one row per vendor × criterion (thresholds are parameters).
 
     Every verdict is ``pass``, ``fail`` or ``insufficient`` (the sample cannot tell), and
-    agrees with its evidence: a rate passes only when its interval clears the threshold.
+    agrees with its evidence, by one rule: a rate passes only when its 95% Wilson lower
+    bound reaches the threshold and fails only when its upper bound is below it; a
+    difference passes a margin only when its 90% Newcombe interval lies within it (two
+    one-sided tests at ``alpha``).
 
     * **numbers**, **carriers** (basic): distinct numbers ≥ ``min_numbers``; all four
       carrier kinds (China Mobile, Unicom, Telecom, a virtual operator).
-    * **within_10min** (basic): every *delivered* message with a receipt time reached the
-      recipient within ``within`` of its original submission, across attempts (failures
-      are judged by arrival; the receipt-time coverage is in the note).
+    * **within_10min** (basic): the share of *delivered* messages with a receipt time
+      that reached the recipient within ``within`` of their original submission, across
+      attempts, against ``within_share`` (99%: "every message within 10 minutes" as it
+      is meant in practice; failures are judged by arrival; the receipt-time coverage is
+      in the note).
     * **arrival** (basic): first-attempt arrival (originals delivered on attempt 1 /
-      originals; after-resend arrival in the note) against ``threshold``: pass when the
-      95% Wilson lower bound reaches it, fail when the upper bound is below it.
+      originals; after-resend arrival in the note) against ``threshold``.
     * **rounds**, **round_spread**, **latency** (stress): at least ``min_rounds`` rounds;
       the rounds' first-attempt arrival fails when it differs significantly (chi-square,
       exact when small) *and* by more than ``max_spread_pp`` points, passes when every
-      round is large enough to tell that difference with ``power``, else insufficient
-      (with the messages per round needed); the last round's median latency over the
-      first's ≤ ``latency_factor``.
+      pair of rounds is shown within ±``max_spread_pp`` points, else insufficient (with
+      the messages per round that would show it with ``power``); the last round's median
+      latency over the first's ≤ ``latency_factor``.
     * **scenario_parity** (scenario): verification, notification and marketing alike:
-      each category's first-attempt arrival against the others', equivalent when the
-      90% interval of the difference (Agresti-Caffo) lies within ±``margin_pp`` points
-      (two one-sided tests at ``alpha``), and every category at or above ``threshold``. Fail when a
-      category's upper bound is below the threshold or its difference lies wholly
-      outside the margin; pass when all are equivalent and at the threshold.
-    * **resend_gap** (resend): after-resend minus first-attempt arrival ≤ ``max_resend_gap``.
+      each category's first-attempt arrival against the others' within ±``margin_pp``
+      points, and every category at ``threshold`` (lower bound). Fail when a category's
+      upper bound is below the threshold or its difference lies wholly outside the
+      margin (95% interval).
+    * **resend_gap** (resend): the originals delivered only by a resend, as a share of
+      the originals (after-resend minus first-attempt arrival, in counts), against
+      ``max_resend_gap``: pass when its upper bound is at most that, fail when its lower
+      bound is above.
+    * **head_to_head** (compare): first-attempt arrival over the whole trial against the
+      other vendors': fail when another vendor is significantly better (Fisher's exact
+      test, Holm-adjusted over the pairs), pass when shown no more than ``margin_pp``
+      points behind every other; the value is the vendor's rank (1 the best).
 
     Returns
     -------
     DataFrame sorted by vendor, then the criteria in order: ``vendor``, ``stage`` (basic
-    / stress / scenario / resend), ``criterion``, ``value`` and ``threshold`` in ``unit``
-    (``count``, ``rate``, ``points``, ``factor``), ``verdict``, ``low`` / ``high`` (95%
-    interval of a rate), ``messages`` (the sample), ``needed`` (messages, or messages
-    per round, that would make an insufficient verdict conclusive; missing when no sample
-    can), ``note`` (what was measured, in ``lang``).
+    / stress / scenario / resend / compare), ``criterion``, ``value`` and ``threshold`` in
+    ``unit`` (``count``, ``rate``, ``points``, ``factor``, ``rank``), ``verdict``, ``low`` /
+    ``high`` (95% interval of a rate), ``messages`` (the sample), ``needed`` (messages, or
+    messages per round, that would make an insufficient verdict conclusive; missing when
+    no sample can), ``note`` (what was measured, in ``lang``).
     """
     ci = 1 - confidence  # the intervals' significance level
     stage = trial_stages(log)
     rows: list[dict] = []
     for vendor, part in log.groupby(log["vendor"].astype(str), sort=True):
         st = stage.loc[part.index]
-        rows += _basic(vendor, part[st.eq("basic").to_numpy()], threshold, within, min_numbers, ci, lang)
+        rows += _basic(vendor, part[st.eq("basic").to_numpy()], threshold, within, within_share, min_numbers, ci,
+                       lang)
         rows += _stress(vendor, part[st.eq("stress").to_numpy()], max_spread_pp, min_rounds, latency_factor, alpha,
                         power, lang)
         rows += _scenario(vendor, part[st.ne("stress").to_numpy()], threshold, margin_pp, alpha, ci, lang)
-        rows += _resend(vendor, part, max_resend_gap, lang)
+        rows += _resend(vendor, part, max_resend_gap, ci, lang)
+    rows = _head_to_head(log, rows, margin_pp, alpha, ci, lang)
     return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def _head_to_head(log, rows, margin_pp, alpha, ci, lang) -> list[dict]:
+    """The head-to-head row of every vendor, after its own rows."""
+    r = _first_attempt(log.assign(vendor=log["vendor"].astype(str)), ["vendor"])
+    k, n = r["first_ok"].to_numpy(), r["originals"].to_numpy()
+    h = head_to_head(k, n, margin=margin_pp / 100, alpha=alpha)
+    names = r["vendor"].tolist()
+    out: list[dict] = []
+    for vendor in dict.fromkeys(row["vendor"] for row in rows):
+        out += [row for row in rows if row["vendor"] == vendor]
+        i = names.index(vendor)
+        low, high = (float(x) for x in wilson_interval(k[i], n[i], alpha=ci))
+        note = _note("h2h", lang, rank=int(h.rank[i]), m=len(names), rate=k[i] / n[i], k=int(k[i]), n=int(n[i]))
+        if len(names) < 2:
+            note += _note("h2h_alone", lang)
+        elif h.verdict[i] == "fail":
+            note += _note("h2h_worse", lang, other=_names([names[h.worse_than[i]]], lang), p=_p_text(h.pvalue[i]))
+        elif h.verdict[i] == "insufficient":
+            note += _note("h2h_unsure", lang, margin=margin_pp)
+        out.append(_row(vendor, "compare", "head_to_head", int(h.rank[i]), 1, "rank", h.verdict[i], note,
+                        messages=int(n[i]), low=low, high=high))
+    return out
 
 
 def _row(vendor, stage, criterion, value, threshold, unit, verdict, note, *, messages=0, low=np.nan, high=np.nan,
@@ -273,7 +335,7 @@ def _first_attempt(part: pd.DataFrame, by: list[str]) -> pd.DataFrame:
     return r.assign(first_ok=(r["first_attempt_rate"] * r["originals"]).round().fillna(0).astype(int))
 
 
-def _basic(vendor, part, threshold, within, min_numbers, ci, lang) -> list[dict]:
+def _basic(vendor, part, threshold, within, within_share, min_numbers, ci, lang) -> list[dict]:
     numbers = int(part["phone"].nunique())
     carriers = part["carrier"].astype(object).dropna().astype(str)
     covered = {c for c in BASIC_CARRIERS if c != "Virtual" and c in set(carriers)}
@@ -294,10 +356,19 @@ def _basic(vendor, part, threshold, within, min_numbers, ci, lang) -> list[dict]
     fast = int((timed & (seconds <= pd.Timedelta(within).total_seconds())).sum())
     k, delivered = int(timed.sum()), int(flags["any_ok"].sum())
     if k:
-        rows.append(_row(vendor, "basic", "within_10min", fast / k, 1.0, "rate", "pass" if fast == k else "fail",
-                         _note("within", lang, fast=fast, n=k, coverage=k / max(delivered, 1)), messages=k))
+        low, high = (float(x) for x in wilson_interval(fast, k, alpha=ci))
+        verdict = rate_verdict(fast, k, within_share, alpha=ci)
+        note = _note("within", lang, fast=fast, n=k, coverage=k / max(delivered, 1), low=low, high=high,
+                     share=within_share)
+        needed = np.nan
+        if verdict == "insufficient":
+            needed = messages_needed(within_share, rate=fast / k, confidence=1 - ci)
+            note += _note("needed", lang, threshold=within_share, needed=int(needed)) if np.isfinite(needed) \
+                else _note("never", lang, rate=fast / k, threshold=within_share)
+        rows.append(_row(vendor, "basic", "within_10min", fast / k, within_share, "rate", verdict, note, messages=k,
+                         low=low, high=high, needed=needed))
     else:
-        rows.append(_row(vendor, "basic", "within_10min", np.nan, 1.0, "rate", "insufficient",
+        rows.append(_row(vendor, "basic", "within_10min", np.nan, within_share, "rate", "insufficient",
                          _note("within_none", lang)))
     if not n:
         rows.append(_row(vendor, "basic", "arrival", np.nan, threshold, "rate", "insufficient",
@@ -314,17 +385,174 @@ def _rate_verdict(vendor, stage, criterion, k, n, threshold, ci, lang, *, after)
     rate = k / n
     note = _note("arrival", lang, k=k, n=n, rate=rate, low=low, high=high, after=after)
     needed = np.nan
-    if low >= threshold:
-        verdict = "pass"
-    elif high < threshold:
-        verdict = "fail"
-    else:
-        verdict = "insufficient"
+    verdict = rate_verdict(k, n, threshold, alpha=ci)
+    if verdict == "insufficient":
         needed = messages_needed(threshold, rate=rate, confidence=1 - ci)
         note += _note("needed", lang, threshold=threshold, needed=int(needed)) if np.isfinite(needed) \
             else _note("never", lang, rate=rate, threshold=threshold)
     return _row(vendor, stage, criterion, rate, threshold, "rate", verdict, note, messages=n, low=low, high=high,
                 needed=needed)
+
+
+#: Comparisons of rates within this of each other are ties (a gap of exactly 2 points is 2 points).
+EPS = 1e-9
+
+
+def rate_verdict(k, n, threshold: float, *, alpha: float = 0.05) -> str:
+    """The evidence rule for a rate against a threshold: ``pass`` when the ``1 − alpha``
+    Wilson lower bound of ``k/n`` reaches ``threshold``, ``fail`` when the upper bound is
+    below it, else ``insufficient`` (and with no messages).
+
+    Examples
+    --------
+    >>> rate_verdict(1970, 2000, 0.98), rate_verdict(1990, 2000, 0.98), rate_verdict(10, 10, 0.98)
+    ('insufficient', 'pass', 'insufficient')
+    """
+    if not n:
+        return "insufficient"
+    low, high = (float(x) for x in wilson_interval(k, n, alpha=alpha))
+    return "pass" if low >= threshold - EPS else "fail" if high < threshold - EPS else "insufficient"
+
+
+def gap_verdict(gained, n, max_gap: float, *, alpha: float = 0.05) -> str:
+    """Resend honesty: ``gained`` of ``n`` originals delivered only by a resend (the
+    after-resend arrival less the first-attempt arrival, in counts). ``pass`` when the
+    gap's upper bound is at most ``max_gap``, ``fail`` when its lower bound is above it.
+
+    Examples
+    --------
+    >>> gap_verdict(0, 500, 0.02), gap_verdict(100, 1000, 0.02), gap_verdict(20, 1000, 0.02)
+    ('pass', 'fail', 'insufficient')
+    """
+    if not n:
+        return "insufficient"
+    low, high = (float(x) for x in wilson_interval(gained, n, alpha=alpha))
+    return "pass" if high <= max_gap + EPS else "fail" if low > max_gap + EPS else "insufficient"
+
+
+class Parity(NamedTuple):
+    """:func:`parity_verdict`'s decision and its parts, one value per category: the
+    difference from the other categories pooled, its ``1 − 2·alpha`` Newcombe interval,
+    ``equivalent`` (within the margin), ``apart`` (its ``1 − alpha`` interval beyond the
+    margin), ``below`` (Wilson upper bound below the threshold), ``at`` (lower bound at
+    or above it)."""
+
+    verdict: str
+    diff: np.ndarray
+    low: np.ndarray
+    high: np.ndarray
+    equivalent: np.ndarray
+    apart: np.ndarray
+    below: np.ndarray
+    at: np.ndarray
+
+
+def parity_verdict(k, n, *, threshold: float, margin: float, alpha: float = 0.05, complete: bool = True) -> Parity:
+    """Scenario parity of categories with ``k`` first-attempt deliveries of ``n``: each
+    category against the others pooled. ``fail`` when a category is below the threshold
+    (upper bound) or clearly apart (its 95% interval beyond ``±margin``); ``pass`` when
+    every category is equivalent (90% interval within ``±margin``: two one-sided tests at
+    ``alpha``), at the threshold (lower bound) and ``complete``; else ``insufficient``.
+    """
+    k, n = np.asarray(k, dtype=float), np.asarray(n, dtype=float)
+    rest_k, rest_n = k.sum() - k, n.sum() - n
+    low, high = newcombe_interval(k, n, rest_k, rest_n, alpha=2 * alpha)
+    wide_low, wide_high = newcombe_interval(k, n, rest_k, rest_n, alpha=alpha)
+    equivalent = (low > -margin + EPS) & (high < margin - EPS)
+    apart = (wide_high < -margin - EPS) | (wide_low > margin + EPS)
+    bounds = wilson_interval(k, n, alpha=alpha)
+    below, at = bounds.high < threshold - EPS, bounds.low >= threshold - EPS
+    if below.any() or apart.any():
+        verdict = "fail"
+    elif equivalent.all() and at.all() and complete:
+        verdict = "pass"
+    else:
+        verdict = "insufficient"
+    return Parity(verdict, k / n - rest_k / rest_n, low, high, equivalent, apart, below, at)
+
+
+def spread_verdict(k, n, *, max_spread: float, alpha: float = 0.05) -> str:
+    """Stress rounds with ``k`` first-attempt deliveries of ``n``: ``fail`` when they
+    differ significantly (chi-square, exact when small) *and* by more than
+    ``max_spread``; ``pass`` when every pair of rounds is shown within ``±max_spread``
+    (the 90% Newcombe interval of each difference inside it: two one-sided tests at
+    ``alpha``, all of which must hold); else ``insufficient``.
+    """
+    k, n = np.asarray(k, dtype=float), np.asarray(n, dtype=float)
+    if len(n) < 2 or (n == 0).any():
+        return "insufficient"
+    rates = k / n
+    p = _difference_p(np.vstack([k, n - k]).T)
+    if p < alpha and rates.max() - rates.min() > max_spread + EPS:
+        return "fail"
+    i, j = np.triu_indices(len(n), 1)
+    low, high = newcombe_interval(k[i], n[i], k[j], n[j], alpha=2 * alpha)
+    return "pass" if ((low > -max_spread + EPS) & (high < max_spread - EPS)).all() else "insufficient"
+
+
+def equivalence_messages_needed(rate: float, margin: float, *, alpha: float = 0.05, power: float = 0.8) -> float:
+    """Messages per group for two one-sided tests at ``alpha`` to show two groups of the
+    same true ``rate`` within ``±margin`` with ``power`` (normal approximation:
+    2·p(1 − p)·(z₁₋α + z₁₋β/2)² / margin²).
+
+    Examples
+    --------
+    >>> equivalence_messages_needed(0.99, 0.05)
+    68
+    """
+    if margin <= 0:
+        return math.inf
+    p = min(max(rate, 1e-6), 1 - 1e-6)
+    za, zb = special.ndtri(1 - alpha), special.ndtri(1 - (1 - power) / 2)
+    return math.ceil(2 * p * (1 - p) * (za + zb) ** 2 / margin**2)
+
+
+class HeadToHead(NamedTuple):
+    """:func:`head_to_head`, one value per vendor: ``rank`` (1 the highest rate),
+    ``verdict``, ``pvalue`` (Holm-adjusted, of the comparison with the best vendor
+    significantly better than it; NaN where none is), ``worse_than`` (index of that
+    vendor, −1)."""
+
+    rank: np.ndarray
+    verdict: np.ndarray
+    pvalue: np.ndarray
+    worse_than: np.ndarray
+
+
+def head_to_head(k, n, *, margin: float, alpha: float = 0.05) -> HeadToHead:
+    r"""The vendors against each other on ``k`` first-attempt deliveries of ``n``: every
+    pair by Fisher's exact test, the p-values Holm-adjusted over the pairs. A vendor
+    ``fail``\ s when another is significantly better (adjusted p < ``alpha``), and
+    ``pass``\ es when it is shown no more than ``margin`` behind every other (the 90%
+    Newcombe lower bound of each difference above ``−margin``); else ``insufficient``
+    (so with a single vendor).
+    """
+    from scipy import stats
+
+    k, n = np.asarray(k, dtype=float), np.asarray(n, dtype=float)
+    m = len(n)
+    rates = np.where(n > 0, k / np.where(n > 0, n, 1), np.nan)
+    rank = pd.Series(-rates).rank(method="min").to_numpy()
+    i, j = np.triu_indices(m, 1)
+    p = np.array([stats.fisher_exact([[k[a], n[a] - k[a]], [k[b], n[b] - k[b]]])[1] for a, b in zip(i, j, strict=True)])
+    adjusted = holm(p)
+    verdict = np.full(m, "insufficient", dtype=object)
+    pvalue, worse = np.full(m, np.nan), np.full(m, -1)
+    low = np.full((m, m), np.inf)
+    if len(i):
+        lo_ij = newcombe_interval(k[i], n[i], k[j], n[j], alpha=2 * alpha).low
+        lo_ji = newcombe_interval(k[j], n[j], k[i], n[i], alpha=2 * alpha).low
+        low[i, j], low[j, i] = lo_ij, lo_ji
+    for v in range(m):  # a loop over the vendors of one trial (a handful)
+        better = [(adjusted[x], b) for x, (a, b) in enumerate(zip(i, j, strict=True)) if a == v and rates[b] > rates[v]]
+        better += [(adjusted[x], a) for x, (a, b) in enumerate(zip(i, j, strict=True)) if b == v and rates[a] > rates[v]]
+        shown = [(q, u) for q, u in better if q < alpha]
+        if shown:
+            verdict[v] = "fail"
+            pvalue[v], worse[v] = min(shown)
+        elif m > 1 and (np.delete(low[v], v) > -margin + EPS).all():
+            verdict[v] = "pass"
+    return HeadToHead(rank, verdict, pvalue, worse)
 
 
 def round_messages_needed(rate: float, difference: float, *, alpha: float = 0.05, power: float = 0.8) -> float:
@@ -366,16 +594,15 @@ def _stress(vendor, part, max_spread_pp, min_rounds, latency_factor, alpha, powe
     table = np.vstack([rounds["first_ok"], rounds["originals"] - rounds["first_ok"]]).T
     p = _difference_p(table) if n_rounds > 1 else np.nan
     pooled = rounds["first_ok"].sum() / max(messages, 1)
-    needed = round_messages_needed(pooled, max_spread_pp / 100, alpha=alpha, power=power)
+    verdict = spread_verdict(rounds["first_ok"], rounds["originals"], max_spread=max_spread_pp / 100, alpha=alpha)
     note = _note("spread", lang, rates=", ".join(f"{r:.1%}" for r in rates), p=_p_text(p))
-    if n_rounds > 1 and p < alpha and spread > max_spread_pp:
-        verdict = "fail"
+    needed = np.nan
+    if verdict == "fail":
         note += _note("spread_fail", lang, max=max_spread_pp)
-        needed = np.nan
-    elif n_rounds > 1 and rounds["originals"].min() >= needed:
-        verdict, needed = "pass", np.nan
+    elif verdict == "pass":
+        note += _note("spread_alike", lang, max=max_spread_pp)
     else:
-        verdict = "insufficient"
+        needed = equivalence_messages_needed(pooled, max_spread_pp / 100, alpha=alpha, power=power)
         note += _note("spread_needed", lang, needed=int(needed), max=max_spread_pp) if np.isfinite(needed) else ""
     rows.append(_row(vendor, "stress", "round_spread", spread, max_spread_pp, "points", verdict, note,
                      messages=messages, needed=needed))
@@ -407,48 +634,55 @@ def _scenario(vendor, part, threshold, margin_pp, alpha, ci, lang) -> list[dict]
                      _note("parity_few", lang, cats=_names(SCENARIOS, lang)), messages=int(r["originals"].sum()))]
     k, n = r["first_ok"].to_numpy(dtype=float), r["originals"].to_numpy(dtype=float)
     rate = k / n
-    rest_k, rest_n = k.sum() - k, n.sum() - n
-    diff = rate - rest_k / rest_n
-    # Agresti-Caffo: one success and one failure added to each side, so 20 of 20 against
-    # 40 of 40 is not taken as "no variance, therefore equal"
-    a, b = (k + 1) / (n + 2), (rest_k + 1) / (rest_n + 2)
-    se = np.sqrt(a * (1 - a) / (n + 2) + b * (1 - b) / (rest_n + 2))
-    z90, z95 = float(special.ndtri(1 - alpha)), float(special.ndtri(1 - alpha / 2))
-    equivalent = (diff - z90 * se > -margin) & (diff + z90 * se < margin)  # two one-sided tests
-    apart = (diff + z95 * se < -margin) | (diff - z95 * se > margin)
-    high = wilson_interval(k, n, alpha=ci).high
-    below = high < threshold
+    par = parity_verdict(k, n, threshold=threshold, margin=margin, alpha=alpha, complete=not missing)
     note = _note("parity", lang, rates=", ".join(f"{_names([c], lang)} {x:.1%} ({int(m):,})"
                                                  for c, x, m in zip(r.index, rate, n, strict=True)),
-                 diff=100 * np.abs(diff).max(), margin=margin_pp)
-    if below.any() or apart.any():
-        verdict = "fail"
-        if below.any():
-            note += _note("parity_below", lang, threshold=threshold, cats=_names(r.index[below], lang))
-        if apart.any():
-            note += _note("parity_apart", lang, cats=_names(r.index[apart], lang))
-    elif equivalent.all() and (rate >= threshold).all() and not missing:
-        verdict = "pass"
-    else:
-        verdict = "insufficient"
-        if not equivalent.all() or not (rate >= threshold).all():
+                 diff=100 * np.abs(par.diff).max(), margin=margin_pp)
+    verdict = par.verdict
+    if par.below.any():
+        note += _note("parity_below", lang, threshold=threshold, cats=_names(r.index[par.below], lang))
+    if par.apart.any():
+        note += _note("parity_apart", lang, cats=_names(r.index[par.apart], lang))
+    if verdict == "insufficient":
+        if not par.equivalent.all():
             note += _note("parity_unsure", lang)
+        if not par.at.all():
+            note += _note("parity_not_shown", lang, threshold=threshold, cats=_names(r.index[~par.at], lang))
     if missing:
         note += _note("parity_missing", lang, missing=_names(missing, lang))
-    return [_row(vendor, "scenario", "scenario_parity", 100 * float(np.abs(diff).max()), margin_pp, "points", verdict,
+    return [_row(vendor, "scenario", "scenario_parity", 100 * float(np.abs(par.diff).max()), margin_pp, "points", verdict,
                  note, messages=int(n.sum()))]
 
 
-def _resend(vendor, part, max_gap, lang) -> list[dict]:
+def _resend(vendor, part, max_gap, ci, lang) -> list[dict]:
     r = arrival_rates(part, by=[]).iloc[0]
-    gap = float(r["resend_gap"]) if pd.notna(r["resend_gap"]) else np.nan
-    if not np.isfinite(gap):
+    n = int(r["originals"])
+    if not n or not np.isfinite(r["resend_gap"]):
         return [_row(vendor, "resend", "resend_gap", np.nan, max_gap, "rate", "insufficient", _note("no_messages", lang))]
-    note = _note("resend", lang, first=r["first_attempt_rate"], after=r["after_resend_rate"])
-    if gap > max_gap:
+    # in counts: originals delivered on some attempt but not the first (no float rounding at the threshold)
+    gained = int(round(r["after_resend_rate"] * n)) - int(round(r["first_attempt_rate"] * n))
+    gap = gained / n
+    low, high = (float(x) for x in wilson_interval(gained, n, alpha=ci))
+    verdict = gap_verdict(gained, n, max_gap, alpha=ci)
+    note = _note("resend", lang, first=r["first_attempt_rate"], after=r["after_resend_rate"], gained=gained, n=n,
+                 low=low, high=high)
+    needed = np.nan
+    if verdict == "fail":
         note += _note("resend_inflated", lang)
-    return [_row(vendor, "resend", "resend_gap", gap, max_gap, "rate", "pass" if gap <= max_gap else "fail", note,
-                 messages=int(r["originals"]))]
+    elif verdict == "insufficient":
+        needed = _gap_messages_needed(gap, max_gap, ci)
+        note += _note("resend_needed", lang, max=max_gap, needed=int(needed)) if np.isfinite(needed) \
+            else _note("resend_never", lang, max=max_gap)
+    return [_row(vendor, "resend", "resend_gap", gap, max_gap, "rate", verdict, note, messages=n, low=low,
+                 high=high, needed=needed)]
+
+
+def _gap_messages_needed(gap: float, max_gap: float, alpha: float) -> float:
+    """Smallest number of originals whose gap's upper bound falls to ``max_gap`` at the
+    observed ``gap`` (inf when the gap is not below it)."""
+    if gap >= max_gap:
+        return math.inf
+    return messages_needed(1 - max_gap, rate=1 - gap, confidence=1 - alpha)
 
 
 def _difference_p(table: np.ndarray) -> float:

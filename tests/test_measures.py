@@ -65,6 +65,14 @@ def test_arrival_rates_by_hand(small_log):
     assert a["receipt_time_coverage"] == 1.0
     low, high = wilson_interval(3, 5)
     assert (a["arrival_low"], a["arrival_high"]) == pytest.approx((float(low), float(high)))
+    # first-attempt (2 of 4 originals) and after-resend (3 of 4) arrival with their Wilson
+    # intervals, from the closed form: (p + z²/2n ± z·sqrt(p(1-p)/n + z²/4n²)) / (1 + z²/n)
+    z = 1.959963984540054
+    for k, col in ((2, "first_attempt"), (3, "after_resend")):
+        p, n = k / 4, 4
+        centre, half = p + z * z / (2 * n), z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+        assert (a[f"{col}_low"], a[f"{col}_high"]) == pytest.approx(((centre - half) / (1 + z * z / n),
+                                                                    (centre + half) / (1 + z * z / n)))
     b = r.loc["b"]
     assert b["submitted"] == 1 and b["arrival_rate"] == 1.0 and 0 < b["arrival_low"] < 1
     assert pd.isna(a["complaint_rate"]) and pd.isna(a["complaints"])  # no complaint events given

@@ -135,6 +135,55 @@ def test_segments_match_the_rule(text):
     assert count_segments(pd.Series([text]))[0] == expected
 
 
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("😀" * 35, 1), ("😀" * 36, 2),  # an emoji is two UCS-2 units: 70 units, then 72
+        ("中" * 69 + "😀", 2),  # 71 units
+        ("中" * 66 + "😀", 1),  # 68 units fit one message
+        ("a" * 152 + "{" + "a" * 152, 3),  # 306 septets, but "{" cannot straddle parts 1 and 2
+        ("a" * 153 + "{" + "a" * 151, 2),  # the same 306 septets, the escape at a part's start
+        ("中" * 66 + "😀" + "中" * 66, 3),  # 134 units, the emoji across the first part's end
+    ],
+)
+def test_segments_two_unit_characters(text, expected):
+    assert count_segments(pd.Series([text]))[0] == expected
+
+
+def _reference_segments(text: str) -> int:
+    """The encoding rules written out: the text as its units (GSM-7 septets, an escaped
+    character as the escape plus itself; else UTF-16 code units), cut into parts of 153
+    or 67 units without separating the two units of one character."""
+    from analysis.normalize import _GSM7, _GSM7_EXT
+
+    gsm = all(c in _GSM7 or c in _GSM7_EXT for c in text)
+    if gsm:
+        units = [[0x1B, ord(c)] if c in _GSM7_EXT else [ord(c)] for c in text]
+    else:
+        data = text.encode("utf-16-le")
+        code = [int.from_bytes(data[i:i + 2], "little") for i in range(0, len(data), 2)]
+        units, i = [], 0
+        while i < len(code):  # a high surrogate and its low one are one character
+            width = 2 if 0xD800 <= code[i] < 0xDC00 else 1
+            units.append(code[i:i + width])
+            i += width
+    total = sum(len(u) for u in units)
+    if total <= (160 if gsm else 70):
+        return 1
+    size = 153 if gsm else 67
+    parts = [[]]
+    for u in units:
+        if sum(map(len, parts[-1])) + len(u) > size:
+            parts.append([])
+        parts[-1].append(u)
+    return len(parts)
+
+
+@given(st.text(alphabet="ab{€|中😀é", min_size=0, max_size=400))
+def test_segments_match_a_reference_encoder(text):
+    assert count_segments(pd.Series([text]))[0] == _reference_segments(text)
+
+
 def test_categories_from_wording():
     got = infer_categories(pd.Series(["【A】您的验证码是1234", "【A】大促回T退订", "【A】您的订单已发货", "Reply STOP to opt out", None]))
     assert got.tolist()[:4] == ["verification", "marketing", "notification", "marketing"]
@@ -218,3 +267,8 @@ def test_times_pandas_reads_only_with_its_mixed_parser_keep_their_fractions():
     assert parsed.tolist() == [pd.Timestamp("2025-02-28 00:00:00.500", tz=TZ),
                                pd.Timestamp("2025-03-01 12:30:00.250", tz=TZ)]
     assert reason.isna().all()
+
+
+@given(st.text(alphabet="ab{€|é^~", min_size=150, max_size=500))
+def test_gsm_segments_match_a_reference_encoder(text):
+    assert count_segments(pd.Series([text]))[0] == _reference_segments(text)
