@@ -1,8 +1,10 @@
 """Raw status and error codes mapped to canonical statuses and failure reasons.
 
-Built from the platforms' documented codes (Aliyun, Tencent, Twilio, Vonage, SNS error
-code pages) and the community tables of CMPP extended codes. Anything not listed maps to ``unknown`` and the raw code
-stays in ``status_code`` / ``error_code`` so it remains visible in failure tracing.
+The code tables every vendor shares (SMPP/CMPP words and extended codes, SNS's texts,
+MCC-MNC networks), named by the layouts that read them (``codes = "smpp"``); each
+vendor's own error codes are declared with its layouts (``[reasons]`` in
+``analysis/layouts/<vendor>.toml``). Anything not listed maps to ``unknown`` and the raw
+code stays in ``status_code`` / ``error_code`` so it remains visible in failure tracing.
 """
 
 from __future__ import annotations
@@ -64,6 +66,82 @@ CANONICAL_STATUS_ALIASES = {
     "pending": "pending", "等待回执": "pending", "发送中": "pending",
 }
 
+#: Status words of console exports and API fields, Chinese and English.
+TEXT_STATUS = {
+    "发送成功": "delivered", "成功": "delivered", "接收成功": "delivered", "用户接收成功": "delivered",
+    "已送达": "delivered", "送达": "delivered", "success": "delivered", "delivered": "delivered",
+    "发送失败": "failed", "失败": "failed", "接收失败": "failed", "fail": "failed", "failed": "failed",
+    "等待回执": "pending", "发送中": "pending", "待回执": "pending", "pending": "pending",
+}
+
+#: Chinese networks by MCC+MNC (the live carrier an export names, which wins over the
+#: number's prefix: numbers move between carriers); other networks are left to the prefix.
+MCCMNC = {
+    **dict.fromkeys(["46000", "46002", "46004", "46007", "46008"], "China Mobile"),
+    **dict.fromkeys(["46001", "46006", "46009"], "China Unicom"),
+    **dict.fromkeys(["46003", "46005", "46011"], "China Telecom"),
+    "46015": "China Broadnet",
+}
+
+#: The SNS usage report's and delivery logs' free texts: the first pattern found gives
+#: the status and the failure reason.
+SNS_TEXTS = [
+    ("accepted by phone carrier|delivered", "delivered", None),
+    ("opted out", "failed", "blacklisted"),
+    ("blocked", "failed", "content_blocked"),
+    ("invalid", "failed", "empty_number"),
+    ("unreachable|unavailable|not reachable|attempting to reach phone", "failed", "unreachable"),
+    ("expired|ttl", "expired", "expired"),
+    ("rate exceeded|throttl", "failed", "flow_controlled"),
+    ("pending|queued", "pending", None),
+]
+
+
+class CodeTable:
+    """A shared code table a layout names (``codes = "smpp"``): exact words (compared
+    without case) and, for what they do not name, patterns in order."""
+
+    def __init__(self, words: dict[str, str], patterns: list[tuple[str, str]] = ()):
+        self.words = {k.strip().lower(): v for k, v in words.items()}
+        self.patterns = list(patterns)
+
+    def lookup(self, raw: pd.Series) -> pd.Series:
+        """The value of each raw word, missing where the table names none."""
+        key = raw.astype(STRING).str.strip().str.lower()
+        out = key.map(self.words).astype(object)
+        for pattern, value in self.patterns:
+            hit = out.isna() & key.str.contains(pattern, regex=True).fillna(False)
+            out[hit.to_numpy(dtype=bool)] = value
+        return out
+
+
+def _mccmnc(raw: pd.Series) -> pd.Series:
+    """MCC + MNC as one code: ``46000``, and ``4600`` (a one-digit MNC) read as ``46000``."""
+    code = raw.astype(STRING).str.replace(r"[^0-9]", "", regex=True)
+    code = code.where(code.str.len() != 4, code.str.slice(0, 3) + "0" + code.str.slice(3))
+    return code.map(MCCMNC).astype(object)
+
+
+class _Carriers(CodeTable):
+    def lookup(self, raw: pd.Series) -> pd.Series:
+        return _mccmnc(raw)
+
+
+#: The code tables a layout may name (``codes = "…"``), shared by every vendor that writes
+#: the same words.
+CODE_TABLES: dict[str, CodeTable] = {
+    # SMPP stat words and CMPP's 7-character Stat; a CMPP extended code (MK:0001 …) or a
+    # blacklist word in the Stat field is a failure
+    "smpp": CodeTable(SMPP_STATUS, [(r":", "failed"), (r"^(?:db|mb)black$", "failed")]),
+    "twilio": CodeTable(TWILIO_STATUS),
+    "vonage": CodeTable(VONAGE_STATUS),
+    "canonical": CodeTable(CANONICAL_STATUS_ALIASES),
+    "text_status": CodeTable(TEXT_STATUS),
+    "sns": CodeTable({}, [(pattern, status) for pattern, status, _ in SNS_TEXTS]),
+    "sns_reason": CodeTable({}, [(pattern, reason) for pattern, status, reason in SNS_TEXTS if reason]),
+    "mccmnc": _Carriers({}),
+}
+
 # --- failure reasons --------------------------------------------------------------------
 
 #: Codes every gateway may carry (CMPP extended codes, SMPP words, other platforms'
@@ -90,43 +168,6 @@ COMMON_REASONS = {
     "EXPIRED": "expired",
     # number ported, and words that say nothing about the cause
     **dict.fromkeys(["NP:1243", "NE:0106", "UNKNOWN", "UNDELIV", "DELETED"], "unknown"),
-}
-
-VENDOR_REASONS: dict[str, dict[str, str]] = {
-    "twilio": {
-        "30003": "unreachable",
-        "30005": "empty_number",
-        "30006": "unreachable",
-        "30007": "content_blocked",
-        "30610": "platform_rejected",
-    },
-    "vonage": {
-        "1": "unknown",
-        "2": "unreachable",  # absent subscriber, temporary
-        "3": "empty_number",  # absent subscriber, permanent
-        "4": "blacklisted",  # call barred by user
-        "5": "unknown",  # portability error
-        "6": "content_blocked",  # anti-spam rejection
-        "7": "unreachable",  # handset busy
-        "8": "unreachable",  # network error
-        "9": "empty_number",  # illegal number
-        "10": "content_blocked",  # illegal message
-        "11": "unreachable",  # unroutable
-        "12": "unreachable",  # destination unreachable
-        "13": "content_blocked",  # subscriber age restriction
-        "14": "content_blocked",  # number blocked by carrier
-    },
-    "tencent": {
-        "1029": "platform_rejected",  # marketing outside 8:00-22:00
-        "1015": "blacklisted",
-        "-106": "content_blocked",  # carrier keyword block
-        "002": "unreachable",  # off, suspended or out of service
-    },
-    "aliyun": {
-        "-95": "empty_number",  # receipt code of an empty number
-        "GL:0000": "flow_controlled",  # frequency limit
-        "YX:9403": "blacklisted",
-    },
 }
 
 #: Fallback reason by canonical status when no code is known.
@@ -163,10 +204,11 @@ def classify_failures(
 ) -> tuple[pd.Series, pd.Series]:
     """Failure reason of every non-delivered final row, and the status it implies.
 
-    Looks the error code up in the vendor's table, then both codes in the common
-    table of CMPP/SMPP codes, then falls back on the status. A failure whose code says
-    *expired* becomes status ``expired``; one whose code says *rejected by platform*
-    keeps status ``failed`` unless the status already says ``rejected``. ``vendor``: the
+    Looks the error code up in the vendor's table (the ``reasons`` its layouts declare,
+    ``analysis/layouts/<vendor>.toml``), a free-text code by its words (SNS's provider
+    responses), then both codes in the common table of CMPP/SMPP codes, then falls back
+    on the status. A failure whose code says *expired* becomes status ``expired``, one
+    whose code is the SMPP word ``REJECTD`` status ``rejected``. ``vendor``: the
     platform of every row (one name, or a Series of them).
 
     Returns
@@ -178,13 +220,21 @@ def classify_failures(
     return per_distinct(_classify_by_vendor, vendors, status.astype(object), status_code, error_code)
 
 
+def vendor_reasons(vendor: str) -> dict[str, str]:
+    """A vendor's error codes -> failure reasons: the ``reasons`` its layouts declare
+    (upper-case codes)."""
+    from .readers.layouts import reasons_of
+
+    return reasons_of(vendor)
+
+
 def _classify_by_vendor(vendor: pd.Series, status: pd.Series, status_code: pd.Series, error_code: pd.Series):
     """:func:`_classify` of each vendor's rows with its table (the rows are distinct ones)."""
     new_status, reason = status.copy(), pd.Series(None, index=status.index, dtype=object)
     vendor = vendor.astype(object).fillna("")
     for name in vendor.unique():
         at = vendor.eq(name).to_numpy(dtype=bool)
-        s, r = _classify(status[at], status_code[at], error_code[at], table=VENDOR_REASONS.get(str(name), {}))
+        s, r = _classify(status[at], status_code[at], error_code[at], table=vendor_reasons(str(name)))
         new_status[at], reason[at] = s.to_numpy(), r.to_numpy()
     return new_status, reason
 
@@ -192,7 +242,9 @@ def _classify_by_vendor(vendor: pd.Series, status: pd.Series, status_code: pd.Se
 def _classify(status: pd.Series, status_code: pd.Series, error_code: pd.Series, *, table: dict):
     err = error_code.astype(STRING).str.strip()
     stat = status_code.astype(STRING).str.strip()
-    reason = err.map(table) if table else pd.Series(pd.NA, index=status.index, dtype=object)
+    reason = err.str.upper().map(table) if table else pd.Series(pd.NA, index=status.index, dtype=object)
+    # a free-text code (SNS's provider responses) by its words
+    reason = reason.fillna(CODE_TABLES["sns_reason"].lookup(err.where(err.str.contains(" ").fillna(False))))
     reason = reason.fillna(err.str.upper().map(COMMON_REASONS))
     reason = reason.fillna(stat.str.upper().map(COMMON_REASONS))
     # a code that only says "unknown" yields to what the status itself says
@@ -200,32 +252,8 @@ def _classify(status: pd.Series, status_code: pd.Series, error_code: pd.Series, 
     failing = status.isin(list(_DEFAULT_REASON))
     reason = reason.where(failing).astype(object)
     new_status = status.where(~(failing & (reason == "expired")), "expired")
+    # a failure whose code is the SMPP word REJECTD takes that status
+    said = CODE_TABLES["smpp"].words
+    word = err.str.lower().map(said).fillna(stat.str.lower().map(said))
+    new_status = new_status.where(~(new_status.eq("failed") & word.eq("rejected")), "rejected")
     return new_status.astype(object), reason
-
-
-def sns_status(text: pd.Series) -> tuple[pd.Series, pd.Series]:
-    """AWS SNS usage-report ``DeliveryStatus`` free text -> (status, failure_reason)."""
-    t = text.astype(STRING).str.lower().fillna("")
-    rules = [
-        ("accepted by phone carrier|delivered", "delivered", None),
-        ("opted out", "failed", "blacklisted"),
-        ("blocked", "failed", "content_blocked"),
-        ("invalid", "failed", "empty_number"),
-        ("unreachable|unavailable|not reachable|attempting to reach phone", "failed", "unreachable"),
-        ("expired|ttl", "expired", "expired"),
-        ("rate exceeded|throttl", "failed", "flow_controlled"),
-        ("pending|queued", "pending", None),
-    ]
-    status = np.full(len(t), "unknown", dtype=object)
-    reason = np.full(len(t), "unknown", dtype=object)
-    done = np.zeros(len(t), dtype=bool)
-    for pattern, st, rs in rules:
-        hit = t.str.contains(pattern, regex=True).to_numpy(dtype=bool) & ~done
-        status[hit] = st
-        reason[hit] = rs
-        done |= hit
-    status[(t == "").to_numpy()] = None
-    idx = text.index
-    return pd.Series(status, index=idx), pd.Series(reason, index=idx).where(
-        pd.Series(status, index=idx).isin(list(_DEFAULT_REASON))
-    )

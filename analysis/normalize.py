@@ -23,7 +23,8 @@ _SCI = r"[0-9.]+[eE][+-]?\d+"
 _SPACE = " \t\r\n\x0b\x0c\u00a0\u3000"
 
 
-def normalize_phones(raw: pd.Series, *, default_plus: bool = False) -> tuple[pd.Series, pd.Series]:
+def normalize_phones(raw: pd.Series, *, region: str = "CN", international: bool = False
+                     ) -> tuple[pd.Series, pd.Series]:
     """Phone numbers to E.164 (``+8613800138000``).
 
     Accepts 11-digit Chinese mobiles, ``+86`` / ``0086`` / ``86`` prefixes, international
@@ -36,9 +37,14 @@ def normalize_phones(raw: pd.Series, *, default_plus: bool = False) -> tuple[pd.
     Parameters
     ----------
     raw : Series of str
-    default_plus : bool
-        Treat bare digit strings that are not Chinese mobiles as international numbers
-        without their ``+`` (Vonage's ``msisdn``, Twilio exports).
+    region : str
+        Region of numbers written without their country code (``CN``: Chinese mobiles;
+        ``US``, ``IN`` … read through phonenumbers). A bare digit string that is no valid
+        number there, but is one with a ``+`` before it, is an international number
+        written without its ``+`` (``34683607594``, a Spanish mobile).
+    international : bool
+        Bare digit strings carry their country code (Vonage's ``msisdn``, Twilio and
+        Plivo exports): read with a ``+`` first, in ``region`` only if that is no number.
 
     Returns
     -------
@@ -46,13 +52,14 @@ def normalize_phones(raw: pd.Series, *, default_plus: bool = False) -> tuple[pd.
         ``phone`` is E.164 (missing where rejected); ``reason`` is missing where parsed.
     """
     s = raw.astype(STRING).str.strip()
-    plain = s.str.fullmatch(r"(\+?86)?1[3-9][0-9]{9}").fillna(False).to_numpy(dtype=bool)
+    plain = s.str.fullmatch(r"(\+?86)?1[3-9][0-9]{9}" if region == "CN" else r"\+861[3-9][0-9]{9}").fillna(
+        False).to_numpy(dtype=bool)
     if plain.any():  # the common case at once: a Chinese mobile, bare or with +86 / 86
         out = pd.Series(pd.NA, index=s.index, dtype=STRING)
         out[plain] = "+86" + s[plain].str.slice(-11)
         reason = pd.Series(pd.NA, index=s.index, dtype=object)
         if not plain.all():  # by position: an index may repeat
-            rest, why = normalize_phones(raw[~plain], default_plus=default_plus)
+            rest, why = normalize_phones(raw[~plain], region=region, international=international)
             out[~plain], reason[~plain] = rest.array, why.to_numpy()
         return out, reason
     sci = s.str.fullmatch(_SCI).fillna(False)
@@ -75,15 +82,11 @@ def normalize_phones(raw: pd.Series, *, default_plus: bool = False) -> tuple[pd.
     other_masked = masked & ~cn_masked
     bare_masked = other_masked & ~s.str.startswith("+").fillna(False) & s.str.fullmatch("[0-9][0-9*]{5,14}").fillna(False)
     out[other_masked] = s[other_masked]
-    if default_plus:
+    if international:
         out[bare_masked] = "+" + s[bare_masked]
     cn_masked = cn_masked | other_masked
     rest = ~cn & ~cn_masked & s.notna() & ~sci
     intl = rest & s.str.fullmatch(r"\+\d{7,15}").fillna(False)
-    if default_plus:
-        bare = rest & ~intl & s.str.fullmatch(r"\d{8,15}").fillna(False)
-        s = s.where(~bare, "+" + s)
-        intl = intl | bare
     out[intl] = s[intl]
     # international numbers: check each distinct value once with phonenumbers
     if intl.any():
@@ -91,11 +94,52 @@ def normalize_phones(raw: pd.Series, *, default_plus: bool = False) -> tuple[pd.
         ok = {v: _possible(v) for v in uniq}
         bad_intl = intl & ~out.map(ok).fillna(False).astype(bool)
         out[bad_intl] = pd.NA
+    # bare digit strings: in the region, or with their country code but no "+"
+    bare = rest & ~intl & s.str.fullmatch(r"\d{6,15}").fillna(False)
+    if bare.any():
+        uniq = s[bare].dropna().unique()
+        read = {v: _bare_number(v, region, international) for v in uniq}
+        out[bare] = s[bare].map(read).astype(STRING)
     reason = pd.Series(pd.NA, index=s.index, dtype=object)
     reason[s.isna()] = "missing phone"
     reason[sci] = "precision lost: phone in scientific notation"
     reason[out.isna() & reason.isna()] = "invalid phone number: " + raw[out.isna() & reason.isna()].astype(str)
     return out, reason
+
+
+#: Number types that can receive a text (a landline cannot).
+_TEXTABLE = {phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE,
+             phonenumbers.PhoneNumberType.VOIP, phonenumbers.PhoneNumberType.PERSONAL_NUMBER,
+             phonenumbers.PhoneNumberType.PAGER}
+
+
+def _textable(number) -> bool:
+    return phonenumbers.is_valid_number(number) and phonenumbers.number_type(number) in _TEXTABLE
+
+
+def _bare_number(digits: str, region: str, international: bool) -> str | None:
+    """A bare digit string as E.164: a number of ``region`` that can take a text, else
+    (or first, when ``international``: the vendor writes the country code) one with a
+    ``+`` before it; ``None`` when neither (a landline, a number missing its country
+    code)."""
+    def in_region():
+        try:
+            number = phonenumbers.parse(digits, region)
+        except phonenumbers.NumberParseException:
+            return None
+        return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164) if _textable(number) else None
+
+    def with_plus():
+        try:
+            number = phonenumbers.parse("+" + digits, None)
+        except phonenumbers.NumberParseException:
+            return None
+        # written by a vendor that sends abroad, any number of the plan (it sent to it);
+        # guessed from a bare string otherwise, only a number that can take a text
+        valid = phonenumbers.is_possible_number(number) if international else _textable(number)
+        return "+" + digits if valid else None
+
+    return (with_plus() or in_region()) if international else (in_region() or with_plus())
 
 
 def _possible(e164: str) -> bool:
@@ -176,9 +220,12 @@ def parse_times(
     source_tz : str, optional
         Zone of naive timestamps in the source (``"UTC"`` for Twilio, SNS, Vonage);
         defaults to ``tz``. Timestamps that carry an offset use it.
-    form : {"text", "unix", "yymmddhhmm"}
-        ``unix``: seconds since the epoch; ``yymmddhhmm``: the SMPP / Vonage ``scts``
-        form with 10 or 12 digits.
+    form : {"text", "unix", "unix_ms", "yymmddhhmm"} or a strftime pattern
+        ``unix``: seconds since the epoch, ``unix_ms`` milliseconds; ``yymmddhhmm``:
+        the SMPP / Vonage ``scts`` form with 10 or 12 digits; a pattern such as
+        ``%Y/%m/%d %H:%M`` (``%z`` for an offset). ``text``: ISO 8601, RFC 2822 and the
+        usual spellings; a bare number is no time in any of them, so a field of epoch
+        or SMPP numbers must name its form.
 
     Returns
     -------
@@ -193,14 +240,18 @@ def parse_times(
         return t.dt.tz_convert(tz).astype(pd.DatetimeTZDtype("ms", tz)), pd.Series(pd.NA, index=raw.index, dtype=object)
     s = raw.astype(STRING).str.strip()
     s = s.mask(s == "")
-    if form == "unix":
+    if form in ("unix", "unix_ms"):
         num = pd.to_numeric(s, errors="coerce")
-        t = pd.to_datetime(num, unit="s", utc=True, errors="coerce")
+        t = pd.to_datetime(num, unit="s" if form == "unix" else "ms", utc=True, errors="coerce")
     elif form == "yymmddhhmm":
         ok = s.str.fullmatch(r"\d{10}(\d{2})?").fillna(False)
         padded = s.where(s.str.len() == 12, s + "00").where(ok)
         t = pd.to_datetime(padded, format="%y%m%d%H%M%S", errors="coerce")
         t = t.dt.tz_localize(source_tz, ambiguous="NaT", nonexistent="NaT")
+    elif "%" in form:  # a strftime pattern, an offset (%z) or not
+        t = pd.to_datetime(s, format=form, errors="coerce", utc="%z" in form)
+        if t.dt.tz is None:
+            t = t.dt.tz_localize(source_tz, ambiguous="NaT", nonexistent="NaT")
     else:
         has_offset = s.str.contains(_OFFSET, regex=True).fillna(False)
         t = pd.Series(pd.NaT, index=s.index, dtype="datetime64[ms, UTC]")

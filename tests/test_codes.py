@@ -1,6 +1,6 @@
 import pandas as pd
 
-from analysis.codes import classify_failures, map_status, sns_status
+from analysis.codes import CODE_TABLES, classify_failures, map_status
 
 
 def _classify(statuses, errors, vendor=None, stat=None):
@@ -42,11 +42,15 @@ def test_unknown_status_word_stays_visible_as_unknown():
 
 
 def test_sns_free_text():
-    status, reason = sns_status(pd.Series([
-        "Message has been accepted by phone carrier", "Phone carrier has blocked this message",
-        "Phone is currently unreachable/unavailable", "Phone number is opted out", "Something new"]))
-    assert status.tolist() == ["delivered", "failed", "failed", "failed", "unknown"]
-    assert reason.tolist()[1:] == ["content_blocked", "unreachable", "blacklisted", "unknown"]
+    texts = pd.Series(["Message has been accepted by phone carrier", "Phone carrier has blocked this message",
+                       "Phone is currently unreachable/unavailable", "Phone number is opted out", "Something new"])
+    status = CODE_TABLES["sns"].lookup(texts)
+    assert status.tolist()[:4] == ["delivered", "failed", "failed", "failed"] and pd.isna(status[4])
+    reason = CODE_TABLES["sns_reason"].lookup(texts)
+    assert reason.tolist()[1:4] == ["content_blocked", "unreachable", "blacklisted"] and pd.isna(reason[4])
+    # as classified: a failure whose text says nothing known is unknown
+    _, reasons = _classify(["failed"] * 4, texts.tolist()[1:], "aws_sns")
+    assert reasons == ["content_blocked", "unreachable", "blacklisted", "unknown"]
 
 
 def test_each_rows_vendor_gives_what_that_vendor_alone_gives():

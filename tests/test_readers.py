@@ -241,7 +241,7 @@ def test_vendor_forces_a_layout_and_a_plain_name_labels_canonical_files(fixtures
         read_send_log(fixtures / "canonical.csv", vendor="aliyun")
     frame = pd.read_csv(fixtures / "canonical.csv", dtype=str).drop(columns="vendor")
     frame.to_csv(tmp_path / "nv.csv", index=False)
-    assert set(read_send_log(tmp_path / "nv.csv", vendor="huawei")["vendor"]) == {"huawei"}
+    assert set(read_send_log(tmp_path / "nv.csv", vendor="acme-sms")["vendor"]) == {"acme-sms"}  # no layout of its own
     assert detect_layout(["SerialNo", "ReportStatus", "UserReceiveTime"]).name == "tencent_pull"
 
 
@@ -307,6 +307,7 @@ def test_encoding_sample_cut_inside_a_character(encoding, expected):
 # sample itself says.
 
 PUBLIC = Path(__file__).parent / "fixtures" / "public"
+FIXTURES = PUBLIC.parent
 
 
 def one(path, **kw):
@@ -760,8 +761,16 @@ def _quiet_day(path: Path, out: Path) -> Path | None:
     return None
 
 
+def _one_record(path: Path) -> bool:
+    """A JSON document that is one record (a callback's body): it has no quiet form."""
+    from analysis.readers._files import records_of
+
+    document = json.loads(path.read_text(encoding="utf-8"))
+    return isinstance(document, dict) and records_of(document)[:1] == [document]
+
+
 QUIET = [p for p in sorted([*PUBLIC.parent.glob("*.csv"), *PUBLIC.glob("*.csv"), *PUBLIC.glob("*.json")])
-         if p.name != "custom.csv"]
+         if p.name != "custom.csv" and not (p.suffix == ".json" and _one_record(p))]
 
 
 @pytest.mark.parametrize("path", QUIET, ids=lambda p: p.name)
@@ -862,3 +871,160 @@ def test_a_file_of_json_arrays_is_rejected_line_by_line(tmp_path):
     assert len(res.log) == 0 and res.rejects["line"].tolist() == [1, 2]
     done = ingest_files([path], tmp_path / "store", workers=1)
     assert done.messages == 0 and done.summary["rejected"].tolist() == [2]
+
+
+# --------------------------------------------------------------------------- more vendors' samples
+# Each test checks what the vendor's own sample says (counted by hand, tests/fixtures/README.md).
+
+
+def utc(text):
+    return pd.Timestamp(text, tz="UTC").tz_convert(TZ)
+
+
+def test_huawei_status_report_form_bodies():
+    res = one("huawei_status_report.txt")
+    assert res.summary.iloc[0]["layout"] == "huawei_status_report" and res.summary.iloc[0]["vendor"] == "huawei"
+    row = res.log.iloc[0]
+    assert row.message_id == "b9d9b4fe-ad0e-4a2a-a2c7-445505b674ac_6" and row.status == "delivered"
+    assert pd.isna(row.phone) and row.time_source == "receipt"  # no "to" without "extend": loaded without a phone
+    assert row.done_time == utc("2018-04-13 06:31:46") and row.segments == 1  # updateTime is UTC, url-decoded
+    # the doc's two alternative bodies of one message: one message, the failure code kept
+    demo = one("huawei_status_report_demo.txt")
+    assert len(demo.log) == 1 and demo.log.iloc[0].status_code == "E200027"
+    assert demo.log.iloc[0].failure_reason == "platform_rejected"  # 匹配网关失败, declared with the layout
+    assert demo.summary.iloc[0][["rows_read", "loaded"]].tolist() == [2, 2]
+
+
+def test_yunpian_pushed_reports_and_send_records():
+    res = one("yunpian_push.json")
+    assert res.summary.iloc[0]["layout"] == "yunpian_report"  # never taken for Tencent's callback
+    log = res.log.set_index("message_id")
+    assert log.loc["9527", "status"] == "delivered" and log.loc["9528", "status"] == "failed"
+    assert log.loc["9528", "error_code"] == "YP:54" and log.loc["9527", "phone"] == "+93701234567"
+    assert log.loc["9527", "done_time"] == ts("2014-03-17 22:55:21")
+    rec = one("yunpian_get_record.json")
+    assert rec.summary.iloc[0]["layout"] == "yunpian_record"
+    r = rec.log.set_index("message_id")
+    assert set(r["status"]) == {"failed"} and set(r["phone"]) == {"+8613800000000"}
+    assert r.loc["1234567890", "submit_time"] == ts("2015-11-02 16:34:56") and r.loc["1234567890", "segments"] == 1
+    assert r.loc["1234567890", "content"] == "【云片网】你的验证码是1234" and set(r["error_code"]) == {"1:1"}
+
+
+def test_montnets_reports_of_one_long_message():
+    res = one("montnets_rpt.json")
+    assert len(res.log) == 1  # the two parts (pknum 1, 2 of 2) of one message to one number
+    row = res.log.iloc[0]
+    assert row.status == "delivered" and row.segments == 2 and row.phone == "+8613800138000"
+    assert row.submit_time == ts("2016-08-04 17:38:55") and row.done_time == ts("2016-08-04 17:38:59")
+    assert res.summary.iloc[0][["rows_read", "loaded", "messages"]].tolist() == [2, 2, 1]
+
+
+def test_chuanglan_pushed_and_pulled_reports():
+    push = one("chuanglan_report.txt").log.iloc[0]
+    assert push.message_id == "17041010383624511" and push.status == "delivered" and push.phone == "+8615700000004"
+    assert push.done_time == ts("2017-04-10 10:38") and push.segments == 1  # reportTime YYMMddHHmm
+    pulled = one("chuanglan_pull_report.json").log.iloc[0]
+    assert pulled.status == "rejected" and pulled.status_code == "REJECT"  # Chuanglan's review refused it
+    assert pulled.done_time == ts("2018-05-19 16:21")
+    intl = one("chuanglan_intl_pull_report.json")
+    assert intl.summary.iloc[0]["layout"] == "chuanglan_intl_report" and len(intl.log) == 2
+    assert set(intl.log["phone"]) == {"+8618037170702"} and set(intl.log["status"]) == {"delivered"}
+    assert one("chuanglan_intl_report.txt").log.iloc[0].channel == "I0123456_1808281142_2188000"
+
+
+def test_infobip_delivery_reports():
+    res = one("infobip_delivery_reports.json")
+    log = res.log.set_index("message_id")
+    assert len(log) == 2 and set(log["status"]) == {"delivered"} and set(log["currency"]) == {"EUR"}
+    row = log.loc["MESSAGE-ID-123-xyz"]
+    assert row.phone == "+41793026727" and row.fee == pytest.approx(0.01) and row.segments == 1
+    assert row.submit_time == utc("2019-11-09 16:00") and pd.isna(row.error_code)  # NO_ERROR is no error
+    hook = one("infobip_delivery_report_webhook.json").log.iloc[0]
+    assert hook.done_time == utc("2019-11-09 16:01") and hook.status_code == "DELIVERED_TO_HANDSET"
+
+
+def test_plivo_message_list():
+    res = one("plivo_messages.json")
+    log = res.log.set_index("message_id")
+    assert len(log) == 20 and log["status"].astype(str).value_counts().to_dict() == {"pending": 12, "delivered": 8}
+    row = log.loc["0e4198f3-f04f-47d7-ae61-a152e4f4146a"]
+    assert row.phone == "+919876543210" and row.submit_time == pd.Timestamp("2017-05-16 20:52:51+05:30")
+    assert row.fee == pytest.approx(0.0025) and row.currency == "USD" and pd.isna(row.error_code)  # 000: delivered
+
+
+def test_sinch_recipient_and_batch_reports():
+    rec = one("sinch_delivery_report_recipient.json").log.iloc[0]
+    assert rec.phone == "+44231235674" and rec.status == "pending"  # Dispatched: not final
+    assert rec.message_id.startswith("01FC66621XXXXX119Z8PMV1QPQ#")  # the batch and the number
+    # a batch report has its recipients but no time: alone it is rejected saying so; with
+    # the recipient report it completes that message (the same batch and number)
+    batch = one("sinch_delivery_report_batch.json")
+    assert batch.log.empty and batch.rejects["reason_code"].tolist() == ["no_time"]
+    both = load_send_log([PUBLIC / "sinch_delivery_report_recipient.json", PUBLIC / "sinch_delivery_report_batch.json"])
+    assert len(both.log) == 1 and both.log.iloc[0].status == "delivered"
+    summary = one("sinch_delivery_report_summary.json")
+    assert summary.log.empty and len(summary.rejects) == 1  # no recipient, no time: no message
+
+
+def test_messagebird_one_message_per_recipient():
+    res = one("messagebird_messages.json")
+    assert len(res.log) == 2 and set(res.log["status"]) == {"delivered"} and set(res.log["phone"]) == {"+31612345678"}
+    row = res.log.sort_values("message_id").iloc[0]
+    assert row.message_id.startswith("7d8451f8#") and row.fee == pytest.approx(0.076) and row.currency == "EUR"
+    assert row.submit_time == utc("2022-10-12 18:46:22") and row.done_time == utc("2022-10-12 18:46:24")
+    assert one("messagebird_messages_failed.json").log.iloc[0].status == "failed"
+
+
+def test_messagebird_several_recipients_of_one_message(tmp_path):
+    """One message to three numbers (the sample's message with two more recipients written
+    in its form) is three messages, each with its own status."""
+    document = json.loads((PUBLIC / "messagebird_messages.json").read_text(encoding="utf-8"))
+    message = document["items"][0]
+    first = message["recipients"]["items"][0]
+    message["recipients"]["items"] += [{**first, "recipient": 31612345679, "status": "delivery_failed"},
+                                       {**first, "recipient": 31612345680, "status": "buffered"}]
+    document["items"] = [message]
+    (tmp_path / "three.json").write_text(json.dumps(document), encoding="utf-8")
+    res = load_send_log(tmp_path / "three.json")
+    assert res.summary.iloc[0][["rows_read", "loaded"]].tolist() == [3, 3]
+    assert dict(zip(res.log["phone"], res.log["status"], strict=True)) == {
+        "+31612345678": "delivered", "+31612345679": "failed", "+31612345680": "pending"}
+
+
+def test_aws_end_user_messaging_and_pinpoint_events():
+    eum = one("aws_eum_sms_events.jsonl").log.iloc[0]
+    assert eum.status == "delivered" and eum.phone == "+14255550156" and eum.fee == pytest.approx(0.09582)
+    assert eum.submit_time == pd.Timestamp(1686975103170, unit="ms", tz="UTC")  # epoch milliseconds
+    assert eum.done_time == pd.Timestamp(1686975103470, unit="ms", tz="UTC")
+    pin = one("pinpoint_sms_events.jsonl").log.iloc[0]
+    assert pin.message_id == "1111-2222-3333" and pin.status == "delivered"
+    assert pin.fee == pytest.approx(0.00645) and pin.category == "notification"  # 645 thousandths of a cent
+
+
+def test_twilio_event_streams_status_event():
+    row = one("twilio_event_streams.json").log.iloc[0]
+    # the event's type says delivered; the sample's messageStatus (QUEUED) is kept as the raw code
+    assert row.status == "delivered" and row.status_code == "QUEUED" and row.phone == "+12345678901"
+    assert row.done_time == utc("2025-01-01 00:00:00") and row.segments == 1
+
+
+def test_baidu_status_callbacks():
+    """A file made from Baidu's documented callback fields (no sample is published)."""
+    log = by_id(load_send_log(FIXTURES / "baidu_callback.json").log)
+    assert log.loc["b7f0a3d2e1c4-0001", "status"] == "delivered" and log.loc["b7f0a3d2e1c4-0002", "status"] == "failed"
+    assert log.loc["b7f0a3d2e1c4-0002", "failure_reason"] == "empty_number"  # MK:0001, the shared CMPP table
+    assert log.loc["b7f0a3d2e1c4-0001", "done_time"] == utc("2025-05-06 01:00:06")  # deliverTime is UTC
+    assert log.loc["b7f0a3d2e1c4-0002", "segments"] == 2
+
+
+def test_twilio_status_callback_form_bodies():
+    """Form bodies Twilio posts to a StatusCallback URL, one per line (written from the
+    documented parameters): status, error code, and RawDlrDoneDate's YYMMDDhhmm."""
+    res = load_send_log(FIXTURES / "twilio_status_callback.txt")
+    assert res.summary.iloc[0]["layout"] == "twilio_status_callback"
+    log = res.log.set_index("phone")
+    assert log["status"].astype(str).to_dict() == {"+14155550123": "delivered", "+14155550124": "failed"}
+    assert log.loc["+14155550124", "failure_reason"] == "unreachable"  # 30003
+    assert log.loc["+14155550123", "done_time"] == ts("2025-05-06 09:00")  # no zone given: the log's
+    # "sent" carries no time at all (a body has none but RawDlrDoneDate): rejected, saying so
+    assert res.rejects[["line", "reason_code"]].values.tolist() == [[3, "no_time"]]

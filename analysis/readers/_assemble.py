@@ -56,22 +56,17 @@ from ..schema import (
     sort_log,
     validate,
 )
-from . import aliyun, canonical, gateway, sns, tencent, twilio, vonage
 from ._files import CHUNK_ROWS, LoadError, RawFile, read_chunks, records_json
 from ._layout import Layout, first_reason
+from .layouts import builtin, by_name
 from .mapping import mapping_layout
 
-#: Every known layout. Detection takes the one whose identifying fields are all present,
-#: the most specific (most identifying fields) first, then in this order.
-LAYOUTS: list[Layout] = [
-    *aliyun.LAYOUTS,
-    *tencent.LAYOUTS,
-    *twilio.LAYOUTS,
-    *vonage.LAYOUTS,
-    *sns.LAYOUTS,
-    *canonical.LAYOUTS,
-    *gateway.LAYOUTS,
-]
+#: Every built-in layout (the declarations in ``analysis/layouts/``).
+LAYOUTS: list[Layout] = list(builtin())
+#: A weak match: a layout told by fewer than three fields (the canonical layout's phone
+#: and submit_time) that knows fewer than this share of a file's headers is not taken
+#: for it without being named.
+WEAK = 0.5
 
 _ACCOUNT = ["rows_read", "loaded", "rejected", "duplicates"]
 _TOTAL_WORDS = {"合计", "总计", "小计", "total", "totals", "sum", "grand total"}
@@ -111,25 +106,88 @@ class LoadResult:
 
 
 def detect_layout(headers: Iterable[str], *, vendor: str | None = None) -> Layout:
-    """The layout whose identifying headers are all present (any of their spellings).
+    """The layout of a table with these headers. Detection never guesses.
 
-    ``vendor`` restricts the choice to that vendor's layouts (or names one layout).
+    The candidates are the layouts whose identifying fields are all among the headers
+    (any spelling); the one that knows the most of the headers is taken. A tie is an
+    error that names the candidates, and so is a weak match (the layout knows fewer than
+    half of the headers): choose with ``--layout NAME``. ``vendor`` restricts the choice
+    to that vendor's layouts (or names one layout); a vendor with none reads canonical
+    headers.
+
+    Raises
+    ------
+    LoadError
+        No layout fits (the message says to draft one with ``sms-ledger sniff``), two
+        fit equally, or the best fits weakly (told by fewer than three fields, it knows
+        fewer than half of the headers).
     """
     heads = [h for h in headers if h != "_line"]
-    pool = [lay for lay in LAYOUTS if lay not in gateway.LAYOUTS]  # a log is told by its lines, not headers
+    pool = [lay for lay in LAYOUTS if lay.declaration.format == "table"]  # a log is told by its lines
     named = [lay for lay in pool if vendor in (lay.name, lay.vendor)] if vendor else []
     pool = named or pool
-    found = [lay for lay in pool if lay.matches(heads)]
-    if found:
-        return max(found, key=lambda lay: len(lay.required))  # ties: the first listed
-    if vendor and not named and canonical.LAYOUTS[0].matches(heads):
-        return canonical.LAYOUTS[0]  # a vendor without its own layout: canonical headers
+    canonical = by_name("canonical")
+    if vendor and not named and canonical.matches(heads) and not any(lay.matches(heads) for lay in pool):
+        return canonical  # a vendor without its own layout: canonical headers
+    return choose_layout([(lay, heads) for lay in pool], named=bool(named))
+
+
+def choose_layout(candidates: list[tuple[Layout, list]], *, named: bool = False) -> Layout:
+    """Of layouts each with the headers it would read, the one whose identifying fields
+    are all there and that knows the most of them; a tie or a weak match is an error
+    (:func:`detect_layout`)."""
+    found = sorted(((lay.known(heads), lay, heads) for lay, heads in candidates if lay.matches(heads)),
+                   key=lambda x: -x[0])
+    heads = candidates[0][1] if candidates else []
     shown = ", ".join(sorted({str(h).strip() for h in heads})) or "none"
-    wanted = "; ".join(f"{lay.name}: {', '.join(sorted(lay.fields[f][0] if lay.fields[f] else f for f in lay.required))}"
-                       for lay in pool)
-    raise LoadError(
-        f"unrecognised layout (headers: {shown}); expected one of [{wanted}], or pass vendor= or a column mapping"
-    )
+    if not found:
+        raise LoadError(f"unrecognised layout (headers: {shown}); no layout declares these fields: run `sms-ledger "
+                        "sniff FILE` to draft one, then load with --mapping DRAFT.toml")
+    score, best, heads = found[0]
+    ties = [lay for k, lay, _ in found if k == score]
+    if len(ties) > 1:
+        raise LoadError(f"fits {len(ties)} layouts equally ({', '.join(f'{lay.name} of {lay.vendor}' for lay in ties)}, "
+                        f"each knowing {score} of {len(heads)} headers): never guessed; choose one with --layout NAME")
+    if score < WEAK * len(heads) and len(best.required) < 3 and not named:
+        shown = ", ".join(sorted({str(h).strip() for h in heads}))
+        raise LoadError(f"weakly fits layout {best.name} of {best.vendor} (it knows {score} of {len(heads)} headers: "
+                        f"{shown}): never guessed; choose it with --layout {best.name}, or draft a layout with "
+                        "`sms-ledger sniff FILE`")
+    return best
+
+
+def detect_line_layout(lines: pd.Series, *, vendor: str | None = None) -> Layout:
+    """The line layout whose kinds of line match the most of ``lines``; a tie, or no
+    match, is an error (as :func:`detect_layout`)."""
+    from .language import line_hits
+
+    pool = [lay for lay in LAYOUTS if lay.declaration.format == "lines"]
+    named = [lay for lay in pool if vendor in (lay.name, lay.vendor)] if vendor else []
+    pool = named or pool
+    text = lines.astype(STRING)
+    scores = []
+    for lay in pool:
+        hit = np.zeros(len(text), dtype=bool)
+        for kind in lay.declaration.lines:
+            if not kind.reject:
+                hit |= line_hits(text, kind.match)
+        scores.append((int(hit.sum()), lay))
+    scores.sort(key=lambda x: -x[0])
+    if not scores or scores[0][0] == 0:
+        raise LoadError("unrecognised layout: no line is a record of a known log; run `sms-ledger sniff FILE`")
+    ties = [lay for k, lay in scores if k == scores[0][0]]
+    if len(ties) > 1:
+        raise LoadError(f"fits {len(ties)} log layouts equally ({', '.join(lay.name for lay in ties)}): "
+                        "choose one with --layout NAME")
+    return scores[0][1]
+
+
+def layout_named(name: str) -> Layout:
+    """A built-in layout by name (``--layout``), or an error listing them."""
+    found = by_name(name)
+    if found is None:
+        raise LoadError(f"no layout named {name!r}; the built-in ones: {', '.join(lay.name for lay in LAYOUTS)}")
+    return found
 
 
 def read_send_log(path_or_paths, *, vendor: str | None = None, mapping: dict | str | Path | None = None,
@@ -309,7 +367,7 @@ class Staging:
             return None
         first = len(self.infos) - 1 if more else len(self.infos)
         frame = batch[0].frame if len(batch) == 1 else pd.concat([r.frame for r in batch], ignore_index=True)
-        raw = RawFile(batch[0].path, frame, batch[0].kind, batch[0].encoding)
+        raw = RawFile(batch[0].path, frame, batch[0].kind, batch[0].encoding, document=batch[0].document)
         try:
             lay = _layout_of(raw, vendor=vendor, layout=layout)
         except LoadError as exc:
@@ -321,6 +379,12 @@ class Staging:
                     self.raws.append(pd.DataFrame())
                 return None
             raise LoadError(f"{batch[0].path}: {exc}") from None
+        if lay is not None and lay.declaration is not None and (lay.declaration.explode or lay.declaration.records):
+            from .language import explode
+
+            batch = [replace(r, frame=explode(r.frame, lay.declaration.explode)) for r in placed_records(batch, lay)]
+            frame = batch[0].frame if len(batch) == 1 else pd.concat([r.frame for r in batch], ignore_index=True)
+            raw = RawFile(batch[0].path, frame, batch[0].kind, batch[0].encoding)
         for fileno, r in enumerate(batch, start=first):
             if more:
                 self.infos[fileno]["rows_read"] += len(r.frame) + len(r.bad)
@@ -357,20 +421,21 @@ def stage_files(paths, *, vendor: str | None = None, mapping=None, tz: str = DEF
     layout = mapping_layout(mapping) if mapping is not None else None
     staging = Staging(skip_unknown=frozenset(Path(p) for p in skip_unknown), sink=sink)
     started, reading = time.perf_counter(), [0.0]
-    for batch in read_batches(paths, blocks=sink is not None, progress=progress, reading=reading):
+    lines = layout is not None and layout.declaration is not None and layout.declaration.format == "lines"
+    for batch in read_batches(paths, blocks=sink is not None, progress=progress, reading=reading, lines=lines):
         staging.add(batch, layout, vendor=vendor, tz=tz, source_tz=source_tz)
     staging.stages["read"] = reading[0]
     staging.stages["stage"] = time.perf_counter() - started - reading[0]
     return staging
 
 
-def read_batches(paths, *, blocks: bool, progress: bool, reading: list) -> Iterator[list[RawFile]]:
+def read_batches(paths, *, blocks: bool, progress: bool, reading: list, lines: bool = False) -> Iterator[list[RawFile]]:
     """The files read (in blocks of :data:`CHUNK_ROWS` rows if ``blocks``) and batched
     for staging: consecutive small files of one header and format together. The
     seconds spent reading are added to ``reading[0]``."""
     def raws():
         for path in tqdm(paths, desc="reading", unit="file", disable=None if progress else True):
-            chunks = read_chunks(path, rows=CHUNK_ROWS if blocks else None)
+            chunks = read_chunks(path, rows=CHUNK_ROWS if blocks else None, lines=lines)
             while True:
                 clock = time.perf_counter()
                 raw = next(chunks, None)
@@ -411,15 +476,49 @@ class Block:
 
 def _layout_of(raw: RawFile, *, vendor, layout) -> Layout | None:
     """The layout of a batch's rows: ``layout`` when given, the store's, or detected
-    from the header."""
-    heads = [c for c in raw.frame.columns if c != "_line"]
-    if not len(raw.frame) and not heads:  # an API page with no records
+    from the header (and, for a JSON document, from the records where each layout that
+    says where its records are finds them)."""
+    heads = _heads(raw.frame)
+    if not len(raw.frame) and not heads and raw.document is None:  # an API page with no records
         return None
     if raw.path.is_dir():  # the ingested store is always canonical
-        return canonical.LAYOUTS[0]
-    if layout is None:
-        layout = gateway.LAYOUTS[0] if raw.kind == "log" else detect_layout(heads, vendor=vendor)
-    return layout
+        return by_name("canonical")
+    if layout is not None:
+        return layout
+    if raw.kind == "log":
+        return detect_line_layout(raw.frame["text"], vendor=vendor)
+    placed = [lay for lay in LAYOUTS if lay.declaration.records is not None and (
+        not vendor or vendor in (lay.name, lay.vendor))]
+    if raw.document is None or not placed:
+        return detect_layout(heads, vendor=vendor)
+    from ._files import document_frame, records_at
+
+    candidates = [(lay, heads) for lay in LAYOUTS if lay.declaration.format == "table" and
+                  lay.declaration.records is None and (not vendor or vendor in (lay.name, lay.vendor))]
+    for lay in placed:
+        records = records_at(raw.document, lay.declaration.records)
+        if records:
+            candidates.append((lay, _heads(document_frame(records))))
+    empty = not len(raw.frame) and not heads  # an API page with no records, unless a layout finds its own
+    if empty and not any(lay.matches(h) for lay, h in candidates):
+        return None
+    return choose_layout(candidates, named=bool(vendor))
+
+
+def _heads(frame: pd.DataFrame) -> list:
+    """A raw table's headers and the paths inside its lists (to be exploded)."""
+    heads = [c for c in frame.columns if c != "_line"]
+    return heads + [k for k in frame.attrs.get("nested", []) if k not in heads]
+
+
+def placed_records(batch: list[RawFile], layout: Layout) -> list[RawFile]:
+    """The files of a batch read again at the records path their layout declares."""
+    from ._files import document_frame, records_at
+
+    if layout is None or layout.declaration is None or layout.declaration.records is None:
+        return batch
+    return [replace(r, frame=document_frame(records_at(r.document, layout.declaration.records) or []))
+            if r.document is not None else r for r in batch]
 
 
 def stage_block(block: Block, *, vendor, tz, source_tz) -> tuple[pd.DataFrame, pd.DataFrame | None]:
@@ -452,7 +551,7 @@ def _stage_file(raw: RawFile, *, vendor, layout: Layout | None, tz, source_tz) -
         vendor_name = vendor  # a vendor without a layout of its own names the file's rows
     given = st["vendor"].astype(STRING) if "vendor" in st else pd.Series(pd.NA, index=st.index, dtype=STRING)
     st["vendor"] = given.fillna(vendor_name)
-    phone, reason = normalize_phones(st["phone"], default_plus=layout.intl_phones)
+    phone, reason = normalize_phones(st["phone"], region=layout.region, international=layout.intl_phones)
     st["phone"] = phone
     if layout.id_per_phone and "message_id" in st:  # a request id shared by a batch: the message is id + phone
         digest = pd.util.hash_pandas_object(phone.fillna(""), index=False).map("{:016x}".format).astype(STRING) \
@@ -672,6 +771,11 @@ def merge_staged(st: pd.DataFrame, *, tz: str, window: str, lap=lambda name: Non
     merged["time_source"] = best["time_source"].where(best["submit_time"].notna()).reindex(merged.index)
     merged["segments"] = several.groupby("_mkey", sort=False)["segments"].max().reindex(merged.index) \
         if "segments" in several else merged.get("segments")
+    if "_part" in several and "fee" in several and several["_part"].notna().any():
+        # a long message billed by the part (SNS's usage report): its fee is the parts' sum
+        parts = several[several["_part"].notna()].drop_duplicates(["_mkey", "_part"])
+        billed = pd.to_numeric(parts["fee"], errors="coerce").groupby(parts["_mkey"].to_numpy()).sum(min_count=1)
+        merged["fee"] = billed.reindex(merged.index).where(lambda f: f.notna(), merged["fee"])
     if "_part" in several and several["_part"].notna().any() and several["content"].notna().any():
         # the parts of a long message, in order, are its text
         parts = several[several["_part"].notna()].assign(_n=lambda d: pd.to_numeric(d["_part"], errors="coerce"))

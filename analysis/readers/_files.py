@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import functools
 import gzip
 import io
 import itertools
@@ -39,19 +40,19 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from ..schema import STRING
+from .forms import form_records, is_form
 
 SAMPLE_BYTES = 1 << 20
 csv.field_size_limit(1 << 20)  # the header sample's fields up to MAX_RECORD_BYTES (not the module's 128 KiB)
 _CANDIDATES = ["utf_8", "gb18030", "big5", "utf_16"]
 
-#: A gateway log line: an SMPP/CMPP delivery receipt (``id:… stat:…``), a Jasmin
-#: ``SMS-MT`` / ``DLR`` line, a Kannel ``Sent SMS`` / ``Receive DLR`` line, or a CMPP
-#: report object printed as ``key=value`` (``msgId=…, stat=…``).
-LOG_PATTERN = (r"\bid:[ \t]*[^ \t]+.*\bstat:|\bSMS-M[TO] \[|\bDLR \[cid:|\b(?:Sent SMS|Receive DLR) \[|"
-               r"(?i:msgid=[^,]+,.*stat=)")
+@functools.cache
+def _log_line():
+    """A line of a log some built-in line layout reads (a gateway's receipt, Jasmin,
+    Kannel, a CMPP report object …: :func:`analysis.readers.layouts.line_pattern`)."""
+    from .layouts import line_pattern
 
-
-_LOG_LINE = re.compile(LOG_PATTERN)
+    return re.compile(line_pattern())
 
 
 class LoadError(ValueError):
@@ -68,6 +69,7 @@ class RawFile:
     encoding: str | None = None
     bad: list[tuple[int, str, str]] = field(default_factory=list)  # (line, reason, text)
     chunk: int | None = None  # which block of a file read in blocks (read_chunks); None: the whole file
+    document: object = field(default=None, repr=False)  # a JSON document, for a layout that says where its records are
 
 
 #: A compressed input may expand to at most this many times the compressed bytes read so
@@ -272,11 +274,13 @@ CHUNK_ROWS = 100_000
 BLOCK_BYTES = 4 << 20
 
 
-def read_chunks(path: str | Path, *, rows: int | None = CHUNK_ROWS):
+def read_chunks(path: str | Path, *, rows: int | None = CHUNK_ROWS, lines: bool = False):
     """Read one export as raw tables of about ``rows`` records each (``None``: one table),
     so a file larger than memory can be staged block by block. CSV and Parquet files are
-    read in blocks; the other formats (spreadsheets, JSON, XML, logs: exports of modest
-    size) as one table. Each table's ``chunk`` numbers it (``None`` for a whole file)."""
+    read in blocks; the other formats (spreadsheets, JSON, XML, form bodies, logs:
+    exports of modest size) as one table. Each table's ``chunk`` numbers it (``None``
+    for a whole file). ``lines``: a text file is a log whatever its lines look like
+    (the user's line layout will read them)."""
     path = Path(path)
     if not path.exists():
         raise LoadError(f"{path}: no such file")
@@ -300,11 +304,16 @@ def read_chunks(path: str | Path, *, rows: int | None = CHUNK_ROWS):
     encoding = detect_encoding(sample, path=path)
     text = sample.decode(encoding, errors="replace").lstrip("\ufeff")
     first = text.lstrip()
-    if ext == ".xml" or first.startswith("<"):
+    head = text.splitlines()[:20]
+    if lines:
+        yield _read_log(path, encoding)
+    elif ext == ".xml" or first.startswith("<"):
         yield _read_xml(path, encoding)
     elif ext in {".jsonl", ".ndjson", ".json"} or first.startswith(("{", "[")):
         yield _read_json(path, encoding)
-    elif any(_LOG_LINE.search(line) for line in text.splitlines()[:20]):  # 20 lines: plain re beats a Series
+    elif is_form(head):
+        yield _read_form(path, encoding)
+    elif any(_log_line().search(line) for line in head):  # 20 lines: plain re beats a Series
         yield _read_log(path, encoding)
     else:
         yield from _read_csv(path, encoding, text, rows)
@@ -546,6 +555,26 @@ def _flatten(record: dict, prefix: str = "") -> dict:
     return out
 
 
+def records_at(document, path: str) -> list[dict] | None:
+    """The records at a dotted ``path`` of a JSON document (``Response.PullSmsSendStatusSet``;
+    ``.`` the document itself): a list's objects, or an object as one record; ``None``
+    where the path is not in the document."""
+    node = document
+    if path not in (".", ""):
+        for part in path.split("."):
+            if not isinstance(node, dict) or part not in node:
+                return None
+            node = node[part]
+    if isinstance(node, list):
+        return [r for r in node if isinstance(r, dict)]
+    return [node] if isinstance(node, dict) else None
+
+
+def document_frame(records: list[dict]) -> pd.DataFrame:
+    """Records of a JSON document as a raw table (one per record, numbered from 1)."""
+    return _frame(records, range(1, len(records) + 1))
+
+
 def records_of(document) -> list[dict]:
     """The records of a JSON document: the document itself when it is an array, else the
     first non-empty list of objects found inside (breadth first), else none when it holds
@@ -567,7 +596,34 @@ def _frame(records: list[dict], lines) -> pd.DataFrame:
     frame = pd.DataFrame.from_records([_flatten(r) for r in records]) if records else pd.DataFrame()
     frame = frame.astype(STRING) if len(frame.columns) else frame
     frame["_line"] = list(lines)
+    frame.attrs["nested"] = nested_keys(records[:200])
     return frame
+
+
+def nested_keys(records: list) -> list[str]:
+    """The dotted paths inside the lists of the records (``statuses.recipients``,
+    ``recipients.items.status``): kept as JSON text in the table until a layout explodes
+    them, but named among its headers for telling the layout."""
+    found: dict[str, None] = {}
+
+    def walk(value, prefix: str, in_list: bool) -> None:
+        if isinstance(value, dict):
+            for k, v in value.items():
+                walk(v, f"{prefix}{k}.", in_list)
+        elif isinstance(value, list):
+            for item in value[:20]:
+                if in_list or prefix:
+                    found.setdefault(prefix.rstrip("."), None)
+                walk(item, prefix, True)
+        elif in_list:
+            found.setdefault(prefix.rstrip("."), None)
+
+    for r in records:
+        if isinstance(r, dict):
+            for k, v in r.items():
+                if isinstance(v, list | dict):
+                    walk(v, f"{k}.", False)
+    return list(found)
 
 
 def _read_json(path: Path, encoding: str) -> RawFile:
@@ -585,7 +641,7 @@ def _read_json(path: Path, encoding: str) -> RawFile:
         document = json.loads(text)
         if isinstance(document, (dict, list)):
             records = records_of(document)
-            return RawFile(path, _frame(records, range(1, len(records) + 1)), "json", encoding)
+            return RawFile(path, _frame(records, range(1, len(records) + 1)), "json", encoding, document=document)
     except RecursionError:
         raise LoadError(f"{path}: JSON nested deeper than any export ({sys.getrecursionlimit():,} levels or more): "
                         "damaged or not an export") from None
@@ -673,6 +729,14 @@ def records_json(frame: pd.DataFrame):
 
 
 # --------------------------------------------------------------------------- logs
+
+
+def _read_form(path: Path, encoding: str) -> RawFile:
+    """Url-encoded records, one per line (a callback's form body, or the URL it went to):
+    a column per field name."""
+    log = _read_log(path, encoding)
+    frame = form_records(log.frame["text"]).assign(_line=log.frame["_line"].to_numpy())
+    return RawFile(path, frame.reset_index(drop=True), "form", encoding)
 
 
 def _read_log(path: Path, encoding: str) -> RawFile:

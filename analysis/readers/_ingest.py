@@ -188,7 +188,9 @@ def stage_to_spill(item: tuple[int, list], *, folder: Path, tz: str = DEFAULT_TZ
     started, reading = time.perf_counter(), [0.0]
 
     def blocks():
-        for batch in read_batches(paths, blocks=True, progress=options.get("progress", False), reading=reading):
+        lines = layout is not None and layout.declaration is not None and layout.declaration.format == "lines"
+        for batch in read_batches(paths, blocks=True, progress=options.get("progress", False), reading=reading,
+                                  lines=lines):
             block = staging.prepare(batch, layout, vendor=vendor)
             if block is not None:  # sent as bytes: the block's frame is freed now, not when its result is back
                 yield pickle.dumps((block, spill.order), protocol=pickle.HIGHEST_PROTOCOL)

@@ -1,17 +1,14 @@
-"""What a vendor layout is, and the helpers its staging function uses.
+"""What a layout is, and the helpers its staging uses.
 
-A layout is one declaration: the fields it reads, each with the header spellings that
-name it (English and Chinese, the vendor's console and API spellings, third-party
-exporters'), the fields whose presence identifies it, and a staging function. The
-staging function turns a raw table whose columns were renamed to the layout's field
-names (plus a ``_line`` column) into a *staged* table: canonical column names and
-statuses, parsed timestamps, raw phone strings, and a ``_reject`` reason where a value
-could not be read. The loader (:mod:`analysis.readers._assemble`) finishes every
-layout the same way: phones, failure reasons, segments, enrichment, merging receipts
-into submissions.
-
-Adding a layout is one ``Layout(...)`` in its vendor's module, listed in that module's
-``LAYOUTS``; the README's developer section shows one.
+A :class:`Layout` is what the layout language declares
+(:mod:`analysis.readers.language`, built in under ``analysis/layouts/`` or a user's
+``--mapping``): the fields it reads, each with the header spellings that name it
+(English and Chinese, the vendor's console and API spellings, third-party exporters'),
+the fields whose presence identifies it, and its staging. The staging turns a raw table
+(plus a ``_line`` column) into a *staged* table: canonical column names and statuses,
+parsed timestamps, raw phone strings, and a ``_reject`` reason where a value could not
+be read. The loader (:mod:`analysis.readers._assemble`) finishes every layout the same
+way: phones, failure reasons, segments, enrichment, merging receipts into submissions.
 """
 
 from __future__ import annotations
@@ -24,7 +21,6 @@ import pandas as pd
 import pyarrow as pa
 
 from ..distinct import per_distinct
-from ..normalize import parse_times
 from ..schema import STRING
 
 
@@ -62,6 +58,11 @@ class Layout:
     id_per_phone : bool
         Its message id names a request, which a batch shares between phones (Aliyun's
         ``OutId`` / ``biz_id``): the message is the id and the phone.
+    region : str
+        Region of numbers written without their country code (``CN``).
+    declaration : Declaration, optional
+        What the layout language said (:mod:`analysis.readers.language`): its stage
+        reads the table as it came, headers matched by the declaration itself.
     """
 
     name: str
@@ -73,12 +74,14 @@ class Layout:
     intl_phones: bool = False
     source_tz: str | None = None
     id_per_phone: bool = False
+    region: str = "CN"
+    declaration: object = field(default=None, repr=False, compare=False)
     _keys: dict = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self):
         keys = {}
-        for name, spellings in self.fields.items():
-            for s in (name, *spellings):
+        for name, spellings in self.fields.items():  # a declared layout's field names are no spellings
+            for s in (spellings if self.declaration is not None else (name, *spellings)):
                 keys.setdefault(header_key(s), name)
         object.__setattr__(self, "_keys", keys)
 
@@ -97,8 +100,15 @@ class Layout:
     def matches(self, headers: Iterable) -> bool:
         return self.header_map(headers) is not None
 
+    def known(self, headers: Iterable) -> int:
+        """How many of ``headers`` the layout knows (any field's spelling)."""
+        return sum(header_key(h) in self._keys for h in headers)
+
     def rename(self, raw: pd.DataFrame) -> pd.DataFrame:
-        """``raw`` with the headers it recognises renamed to its field names."""
+        """``raw`` with the headers it recognises renamed to its field names (a declared
+        layout reads the table as it came)."""
+        if self.declaration is not None:
+            return raw
         mapping = self.header_map([c for c in raw.columns if c != "_line"]) or {}
         return raw.rename(columns=mapping)[[*mapping.values(), "_line"]]
 
@@ -132,28 +142,15 @@ def first_reason(*reasons: pd.Series) -> pd.Series:
     return out
 
 
-def staged(raw: pd.DataFrame, tz: str, *, times: dict[str, tuple[pd.Series, dict]] | None = None,
-           time_source: str = "submission", **columns) -> pd.DataFrame:
-    """Build a staged frame: ``columns`` as given, ``times`` parsed with their options.
-
-    ``times`` maps ``submit_time`` / ``done_time`` to ``(raw_series, parse_times kwargs)``;
-    unreadable values put a reason (naming the column) into ``_reject``. ``time_source``
-    says what the ``submit_time`` of these records is (:data:`TIME_SOURCES`).
-    """
+def staged(raw: pd.DataFrame, tz: str, *, time_source: str = "submission", **columns) -> pd.DataFrame:
+    """A staged frame of ``columns`` as given, with ``time_source`` (what the
+    ``submit_time`` of these records is, :data:`analysis.schema.TIME_SOURCES`), no
+    reject reason yet, and the rows' ``_line``."""
     out = pd.DataFrame(index=raw.index)
-    reasons = []
-    for name, (values, opts) in (times or {}).items():
-        parsed, reason = parse_times(values, tz=tz, **opts)
-        out[name] = parsed
-        bad = reason.notna().to_numpy()
-        if bad.any():  # the reason names the column
-            reason = reason.copy()
-            reason[bad] = name + ": " + reason[bad].astype(str)
-        reasons.append(reason)
     for name, values in columns.items():
         out[name] = values
     out["time_source"] = time_source
-    out["_reject"] = first_reason(*reasons) if reasons else pd.Series(pd.NA, index=raw.index, dtype=object)
+    out["_reject"] = pd.Series(pd.NA, index=raw.index, dtype=object)
     out["_line"] = raw["_line"].to_numpy()
     return out
 
@@ -161,12 +158,3 @@ def staged(raw: pd.DataFrame, tz: str, *, times: dict[str, tuple[pd.Series, dict
 def to_number(s: pd.Series) -> pd.Series:
     """Numbers from strings; unreadable values become missing."""
     return per_distinct(lambda v: pd.to_numeric(v, errors="coerce"), s)
-
-
-#: Status words of console exports and API fields, Chinese and English.
-TEXT_STATUS = {
-    "发送成功": "delivered", "成功": "delivered", "接收成功": "delivered", "用户接收成功": "delivered",
-    "已送达": "delivered", "送达": "delivered", "success": "delivered", "delivered": "delivered",
-    "发送失败": "failed", "失败": "failed", "接收失败": "failed", "fail": "failed", "failed": "failed",
-    "等待回执": "pending", "发送中": "pending", "待回执": "pending", "pending": "pending",
-}

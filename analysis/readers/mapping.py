@@ -1,6 +1,8 @@
-"""A user-supplied column mapping for any other layout.
+"""A user's layout for any export: a file in the layout language
+(:mod:`analysis.readers.language`; ``sms-ledger sniff`` drafts one), or a column mapping
+of the older, simpler form, which is read as the layout it means.
 
-A mapping is a dict, or a TOML / JSON file, such as::
+A column mapping is a dict, or a TOML / JSON file, such as::
 
     vendor = "acme"            # written into the vendor column
     source_tz = "UTC"          # zone of naive timestamps (default: the log's zone)
@@ -27,13 +29,9 @@ import tomllib
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import pandas as pd
-
-from ..codes import CANONICAL_STATUS_ALIASES, map_status
-from ..schema import COLUMNS, STATUSES, STRING
+from ..schema import COLUMNS, STATUSES
 from ._files import LoadError
 from ._layout import Layout
-from .canonical import stage as stage_canonical
 
 _KEYS = {"vendor", "source_tz", "columns", "status"}
 
@@ -85,19 +83,18 @@ def load_mapping(mapping: dict | str | Path) -> dict:
 
 
 def mapping_layout(mapping: dict | str | Path) -> Layout:
-    """A :class:`Layout` that reads a table through a column mapping."""
-    m = load_mapping(mapping)
-    columns = m.get("columns", {})
-    status_map = {**CANONICAL_STATUS_ALIASES, **{str(k): v for k, v in m.get("status", {}).items()}}
+    """The :class:`Layout` a user's mapping declares: a file (or dict) in the layout
+    language (:mod:`analysis.readers.language`, ``docs/layouts.md``), or a column
+    mapping of the older form above, checked by :func:`load_mapping` and read as the
+    layout it means. A file of several layouts: the one the file's headers fit is found
+    among them when it is read."""
+    from .language import declare, from_column_mapping, load_layouts, read_declarations
 
-    def stage(raw: pd.DataFrame, tz: str, source_tz=None) -> pd.DataFrame:
-        status_raw = raw["status"].astype(STRING) if "status" in raw else pd.Series(pd.NA, index=raw.index, dtype=STRING)
-        out = stage_canonical(raw.drop(columns=["status"], errors="ignore"), tz, source_tz=source_tz)
-        out["status"] = map_status(status_raw, status_map)
-        if "status_code" not in raw:
-            out["status_code"] = status_raw
-        return out
-
-    fields = {c: ((columns[c],) if c in columns else ()) for c in COLUMNS}
-    return Layout("mapping", m.get("vendor", "custom").strip(), fields, frozenset(columns), stage,
-                  title="a column mapping (TOML/JSON) for any other layout", source_tz=m.get("source_tz"))
+    tables, where = read_declarations(mapping)
+    if len(tables) == 1 and _KEYS & set(tables[0]) and "fields" not in tables[0]:
+        return declare(from_column_mapping(load_mapping(mapping)), where=where)
+    layouts = load_layouts(mapping)
+    if len(layouts) > 1:
+        raise LoadError(f"{where}: declares {len(layouts)} layouts ({', '.join(lay.name for lay in layouts)}); "
+                        "give --mapping a file of the one this export is in")
+    return layouts[0]
